@@ -1,0 +1,29 @@
+# Every target sets itself up from nothing: a fresh clone needs only python3.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test test-all demo gradcheck bench clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+gradcheck: $(STAMP)
+	$(VENV)/bin/rnnkit gradcheck
+
+bench: $(STAMP)
+	$(PY) benchmarks/layers.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,29 @@
+"""The one comparison helper every test uses: it says which tensor differs, by how much, and where."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _to_numpy(value):
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def assert_close(ours, ref, name: str = "tensor", rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """Assert two arrays/tensors agree elementwise within |a - b| <= atol + rtol * |b|."""
+    a, b = _to_numpy(ours), _to_numpy(ref)
+    if a.shape != b.shape:
+        raise AssertionError(f"{name}: shape {a.shape} != reference shape {b.shape}")
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    if not np.isfinite(a64).all():
+        raise AssertionError(f"{name}: contains non-finite values at {np.argwhere(~np.isfinite(a64))[:3].tolist()}")
+    error = np.abs(a64 - b64)
+    bound = atol + rtol * np.abs(b64)
+    if (error > bound).any():
+        where = np.unravel_index(int(np.argmax(error - bound)), error.shape)
+        raise AssertionError(
+            f"{name}: max abs error {error.max():.3e} (at index {tuple(int(i) for i in where)}: "
+            f"ours {a64[where]:.10g}, reference {b64[where]:.10g}); "
+            f"{int((error > bound).sum())} of {error.size} elements outside atol={atol:g}, rtol={rtol:g}"
+        )
