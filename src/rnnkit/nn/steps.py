@@ -1,0 +1,75 @@
+"""One time step of each cell, written as EQUATIONS.md writes it.
+
+Dimension letters: B batch, H hidden size, G number of row blocks of the cell (CellSpec.blocks).
+
+Every step takes `xw`, the input projection `W_ih x_t + b_ih` of all row blocks, which a layer
+computes for the whole sequence in one matrix product before its time loop (the only part of a
+recurrent layer that is not sequential). A gate the variant removes is the constant 1: its value
+here is `None` and the products it would scale are skipped.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.spec import CellSpec
+
+
+def split_blocks(spec: CellSpec, rows: Tensor) -> dict[str, Tensor]:
+    """Name the row blocks of a (B, G*H) tensor: {'i': (B, H), 'f': (B, H), ...}."""
+    return dict(zip(spec.blocks, rows.chunk(len(spec.blocks), dim=-1)))
+
+
+def rnn_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:
+    pre = xw + F.linear(h_prev, weight_hh, bias_hh)  # (B, H)
+    return torch.tanh(pre) if spec.nonlinearity == "tanh" else torch.relu(pre)  # (B, H)
+
+
+def lstm_step(
+    spec: CellSpec,
+    xw: Tensor,
+    h_prev: Tensor,
+    c_prev: Tensor,
+    weight_hh: Tensor,
+    bias_hh: Tensor | None,
+    weight_ch: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    pre = split_blocks(spec, xw + F.linear(h_prev, weight_hh, bias_hh))  # each (B, H)
+    peep = dict(zip(spec.peephole_blocks, weight_ch.chunk(len(spec.peephole_blocks)))) if weight_ch is not None else {}
+
+    def gate(letter: str, c: Tensor) -> Tensor | None:
+        if letter not in pre:
+            return None  # removed gate: the constant 1
+        if letter in peep:
+            return torch.sigmoid(pre[letter] + peep[letter] * c)  # (B, H)
+        return torch.sigmoid(pre[letter])  # (B, H)
+
+    f = gate("f", c_prev)
+    i = 1 - f if spec.coupled else gate("i", c_prev)
+    g = torch.tanh(pre["g"])  # (B, H)
+    c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)  # (B, H)
+    o = gate("o", c)
+    h = torch.tanh(c) if o is None else o * torch.tanh(c)  # (B, H)
+    return h, c
+
+
+def gru_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:
+    x = split_blocks(spec, xw)  # each (B, H)
+    H = h_prev.shape[-1]
+    if spec.reset == "before" and spec.reset_gate:
+        # n reads r ⊙ h_prev, so its recurrent product must wait for r.
+        b_rz, b_n = (None, None) if bias_hh is None else (bias_hh[:-H], bias_hh[-H:])
+        hw_r, hw_z = F.linear(h_prev, weight_hh[:-H], b_rz).chunk(2, dim=-1)  # each (B, H)
+        r = torch.sigmoid(x["r"] + hw_r)  # (B, H)
+        z = torch.sigmoid(x["z"] + hw_z)  # (B, H)
+        n = torch.tanh(x["n"] + F.linear(r * h_prev, weight_hh[-H:], b_n))  # (B, H)
+    else:
+        hw = split_blocks(spec, F.linear(h_prev, weight_hh, bias_hh))  # each (B, H)
+        z = torch.sigmoid(x["z"] + hw["z"])  # (B, H)
+        if spec.reset_gate:  # reset="after": r scales the whole recurrent term, bias included
+            r = torch.sigmoid(x["r"] + hw["r"])  # (B, H)
+            n = torch.tanh(x["n"] + r * hw["n"])  # (B, H)
+        else:
+            n = torch.tanh(x["n"] + hw["n"])  # (B, H)
+    return (1 - z) * n + z * h_prev  # (B, H)
