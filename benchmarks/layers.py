@@ -1,0 +1,78 @@
+"""Forward+backward speed of rnnkit.nn layers against torch.nn, measured in the same run.
+
+    python benchmarks/layers.py            # the standard cells at hidden 128 and 512, then the variants
+    python benchmarks/layers.py --quick    # fewer repeats
+
+Each measurement alternates the two layers (rnnkit, torch, rnnkit, torch, ...) and takes the
+median time per call, so a busy machine slows both alike. The ratio is rnnkit tokens/s divided
+by torch.nn tokens/s: above 1 rnnkit is faster. Variants have no torch.nn counterpart, so their
+ratio is against the standard torch.nn layer of the same kind and size.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from rnnkit import nn as rnn
+
+TORCH = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+OURS = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}
+VARIANTS = [
+    ("lstm", {"fused": False}),
+    ("lstm", {"peephole": True}),
+    ("lstm", {"gates": ""}),
+    ("lstm", {"gates": "if"}),
+    ("lstm", {"coupled": True}),
+    ("gru", {"fused": False}),
+    ("gru", {"reset": "before"}),
+    ("gru", {"reset_gate": False}),
+    ("rnn", {"fused": False}),
+    ("rnn", {"nonlinearity": "relu"}),
+]
+
+
+def seconds_per_call(layer: torch.nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    output, _ = layer(x)
+    output.sum().backward()
+    return time.perf_counter() - start
+
+
+def compare(kind: str, variant: dict, hidden: int, batch: int, length: int, repeats: int) -> tuple[float, float]:
+    """(rnnkit tokens/s, torch.nn tokens/s), interleaved medians."""
+    torch.manual_seed(0)
+    ours, theirs = OURS[kind](hidden, hidden, **variant), TORCH[kind](hidden, hidden)
+    x = torch.randn(length, batch, hidden)
+    for layer in (ours, theirs):  # warm-up
+        seconds_per_call(layer, x)
+    times: dict[str, list[float]] = {"ours": [], "theirs": []}
+    for _ in range(repeats):
+        times["ours"].append(seconds_per_call(ours, x))
+        times["theirs"].append(seconds_per_call(theirs, x))
+    tokens = batch * length
+    return tokens / statistics.median(times["ours"]), tokens / statistics.median(times["theirs"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--length", type=int, default=128)
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 7
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, length {args.length}, "
+          f"median of {repeats}, forward+backward")
+    print(f"{'layer':<28} {'hidden':>6} {'rnnkit tok/s':>13} {'torch tok/s':>12} {'ratio':>6}")
+    rows = [(kind, {}, hidden) for hidden in (128, 512) for kind in ("rnn", "lstm", "gru")]
+    rows += [(kind, variant, 128) for kind, variant in VARIANTS]
+    for kind, variant, hidden in rows:
+        ours, theirs = compare(kind, variant, hidden, args.batch, args.length, repeats)
+        label = kind + "".join(f" {k}={v!r}" for k, v in variant.items())
+        print(f"{label:<28} {hidden:>6} {ours:>13,.0f} {theirs:>12,.0f} {ours / theirs:>6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
