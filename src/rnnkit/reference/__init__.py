@@ -1,0 +1,12 @@
+"""The NumPy engine: RNN, LSTM and GRU with hand-written backpropagation through time.
+
+It never imports torch, and of rnnkit only `rnnkit.spec`. Float64 by default; arrays are time-major.
+
+    from rnnkit import reference
+    lstm = reference.LSTM(10, 20, num_layers=2, peephole=True, seed=0)
+    output, (h_n, c_n) = lstm.forward(x)                          # x: (T, B, 10)
+    d_x, (d_h0, d_c0), grads = lstm.backward(d_output, (d_h_n, d_c_n))
+"""
+from rnnkit.reference.layers import GRU, LSTM, RNN, RecurrentLayer
+
+__all__ = ["RNN", "LSTM", "GRU", "RecurrentLayer"]
