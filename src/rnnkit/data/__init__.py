@@ -1,0 +1,2 @@
+"""Corpora, vocabularies and batching. Depends on numpy only (never torch), so the NumPy engine
+can use it."""

@@ -1,0 +1,48 @@
+"""Reading a text corpus: UTF-8 only, with errors that say what is wrong and where.
+
+A corpus is either a path to a file or the name of a corpus shipped inside the package
+(`tinyshakespeare`), so `rnnkit train` works on a fresh install with no data at hand.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from rnnkit.errors import UsageError
+
+PACKAGED_CORPORA = ("tinyshakespeare",)
+
+
+def resolve_corpus(name_or_path: str) -> Path:
+    """The file behind a corpus setting: an existing path wins over a packaged corpus of that name."""
+    path = Path(name_or_path).expanduser()
+    if name_or_path in PACKAGED_CORPORA and not path.exists():
+        return Path(str(resources.files("rnnkit") / "corpora" / f"{name_or_path}.txt"))
+    return path.resolve()
+
+
+def read_text(path: Path | str, minimum_characters: int = 1) -> str:
+    """The file's text; UsageError if missing, not UTF-8, binary, or shorter than the minimum."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+    data = path.read_bytes()
+    if not data:
+        raise UsageError(f"{path}: the file is empty; at least {minimum_characters} characters are needed")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise UsageError(f"{path}: looks like binary data, not text (NUL byte at byte offset {nul})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"{path}: not valid UTF-8 at byte offset {error.start} (byte 0x{data[error.start]:02x}); "
+            "convert the file to UTF-8"
+        ) from None
+    if len(text) < minimum_characters:
+        raise UsageError(
+            f"{path}: too short, {len(text)} characters; at least {minimum_characters} are needed"
+        )
+    return text

@@ -1,0 +1,125 @@
+"""Tokenizers and the vocabulary that maps tokens to integer ids.
+
+A tokenizer splits text into tokens and joins tokens back into text. The character tokenizer makes
+each Unicode code point a token (a multi-byte UTF-8 character is one token); a word tokenizer fits
+the same two methods. The vocabulary records which tokenizer it was built with, so a saved run
+reads new text the way it read its corpus.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.atomic import write_text_atomically
+from rnnkit.errors import UsageError
+
+FORMAT = "rnnkit-vocabulary"
+SHOWN_UNKNOWN = 10  # how many unknown tokens an error message lists before "and N more"
+
+
+class CharacterTokenizer:
+    name = "char"
+    unit = "characters"
+
+    def split(self, text: str) -> list[str]:
+        return list(text)
+
+    def join(self, tokens: Iterable[str]) -> str:
+        return "".join(tokens)
+
+
+TOKENIZERS = {CharacterTokenizer.name: CharacterTokenizer}
+
+
+def make_tokenizer(name: str):
+    if name not in TOKENIZERS:
+        raise UsageError(f"unknown tokenizer {name!r}; known: {', '.join(TOKENIZERS)}")
+    return TOKENIZERS[name]()
+
+
+def describe_tokens(tokens: Sequence[str]) -> str:
+    """'x' (U+0078), ... for an error message; code points make invisible characters visible."""
+    def describe(token: str) -> str:
+        if len(token) == 1:
+            return f"{token!r} (U+{ord(token):04X})"
+        return repr(token)
+
+    shown = ", ".join(describe(token) for token in tokens[:SHOWN_UNKNOWN])
+    if len(tokens) > SHOWN_UNKNOWN:
+        shown += f" and {len(tokens) - SHOWN_UNKNOWN} more"
+    return shown
+
+
+class Vocabulary:
+    """An ordered list of distinct tokens; a token's id is its position."""
+
+    def __init__(self, tokens: Sequence[str], tokenizer: str = "char") -> None:
+        self.tokens = list(tokens)
+        self.tokenizer = make_tokenizer(tokenizer)
+        self.ids = {token: index for index, token in enumerate(self.tokens)}
+        if len(self.ids) != len(self.tokens):
+            raise UsageError("vocabulary: the token list contains duplicates")
+        if not self.tokens:
+            raise UsageError("vocabulary: no tokens")
+
+    @classmethod
+    def from_text(cls, text: str, tokenizer: str = "char") -> "Vocabulary":
+        """Every distinct token of the text, sorted (so the ids do not depend on the text's order)."""
+        return cls(sorted(set(make_tokenizer(tokenizer).split(text))), tokenizer)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.ids
+
+    def unknown(self, tokens: Iterable[str]) -> list[str]:
+        """The distinct tokens not in the vocabulary, in order of first appearance."""
+        return list(dict.fromkeys(token for token in tokens if token not in self.ids))
+
+    def encode(self, tokens: Sequence[str]) -> np.ndarray:
+        """Token ids as int64; UsageError naming every unknown token."""
+        missing = self.unknown(tokens)
+        if missing:
+            raise UsageError(f"{self.tokenizer.unit} not in the vocabulary: {describe_tokens(missing)}")
+        return np.fromiter((self.ids[token] for token in tokens), dtype=np.int64, count=len(tokens))
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.tokens[int(index)] for index in ids]
+
+    def encode_text(self, text: str) -> np.ndarray:
+        return self.encode(self.tokenizer.split(text))
+
+    def decode_text(self, ids: Iterable[int]) -> str:
+        return self.tokenizer.join(self.decode(ids))
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": 1, "tokenizer": self.tokenizer.name, "tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, record: object) -> "Vocabulary":
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            raise UsageError("vocabulary: not an rnnkit vocabulary record")
+        tokens = record.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+            raise UsageError("vocabulary: 'tokens' must be a list of strings")
+        return cls(tokens, record.get("tokenizer", "char"))
+
+    def save(self, path: Path | str) -> None:
+        write_text_atomically(path, json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Vocabulary":
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UsageError(f"{path}: unreadable vocabulary ({error})") from None
+        try:
+            return cls.from_json(record)
+        except UsageError as error:
+            raise UsageError(f"{path}: {error}") from None
