@@ -41,7 +41,8 @@ def variant_keywords(spec: CellSpec) -> dict:
     if spec.kind == "rnn":
         return {"nonlinearity": spec.nonlinearity}
     if spec.kind == "lstm":
-        return {"peephole": spec.peephole, "gates": spec.gates, "coupled": spec.coupled, "forget_bias": spec.forget_bias}
+        return {"peephole": spec.peephole, "gates": spec.gates, "coupled": spec.coupled,
+                "forget_bias": spec.forget_bias}
     return {"reset": spec.reset, "reset_gate": spec.reset_gate}
 
 
@@ -197,7 +198,8 @@ def check_variant(spec: CellSpec, rng: np.random.Generator, sizes: dict, toleran
         case = Case(spec, rng, sizes)
         ours = case.reference_results()
     except Exception as exc:  # the reference itself fails: both checks fail, and the table goes on
-        return [(check, "FAIL", None, f"{type(exc).__name__}: {exc}") for check in ("finite differences", autograd_check)]
+        message = f"{type(exc).__name__}: {exc}"
+        return [(check, "FAIL", None, message) for check in ("finite differences", autograd_check)]
     rows = [judge("finite differences",
                   lambda: compare(*finite_differences(case, ours, rng), error=directional_error), tolerance)]
     if spec.is_standard or rnnkit_nn_available():
@@ -215,7 +217,8 @@ def run(seed: int = 0, tolerance: float = 1e-6) -> int:
           f"bidirectional, lengths {sizes['lengths']}")
     print("each row: the worst tensor among every parameter gradient, d_input and d_hx (and, against autograd,")
     print("  output and final states) and its relative error:")
-    print("  finite differences: along a random unit direction v per tensor, |g·v - (L(+εv) - L(-εv))/2ε| / ‖g‖")
+    print("  finite differences: along a random unit direction v per tensor,")
+    print("    |g·v - (L(+εv) - L(-εv))/2ε| / ‖g‖ with g our gradient, L the loss, ε = 1e-6")
     print("  autograd: max|ours - autograd| / max(max|ours|, max|autograd|) over the tensor's elements")
     print()
     header = f"{'cell':<5} {'variant':<28} {'check':<19} {'max rel. error':>14}  {'worst tensor':<22} result"

@@ -35,7 +35,8 @@ def test_runs_without_torch_and_imports_only_the_spec_of_rnnkit():
 @pytest.mark.parametrize("num_layers, bidirectional, bias", [(1, False, True), (2, True, True), (2, True, False)])
 def test_parameter_names_and_shapes_are_the_specs(num_layers, bidirectional, bias):
     layer = reference.LSTM(3, 4, num_layers, bias, bidirectional, peephole=True, gates="fo")
-    expected = layer_parameter_shapes(CellSpec("lstm", peephole=True, gates="fo"), 3, 4, num_layers, bias, bidirectional)
+    spec = CellSpec("lstm", peephole=True, gates="fo")
+    expected = layer_parameter_shapes(spec, 3, 4, num_layers, bias, bidirectional)
     assert {name: value.shape for name, value in layer.state_dict().items()} == expected
     assert list(layer.state_dict()) == list(expected)
     assert layer.weight_ch_l0.shape == (8,)
@@ -86,7 +87,8 @@ def test_load_state_dict_names_the_bad_entry():
     (lambda m: m.forward(np.zeros((2, 1, 3)), hx=np.zeros((1, 1, 2))), r"hx: .*pair \(h, c\)"),
     (lambda m: m.forward(np.zeros((2, 1, 3)), hx=(np.zeros((1, 1, 2)), np.zeros((2, 1, 2)))),
      r"hx: .*shape \(2, 1, 2\).*got h of shape \(1, 1, 2\)"),
-    (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2, 3]), r"lengths: expected 2 integers .* in 1\.\.2 .*got \[2, 3\]"),
+    (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2, 3]),
+     r"lengths: expected 2 integers .* in 1\.\.2 .*got \[2, 3\]"),
     (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2, 0]), r"lengths: .*got \[2, 0\]"),
     (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2]), r"lengths: expected 2 integers"),
     (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[1.5, 2]), r"lengths: .*got \[1\.5, 2\.0\]"),

@@ -125,7 +125,8 @@ def test_padded_steps_leave_final_states_unchanged(variant):
         assert_close(noisy_final, ours, name="final state with noise in the padding", rtol=0, atol=0)
 
     for b, n in enumerate(lengths):
-        alone_output, alone_state = layer.forward(problem.x[:n, b:b + 1], problem.pack([h[:, b:b + 1] for h in problem.hx]))
+        alone_hx = problem.pack([h[:, b:b + 1] for h in problem.hx])
+        alone_output, alone_state = layer.forward(problem.x[:n, b:b + 1], alone_hx)
         assert_close(output[:n, b], alone_output[:, 0], name=f"output of sequence {b}", **TIGHT)
         assert_close(output[n:, b], np.zeros_like(output[n:, b]), name=f"padded output of sequence {b}", atol=0)
         for ours, alone in zip(problem.unpack(state), problem.unpack(alone_state)):
@@ -141,7 +142,8 @@ def test_gateless_lstm_is_c_plus_g():
     output, (h_n, c_n) = layer.forward(problem.x, problem.pack(problem.hx))
     h, c = problem.hx[0][0], problem.hx[1][0]  # (B, H)
     for t in range(3):
-        g = np.tanh((problem.x[t] @ p["weight_ih_l0"].T + p["bias_ih_l0"]) + (h @ p["weight_hh_l0"].T + p["bias_hh_l0"]))
+        W_ig, b_ig, W_hg, b_hg = p["weight_ih_l0"], p["bias_ih_l0"], p["weight_hh_l0"], p["bias_hh_l0"]
+        g = np.tanh((problem.x[t] @ W_ig.T + b_ig) + (h @ W_hg.T + b_hg))  # (B, H)
         c = c + g
         h = np.tanh(c)
         assert_close(output[t], h, name=f"h_{t + 1}", rtol=0, atol=0)

@@ -37,10 +37,12 @@ class RecurrentLayer:
     def _initial_parameters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         # torch.nn's initialisation: every parameter uniform in ±1/sqrt(H).
         bound = 1.0 / np.sqrt(self.hidden_size)
-        parameters = {name: rng.uniform(-bound, bound, shape).astype(self.dtype) for name, shape in self._shapes.items()}
+        parameters = {name: rng.uniform(-bound, bound, shape).astype(self.dtype)
+                      for name, shape in self._shapes.items()}
         if self.spec.forget_bias and self.bias and "f" in self.spec.blocks:
             # The forget gate's total bias b_if + b_hf starts at forget_bias, as in rnnkit.nn.
-            rows = slice(self.spec.blocks.index("f") * self.hidden_size, (self.spec.blocks.index("f") + 1) * self.hidden_size)
+            first = self.spec.blocks.index("f") * self.hidden_size
+            rows = slice(first, first + self.hidden_size)
             for name in parameters:
                 if name.startswith("bias_ih"):
                     parameters[name][rows] = self.spec.forget_bias
@@ -57,6 +59,7 @@ class RecurrentLayer:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def named_parameters(self):
+        """(name, array) pairs of the live parameters: changing an array in place changes the layer."""
         return iter(self._parameters.items())
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -166,7 +169,7 @@ class RecurrentLayer:
         if (given.shape != (batch,) or not np.issubdtype(given.dtype, np.integer)
                 or given.min() < 1 or given.max() > steps):
             raise ValueError(
-                f"lengths: expected {batch} integers (one per sequence) in 1..{steps} (T), got {np.asarray(lengths).tolist()}"
+                f"lengths: expected {batch} integers (one per sequence) in 1..{steps} (T), got {given.tolist()}"
             )
         return given
 
@@ -196,7 +199,8 @@ class RecurrentLayer:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bias={self.bias}, bidirectional={self.bidirectional}, dtype={self.dtype.name}; {self.spec.variant_name})")
+                f"bias={self.bias}, bidirectional={self.bidirectional}, dtype={self.dtype.name}, "
+                f"variant={self.spec.variant_name!r})")
 
 
 class RNN(RecurrentLayer):
