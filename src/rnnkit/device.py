@@ -1,0 +1,15 @@
+"""The `train.device` setting made concrete. Nothing in rnnkit hard-codes a device."""
+from __future__ import annotations
+
+import torch
+
+from rnnkit.errors import UsageError
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is cuda when available, else cpu; asking for cuda without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("train.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'")
+    return torch.device(name)

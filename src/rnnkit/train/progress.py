@@ -1,0 +1,79 @@
+"""What training reports: metrics.jsonl for programs, a progress line on stderr for people.
+
+On a terminal the progress line is rewritten in place (carriage return) a few times a second; when
+stderr is a file or a pipe, a plain line is written at each logging step instead, so logs stay
+readable.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+REFRESH_SECONDS = 0.2  # how often the terminal line is redrawn
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN or infinity; a non-finite number is recorded as null."""
+    return value if math.isfinite(value) else None
+
+
+class MetricsLog:
+    """Appends one JSON object per line; each line is flushed as it is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record, allow_nan=False) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressLine:
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.is_terminal = hasattr(stream, "isatty") and stream.isatty()
+        self.last_draw = 0.0
+        self.drawn = False  # a partial line is on the terminal
+
+    def update(self, step: int, loss: float, lr: float, tokens_per_second: float, progress: float,
+               eta_seconds: float | None, logging_step: bool) -> None:
+        percent = f"{100 * progress:5.1f}%" if progress > 0 else "  -  "
+        line = (f"step {step:>7} | loss {loss:.4f} | lr {lr:.2e} | {tokens_per_second:,.0f} tok/s "
+                f"| {percent} | ETA {format_duration(eta_seconds)}")
+        if self.is_terminal:
+            now = time.monotonic()
+            if logging_step or now - self.last_draw >= REFRESH_SECONDS:
+                self.stream.write("\r" + line + "\x1b[K")
+                self.stream.flush()
+                self.last_draw, self.drawn = now, True
+        elif logging_step:
+            self.message(line)
+
+    def message(self, text: str) -> None:
+        """A line of its own, e.g. an evaluation result; the progress line is redrawn after it."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.drawn = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False

@@ -1,0 +1,280 @@
+"""The one training loop: every task trains here, through the small `Task` interface.
+
+Each step: set the lr from the schedule, take the task's next batch, compute its loss with the
+carried state, backpropagate, clip, step, detach the carried state. Around the steps: progress
+records, periodic validation and samples, checkpoints every `checkpoint_every` seconds and at the
+end, and the divergence guard. A non-finite loss or gradient skips the step; `max_bad_steps` in a
+row roll everything back to the last checkpoint (never saved with non-finite weights) and lower
+the lr by `rollback_lr_factor`.
+
+Nothing here reads the clock or a random generator in a way that changes what a step computes,
+except the limits that are times (`max_time`, and a cosine schedule's progress under it): a run
+limited by steps or epochs is bit-identical on CPU however often it is interrupted and resumed.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from typing import Protocol, TextIO
+
+import torch
+from torch import Tensor
+
+from rnnkit.config import Config
+from rnnkit.errors import UsageError
+from rnnkit.rundir import RunDirectory
+from rnnkit.train.checkpoint import (
+    capture_random_state, flatten_optimizer_state, read_checkpoint, restore_random_state,
+    unflatten_optimizer_state, write_checkpoint,
+)
+from rnnkit.train.optimizers import build_optimizer, clip_gradients
+from rnnkit.train.progress import MetricsLog, ProgressLine, finite_or_none
+from rnnkit.train.schedules import LearningRateSchedule
+
+CARRY_PREFIX = "carry."
+
+
+class Task(Protocol):
+    """What the trainer needs from a task (language model, classifier, tagger, ...)."""
+
+    model: torch.nn.Module
+
+    @property
+    def epochs_done(self) -> float: ...  # passes over the training data so far, e.g. 2.25
+
+    def next_batch(self) -> object: ...
+
+    def initial_carry(self) -> dict[str, Tensor]: ...  # state carried between batches ({} if none)
+
+    def loss(self, batch: object, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]: ...
+
+    def evaluate(self) -> dict: ...  # validation metrics, including "loss" (lower is better)
+
+    def sample(self, seed: int) -> str | None: ...  # a sample for samples.txt, or None
+
+    def data_position(self) -> dict: ...
+
+    def restore_data_position(self, position: dict) -> None: ...
+
+
+class TrainingDiverged(Exception):
+    """Rolled back `max_rollbacks` times and still non-finite."""
+
+
+def all_finite(tensors) -> bool:
+    return all(bool(torch.isfinite(tensor).all()) for tensor in tensors)
+
+
+class Trainer:
+    def __init__(self, task: Task, config: Config, run: RunDirectory, progress_stream: TextIO = sys.stderr) -> None:
+        self.task, self.config, self.run_directory = task, config, run
+        self.model = task.model
+        self.parameters = list(self.model.parameters())
+        self.device = self.parameters[0].device
+        self.optimizer = build_optimizer(self.parameters, config.optim)
+        self.schedule = LearningRateSchedule(config.optim)
+        self.progress = ProgressLine(progress_stream)
+        self.metrics: MetricsLog | None = None
+        self.step, self.tokens, self.lr_scale, self.rollbacks = 0, 0, 1.0, 0
+        self.carry = task.initial_carry()
+        self.elapsed_before = 0.0  # seconds of training in earlier sessions of this run
+        self.session_start = time.monotonic()
+        self.bad_steps = 0
+        self.stop_requested = False
+        self.lr = config.optim.lr
+
+    # Time, progress and limits ---------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def progress_fraction(self) -> float:
+        """The largest fraction done of the limits that are set; 0 when none is."""
+        limits = self.config.train
+        fractions = [self.step / limits.max_steps if limits.max_steps else 0.0,
+                     self.task.epochs_done / limits.max_epochs if limits.max_epochs else 0.0,
+                     self.elapsed() / limits.max_time if limits.max_time else 0.0]
+        return min(1.0, max(fractions))
+
+    def limit_reached(self) -> str | None:
+        limits = self.config.train
+        if limits.max_steps and self.step >= limits.max_steps:
+            return "max_steps"
+        if limits.max_epochs and self.task.epochs_done >= limits.max_epochs:
+            return "max_epochs"
+        if limits.max_time and self.elapsed() >= limits.max_time:
+            return "max_time"
+        return None
+
+    # Checkpoints ------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        """Write a checkpoint; with non-finite weights, roll back instead (they are never saved)."""
+        if not all_finite(self.parameters):
+            self.log({"event": "checkpoint_refused", "step": self.step, "reason": "non-finite weights"})
+            self.roll_back()
+            return
+        optimizer_tensors, optimizer_record = flatten_optimizer_state(self.optimizer.state_dict())
+        random_tensors, random_record = capture_random_state()
+        carry_tensors = {CARRY_PREFIX + name: tensor for name, tensor in self.carry.items()}
+        state = {
+            "step": self.step, "tokens": self.tokens, "elapsed_seconds": self.elapsed(),
+            "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
+            "data_position": self.task.data_position(), "schedule": self.schedule.state_dict(),
+            "optimizer": optimizer_record, "random": random_record,
+        }
+        write_checkpoint(self.run_directory.checkpoints_path, self.step, self.model.state_dict(),
+                         {**optimizer_tensors, **random_tensors, **carry_tensors}, state)
+        self.last_checkpoint = time.monotonic()
+        self.log({"event": "checkpoint", "step": self.step})
+
+    def load_checkpoint(self) -> dict:
+        """Restore everything from the run's latest checkpoint; returns its trainer state."""
+        model_tensors, trainer_tensors, state = read_checkpoint(self.run_directory.latest_checkpoint())
+        try:
+            self.model.load_state_dict(model_tensors, strict=True)
+            self.optimizer.load_state_dict(unflatten_optimizer_state(trainer_tensors, state["optimizer"]))
+            self.schedule.load_state_dict(state["schedule"])
+            self.task.restore_data_position(state["data_position"])
+            restore_random_state(trainer_tensors, state["random"])
+            self.step, self.tokens = int(state["step"]), int(state["tokens"])
+            self.lr_scale, self.rollbacks = float(state["lr_scale"]), int(state["rollbacks"])
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise UsageError(f"{self.run_directory.latest_checkpoint()}: the checkpoint does not fit this run ({error})") from None
+        self.carry = {name[len(CARRY_PREFIX):]: tensor.to(self.device)
+                      for name, tensor in trainer_tensors.items() if name.startswith(CARRY_PREFIX)}
+        return state
+
+    def resume(self) -> None:
+        state = self.load_checkpoint()
+        self.elapsed_before = float(state["elapsed_seconds"])
+        self.session_start = time.monotonic()
+
+    def roll_back(self) -> None:
+        """Back to the last checkpoint with a lower lr (the time spent is not given back)."""
+        if self.rollbacks >= self.config.train.max_rollbacks:
+            raise TrainingDiverged(
+                f"training diverged: still non-finite after {self.rollbacks} rollbacks (lr scale {self.lr_scale:g})"
+            )
+        elapsed = self.elapsed()
+        lr_scale, rollbacks = self.lr_scale * self.config.train.rollback_lr_factor, self.rollbacks + 1
+        self.load_checkpoint()
+        self.elapsed_before, self.session_start = elapsed, time.monotonic()
+        self.lr_scale, self.rollbacks, self.bad_steps = lr_scale, rollbacks, 0
+        self.log({"event": "rollback", "to_step": self.step, "lr_scale": lr_scale, "rollbacks": rollbacks})
+        self.progress.message(f"rolled back to step {self.step}; lr scaled by {lr_scale:g}")
+
+    # Steps ---------------------------------------------------------------------------------------
+
+    def train_step(self) -> float:
+        """One optimisation step (or a skipped one); returns its loss (non-finite if skipped)."""
+        self.model.train()
+        self.lr = self.config.optim.lr * self.lr_scale * self.schedule.factor(self.step, self.progress_fraction())
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        loss, count, carry = self.task.loss(self.task.next_batch(), self.carry)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_value, gradient_norm = float(loss.detach()), math.nan
+        if math.isfinite(loss_value):
+            loss.backward()
+            gradient_norm = clip_gradients(self.parameters, self.config.optim)
+        self.step, self.tokens = self.step + 1, self.tokens + count
+        if math.isfinite(loss_value) and math.isfinite(gradient_norm):
+            self.optimizer.step()
+            self.carry = {name: tensor.detach() for name, tensor in carry.items()}
+            self.bad_steps = 0
+            return loss_value
+        self.skip_step(loss_value, gradient_norm, carry)
+        return math.nan
+
+    def skip_step(self, loss_value: float, gradient_norm: float, carry: dict[str, Tensor]) -> None:
+        self.bad_steps += 1
+        # A finite state is still the right context for the next window; a non-finite one is not.
+        self.carry = {name: tensor.detach() for name, tensor in carry.items()} if all_finite(carry.values()) \
+            else self.task.initial_carry()
+        reason = "non-finite loss" if not math.isfinite(loss_value) else "non-finite gradient"
+        self.log({"event": "skip", "step": self.step, "reason": reason, "loss": finite_or_none(loss_value),
+                  "consecutive": self.bad_steps})
+        self.progress.message(f"step {self.step}: skipped ({reason})")
+        if self.bad_steps >= self.config.train.max_bad_steps:
+            self.roll_back()
+
+    # Reports ------------------------------------------------------------------------------------
+
+    def log(self, record: dict) -> None:
+        if self.metrics is not None:
+            self.metrics.write({**record, "elapsed": round(self.elapsed(), 3)})
+
+    def evaluate(self) -> None:
+        metrics = self.task.evaluate()
+        self.last_evaluation = self.step
+        self.log({"event": "eval", "step": self.step, **metrics})
+        shown = ", ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+                          for name, value in metrics.items())
+        self.progress.message(f"step {self.step}: validation {shown}")
+        if self.schedule.observe_validation(metrics["loss"]):
+            self.log({"event": "lr_drop", "step": self.step, "plateau_factor": self.schedule.plateau_factor})
+
+    def write_sample(self) -> None:
+        text = self.task.sample(seed=self.config.train.seed + self.step)
+        if text is not None:
+            with open(self.run_directory.samples_path, "a", encoding="utf-8") as file:
+                file.write(f"=== step {self.step} ===\n{text}\n")
+
+    # The loop ----------------------------------------------------------------------------------
+
+    def request_stop(self, signum, frame) -> None:
+        """Ctrl-C: finish the current step, save, stop. A second Ctrl-C stops at once."""
+        self.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def run(self, resumed: bool = False) -> str:
+        """Train until a limit or Ctrl-C; returns why it stopped."""
+        self.metrics = MetricsLog(self.run_directory.metrics_path)
+        previous_handler = signal.signal(signal.SIGINT, self.request_stop)
+        try:
+            self.session_start = time.monotonic()  # setting up is not training time
+            self.log({"event": "resume" if resumed else "start", "step": self.step,
+                      "parameters": sum(parameter.numel() for parameter in self.parameters)})
+            if not resumed:
+                self.save_checkpoint()  # the first rollback target
+            reason = self.loop()
+            self.log({"event": "end", "step": self.step, "reason": reason, "tokens": self.tokens})
+            return reason
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            self.progress.close()
+            self.metrics.close()
+            self.metrics = None
+
+    def loop(self) -> str:
+        limits = self.config.train
+        self.last_checkpoint, self.last_evaluation = time.monotonic(), None
+        interval_losses, interval_start, interval_tokens = [], time.monotonic(), self.tokens
+        session_progress, session_clock = self.progress_fraction(), time.monotonic()
+        while not (reason := self.limit_reached() or ("interrupted" if self.stop_requested else None)):
+            loss = self.train_step()
+            if math.isfinite(loss):
+                interval_losses.append(loss)
+            logging_step = self.step % limits.log_every == 0
+            now, progress = time.monotonic(), self.progress_fraction()
+            rate = max(0, self.tokens - interval_tokens) / max(now - interval_start, 1e-9)  # a rollback rewinds tokens
+            eta = (1 - progress) * (now - session_clock) / (progress - session_progress) if progress > session_progress else None
+            mean_loss = sum(interval_losses) / len(interval_losses) if interval_losses else math.nan
+            self.progress.update(self.step, mean_loss, self.lr, rate, progress, eta, logging_step)
+            if logging_step:
+                self.log({"event": "train", "step": self.step, "epoch": round(self.task.epochs_done, 4),
+                          "loss": finite_or_none(mean_loss), "lr": self.lr, "tokens_per_second": round(rate, 1)})
+                interval_losses, interval_start, interval_tokens = [], now, self.tokens
+            if limits.eval_every and self.step % limits.eval_every == 0:
+                self.evaluate()
+            if limits.sample_every and self.step % limits.sample_every == 0:
+                self.write_sample()
+            if time.monotonic() - self.last_checkpoint >= limits.checkpoint_every:
+                self.save_checkpoint()
+        if reason != "interrupted" and limits.eval_every and self.last_evaluation != self.step:
+            self.evaluate()
+        self.save_checkpoint()
+        return reason
