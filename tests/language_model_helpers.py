@@ -15,6 +15,7 @@ from rnnkit.rundir import MODEL_WEIGHTS, TRAINER_TENSORS, RunDirectory
 TINY_SETTINGS = [
     "model.embedding_size=8", "model.hidden_size=16", "train.batch_size=4", "train.window=8",
     "train.log_every=5", "train.eval_every=0", "train.checkpoint_every=3600", "train.eval_batch_size=2",
+    "train.threads=1",
 ]
 
 

@@ -6,20 +6,102 @@ torch (e.g. `rnnkit sample --engine numpy`) never imports it.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import textwrap
+
+from rnnkit.errors import UsageError
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
-class UsageError(Exception):
-    """A bad input from the user: printed as one line on stderr, exit code 2."""
+class OneLineParser(argparse.ArgumentParser):
+    """Command-line mistakes are reported like every other bad input: one line on stderr, exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def config_keys_help() -> str:
+    """Every config key with its default, for `rnnkit train --help`."""
+    from dataclasses import fields
+
+    from rnnkit.config import SECTIONS
+
+    lines = ["config keys (--set SECTION.KEY=VALUE; values in TOML syntax, bare words are strings):"]
+    for section, section_class in SECTIONS.items():
+        keys = ", ".join(f"{item.name}={item.default!r}" for item in fields(section_class))
+        lines.append(textwrap.fill(keys, width=100, initial_indent=f"  [{section}] ", subsequent_indent="      "))
+    return "\n".join(lines)
+
+
+def add_train_parser(commands) -> None:
+    train = commands.add_parser(
+        "train", help="train a language model (default: the shakespeare-char preset)",
+        description="Train a character-level language model. Settings come from the dataclass defaults, "
+        "then the preset, then --set, then the flags below. Limits count the whole run, resumes included.",
+        epilog=config_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("preset", nargs="?", metavar="PRESET|CONFIG.toml",
+                       help="a shipped preset name or a TOML file of overrides (default: shakespeare-char)")
+    train.add_argument("--data", metavar="FILE", help="the UTF-8 training text (sets data.corpus)")
+    train.add_argument("--val", metavar="FILE",
+                       help="a separate validation text (sets data.validation); default: the corpus's last 10%%")
+    train.add_argument("--out", metavar="DIR", help="the new run directory (default: a new directory under runs/)")
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue the run in DIR exactly where its last checkpoint left it; only the limits, "
+                       "device and reporting intervals may change")
+    train.add_argument("--seed", type=int, metavar="S", help="random seed for initialisation and dropout (train.seed)")
+    train.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimisation steps (train.max_steps)")
+    train.add_argument("--max-epochs", type=float, metavar="N", help="stop after N passes over the training text")
+    train.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this many seconds of training")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one config key, e.g. --set model.hidden_size=256 (repeatable)")
+
+
+def add_sample_parser(commands) -> None:
+    sample = commands.add_parser(
+        "sample", help="generate text from a trained run",
+        description="Generate text from the latest checkpoint of a run, streamed to stdout as it is chosen. "
+        "Unset options take the run's [sample] config.",
+    )
+    sample.add_argument("run", metavar="DIR", help="the run directory")
+    prime = sample.add_mutually_exclusive_group()
+    prime.add_argument("--prime", metavar="TEXT", help="text to start from (printed, then continued)")
+    prime.add_argument("--prime-file", metavar="FILE", help="read the prime from a UTF-8 file")
+    sample.add_argument("--length", type=int, metavar="N", help="tokens to generate after the prime")
+    sample.add_argument("--temperature", type=float, metavar="T", help="divide the logits by T; 0 is greedy (argmax)")
+    sample.add_argument("--top-k", type=int, metavar="K", help="sample only among the K most likely tokens (K >= 1)")
+    sample.add_argument("--top-p", type=float, metavar="P",
+                        help="sample only among the most likely tokens whose probabilities sum to P, in (0, 1]")
+    sample.add_argument("--seed", type=int, metavar="S", help="random seed: the same seed gives the same text")
+    sample.add_argument("--num-samples", type=int, default=1, metavar="N", help="how many samples (default 1)")
+    sample.add_argument("--skip-unknown", action="store_true",
+                        help="drop prime characters that are not in the vocabulary instead of failing")
+    sample.add_argument("--engine", choices=("torch", "numpy"), default="torch",
+                        help="torch (default), or numpy: the NumPy engine alone, without importing torch")
+
+
+def add_eval_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a trained run: nll, bits per character, perplexity",
+        description="Evaluate the latest checkpoint of a run by the protocol of EQUATIONS.md: the whole text "
+        "as one stream, batch size 1, state carried. Prints one JSON object {nll, bpc, perplexity, tokens}; "
+        "nll is in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll).",
+    )
+    evaluate.add_argument("run", metavar="DIR", help="the run directory")
+    evaluate.add_argument("--data", metavar="FILE", help="a UTF-8 text to evaluate on (default: the run's validation text)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rnnkit",
-        description="Recurrent neural networks from their textbook equations.",
-    )
+    parser = OneLineParser(prog="rnnkit", description="Recurrent neural networks from their textbook equations.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+    add_train_parser(commands)
+    add_sample_parser(commands)
+    add_eval_parser(commands)
     gradcheck = commands.add_parser(
         "gradcheck",
         help="check the NumPy engine's hand-written BPTT against finite differences and torch autograd",
@@ -33,6 +115,75 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def limit_values(args: argparse.Namespace) -> dict[str, object]:
+    flags = {"train.max_steps": args.max_steps, "train.max_epochs": args.max_epochs, "train.max_time": args.max_time}
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def train(args: argparse.Namespace) -> int:
+    from rnnkit.config import DEFAULT_PRESET, apply_assignments, load_preset, parse_assignment, with_values
+    from rnnkit.tasks.language_model_run import new_run, resumed_run
+    from rnnkit.train.trainer import TrainingDiverged
+
+    if args.resume:
+        given = [name for name, value in (("PRESET", args.preset), ("--data", args.data), ("--val", args.val),
+                                          ("--out", args.out), ("--seed", args.seed)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be combined with --resume: the run keeps its config")
+        assignments = {f"{section}.{key}": value for section, key, value in map(parse_assignment, args.set)}
+        trainer = resumed_run(args.resume, {**assignments, **limit_values(args)})
+    else:
+        config = apply_assignments(load_preset(args.preset or DEFAULT_PRESET), args.set)
+        flags = {"data.corpus": args.data, "data.validation": args.val, "train.seed": args.seed}
+        config = with_values(config, {**{key: value for key, value in flags.items() if value is not None}, **limit_values(args)})
+        trainer = new_run(config, args.out)
+    print(f"rnnkit train: run directory {trainer.run_directory.path}", file=sys.stderr)
+    try:
+        reason = trainer.run(resumed=bool(args.resume))
+    except TrainingDiverged as error:
+        print(f"rnnkit train: {error}; the last good checkpoint is in {trainer.run_directory.path}", file=sys.stderr)
+        return EXIT_FAILED
+    if reason == "interrupted":
+        print(f"rnnkit train: interrupted at step {trainer.step}; checkpoint saved; continue with "
+              f"rnnkit train --resume {trainer.run_directory.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"rnnkit train: stopped at step {trainer.step} ({reason}); run directory {trainer.run_directory.path}", file=sys.stderr)
+    return 0
+
+
+def sample_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The [sample] settings given on the command line, checked under their flag names."""
+    from rnnkit.data.text import read_text
+
+    checks = (("--length", args.length, lambda n: n >= 0, "0 or more"),
+              ("--temperature", args.temperature, lambda t: t >= 0, "0 (greedy) or more"),
+              ("--top-k", args.top_k, lambda k: k >= 1, "1 or more"),
+              ("--top-p", args.top_p, lambda p: 0 < p <= 1, "in (0, 1]"),
+              ("--num-samples", args.num_samples, lambda n: n >= 1, "1 or more"))
+    for flag, value, valid, expected in checks:
+        if value is not None and not valid(value):
+            raise UsageError(f"{flag} must be {expected}, got {value:g}")
+    prime = read_text(args.prime_file) if args.prime_file else args.prime
+    values = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+              "prime": prime}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def sample(args: argparse.Namespace) -> int:
+    from rnnkit.generate import sample_run
+
+    sample_run(args.run, sample_overrides(args), seed=args.seed, num_samples=args.num_samples,
+               skip_unknown=args.skip_unknown, engine=args.engine)
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.language_model_run import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run, args.data)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -40,10 +191,14 @@ def main(argv: list[str] | None = None) -> int:
             from rnnkit.gradcheck import run
 
             return run(seed=args.seed, tolerance=args.tolerance)
-        raise AssertionError(f"unhandled command {args.command}")
+        return {"train": train, "sample": sample, "eval": evaluate}[args.command](args)
     except UsageError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

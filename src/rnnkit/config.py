@@ -127,6 +127,7 @@ class TrainConfig:
     window: int = 64  # truncated BPTT length: gradients flow back at most this many steps
     seed: int = 0
     device: str = "auto"  # auto (cuda when available), cpu, cuda
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default (one per core)
     max_steps: int = 0  # limits count the whole run, resumes included; 0 means no limit
     max_epochs: float = 0.0
     max_time: float = 0.0  # seconds of training
@@ -142,7 +143,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for key in ("batch_size", "window", "log_every", "eval_batch_size", "max_bad_steps"):
             _require(getattr(self, key) >= 1, f"train.{key}", "expected a positive integer", getattr(self, key))
-        for key in ("max_steps", "max_epochs", "max_time", "eval_every", "sample_every", "max_rollbacks"):
+        for key in ("threads", "max_steps", "max_epochs", "max_time", "eval_every", "sample_every", "max_rollbacks"):
             _require(getattr(self, key) >= 0, f"train.{key}", "expected 0 (no limit / never) or more", getattr(self, key))
         _require(self.checkpoint_every > 0, "train.checkpoint_every", "expected a positive number of seconds", self.checkpoint_every)
         _require(0 < self.rollback_lr_factor < 1, "train.rollback_lr_factor", "expected a factor in (0, 1)", self.rollback_lr_factor)

@@ -6,6 +6,13 @@ import torch
 from rnnkit.errors import UsageError
 
 
+def use_threads(threads: int) -> None:
+    """Set torch's CPU thread count (0: leave torch's default). Small models on a shared machine run
+    faster on one thread than on threads that wait for each other."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' is cuda when available, else cpu; asking for cuda without it is an error."""
     if name == "auto":

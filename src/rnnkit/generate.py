@@ -94,13 +94,14 @@ def load_engine(run: RunDirectory, config: Config, vocabulary: Vocabulary, engin
 
 
 def sample_run(run_path: str, overrides: dict[str, object], *, seed: int | None = None, num_samples: int = 1,
-               skip_unknown: bool = False, engine: str = "torch", out: TextIO = sys.stdout) -> None:
+               skip_unknown: bool = False, engine: str = "torch", out: TextIO | None = None) -> None:
     """Write samples (the prime, then its continuation) to `out` as they are generated.
 
     `overrides` replaces keys of the run's [sample] config (length, temperature, top_k, top_p, prime).
     """
     if num_samples < 1:
         raise UsageError(f"num_samples must be 1 or more, got {num_samples}")
+    out = out or sys.stdout
     run = RunDirectory.existing(run_path)
     config = load_config(run.config_path)
     settings = replace(config.sample, **overrides)

@@ -3,7 +3,6 @@ for sampling or evaluation. The command line calls these; the trainer never sees
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -14,7 +13,7 @@ from rnnkit.config import Config, load_config, save_config, with_values
 from rnnkit.data.corpus import load_evaluation_ids, load_language_corpus
 from rnnkit.data.text import PACKAGED_CORPORA, resolve_corpus
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.device import resolve_device
+from rnnkit.device import resolve_device, use_threads
 from rnnkit.errors import UsageError
 from rnnkit.rundir import MODEL_WEIGHTS, RunDirectory, load_numpy_weights, new_run_path
 from rnnkit.tasks.language_model import LanguageModel, LanguageModelTask, evaluate_language_model
@@ -22,7 +21,7 @@ from rnnkit.train.trainer import Trainer
 
 # What a resumed run may change: how long and where it trains and how often it reports, never the
 # model or the data (the checkpoint would not fit them).
-RESUMABLE_KEYS = ("train.max_steps", "train.max_epochs", "train.max_time", "train.device", "train.log_every",
+RESUMABLE_KEYS = ("train.max_steps", "train.max_epochs", "train.max_time", "train.device", "train.threads", "train.log_every",
                   "train.eval_every", "train.sample_every", "train.checkpoint_every")
 
 
@@ -59,13 +58,14 @@ def check_new_run_directory(path: Path) -> None:
         raise UsageError(f"{path}: exists and is not empty; choose another --out")
 
 
-def new_run(config: Config, out: str | None = None, progress_stream: TextIO = sys.stderr) -> Trainer:
+def new_run(config: Config, out: str | None = None, progress_stream: TextIO | None = None) -> Trainer:
     """Check the corpus, create the run directory, and return a trainer ready to run."""
     path = Path(out) if out else new_run_path()
     check_new_run_directory(path)
     config = absolute_data_paths(config)
     corpus = load_language_corpus(config.data, *training_minimum(config))  # before anything is written
     device = resolve_device(config.train.device)
+    use_threads(config.train.threads)
     seed_everything(config.train.seed)
     task = LanguageModelTask(config, corpus, device)
     path.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def new_run(config: Config, out: str | None = None, progress_stream: TextIO = sy
     return Trainer(task, config, run, progress_stream)
 
 
-def resumed_run(path: str, overrides: dict[str, object], progress_stream: TextIO = sys.stderr) -> Trainer:
+def resumed_run(path: str, overrides: dict[str, object], progress_stream: TextIO | None = None) -> Trainer:
     """A trainer restored from the run's latest checkpoint, optionally with new limits."""
     run = RunDirectory.existing(path)
     refused = [key for key in overrides if key not in RESUMABLE_KEYS]
@@ -86,6 +86,7 @@ def resumed_run(path: str, overrides: dict[str, object], progress_stream: TextIO
     vocabulary = Vocabulary.load(run.vocabulary_path)
     run.latest_checkpoint()  # fail before reading the corpus if there is nothing to resume
     corpus = load_language_corpus(config.data, *training_minimum(config), vocabulary=vocabulary)
+    use_threads(config.train.threads)
     task = LanguageModelTask(config, corpus, resolve_device(config.train.device))
     trainer = Trainer(task, config, run, progress_stream)
     trainer.resume()
@@ -96,6 +97,7 @@ def resumed_run(path: str, overrides: dict[str, object], progress_stream: TextIO
 def load_trained_model(run: RunDirectory, config: Config, vocabulary_size: int) -> tuple[LanguageModel, torch.device]:
     """The model of the run's latest checkpoint, in evaluation mode on the configured device."""
     device = resolve_device(config.train.device)
+    use_threads(config.train.threads)
     model = LanguageModel(vocabulary_size, config.model)
     weights = load_numpy_weights(run.latest_checkpoint() / MODEL_WEIGHTS)
     try:

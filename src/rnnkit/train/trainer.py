@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import signal
-import sys
 import time
 from typing import Protocol, TextIO
 
@@ -68,7 +67,7 @@ def all_finite(tensors) -> bool:
 
 
 class Trainer:
-    def __init__(self, task: Task, config: Config, run: RunDirectory, progress_stream: TextIO = sys.stderr) -> None:
+    def __init__(self, task: Task, config: Config, run: RunDirectory, progress_stream: TextIO | None = None) -> None:
         self.task, self.config, self.run_directory = task, config, run
         self.model = task.model
         self.parameters = list(self.model.parameters())
