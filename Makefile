@@ -19,6 +19,14 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
+# The default preset (an LSTM on tinyshakespeare, which ships inside the package) trained for
+# DEMO_SECONDS of training time into runs/demo (replacing an earlier demo), then a sample from it.
+DEMO_SECONDS ?= 60
+demo: $(STAMP)
+	rm -rf runs/demo
+	$(VENV)/bin/rnnkit train --out runs/demo --max-time $(DEMO_SECONDS)
+	$(VENV)/bin/rnnkit sample runs/demo --prime "ROMEO:" --length 400 --temperature 0.8 --seed 1
+
 gradcheck: $(STAMP)
 	$(VENV)/bin/rnnkit gradcheck
 

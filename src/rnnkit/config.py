@@ -134,6 +134,7 @@ class TrainConfig:
     log_every: int = 50  # steps between progress records in metrics.jsonl
     eval_every: int = 500  # steps between validations (and one at the end); 0: none
     eval_batch_size: int = 16  # streams for the periodic validation (`rnnkit eval` always uses 1)
+    eval_tokens: int = 0  # the periodic validation reads at most this many tokens; 0: all of them
     sample_every: int = 0  # steps between samples written to samples.txt; 0: none
     checkpoint_every: float = 30.0  # seconds of training between checkpoints
     max_bad_steps: int = 3  # consecutive non-finite steps before rolling back to the last checkpoint
@@ -143,7 +144,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for key in ("batch_size", "window", "log_every", "eval_batch_size", "max_bad_steps"):
             _require(getattr(self, key) >= 1, f"train.{key}", "expected a positive integer", getattr(self, key))
-        for key in ("threads", "max_steps", "max_epochs", "max_time", "eval_every", "sample_every", "max_rollbacks"):
+        for key in ("threads", "max_steps", "max_epochs", "max_time", "eval_every", "eval_tokens", "sample_every",
+                    "max_rollbacks"):
             _require(getattr(self, key) >= 0, f"train.{key}", "expected 0 (no limit / never) or more", getattr(self, key))
         _require(self.checkpoint_every > 0, "train.checkpoint_every", "expected a positive number of seconds", self.checkpoint_every)
         _require(0 < self.rollback_lr_factor < 1, "train.rollback_lr_factor", "expected a factor in (0, 1)", self.rollback_lr_factor)

@@ -6,10 +6,12 @@ import torch
 from torch.nn import functional as F
 
 from helpers import assert_close
+from language_model_helpers import tiny_config, write_tiny_corpus
 from rnnkit.config import ModelConfig
+from rnnkit.data.corpus import load_language_corpus
 from rnnkit.data.streams import Window
 from rnnkit.tasks import language_model
-from rnnkit.tasks.language_model import LanguageModel, evaluate_language_model
+from rnnkit.tasks.language_model import LanguageModel, LanguageModelTask, evaluate_language_model
 
 VOCABULARY_SIZE = 11
 
@@ -81,3 +83,11 @@ def test_window_loss_is_the_mean_cross_entropy():
     expected = F.cross_entropy(logits.reshape(-1, VOCABULARY_SIZE), torch.from_numpy(targets).reshape(-1))
     assert count == 8
     assert_close(total / count, expected, name="loss", rtol=1e-6)
+
+
+def test_periodic_validation_reads_at_most_eval_tokens(tmp_path):
+    config = tiny_config(write_tiny_corpus(tmp_path), "train.eval_tokens=10", "train.eval_batch_size=2")
+    task = LanguageModelTask(config, load_language_corpus(config.data, 33, "test"), torch.device("cpu"))
+    metrics = task.evaluate()
+    assert (metrics["tokens"], metrics["batch_size"]) == (10, 2)
+    assert metrics["loss"] == metrics["nll"]

@@ -140,8 +140,11 @@ class LanguageModelTask:
         return total / count, count, carry
 
     def evaluate(self) -> dict:
-        batch_size = min(self.config.train.eval_batch_size, len(self.corpus.validation_ids) - 1)
-        metrics = evaluate_language_model(self.model, self.corpus.validation_ids, self.device, batch_size)
+        """Validation during training: eval_batch_size streams (for speed), at most eval_tokens tokens."""
+        limit = self.config.train.eval_tokens
+        ids = self.corpus.validation_ids[: limit + 1] if limit else self.corpus.validation_ids
+        batch_size = min(self.config.train.eval_batch_size, len(ids) - 1)
+        metrics = evaluate_language_model(self.model, ids, self.device, batch_size)
         return {"loss": metrics["nll"], **metrics, "batch_size": batch_size}
 
     def sample(self, seed: int) -> str:

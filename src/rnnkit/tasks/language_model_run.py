@@ -22,7 +22,7 @@ from rnnkit.train.trainer import Trainer
 # What a resumed run may change: how long and where it trains and how often it reports, never the
 # model or the data (the checkpoint would not fit them).
 RESUMABLE_KEYS = ("train.max_steps", "train.max_epochs", "train.max_time", "train.device", "train.threads", "train.log_every",
-                  "train.eval_every", "train.sample_every", "train.checkpoint_every")
+                  "train.eval_every", "train.eval_tokens", "train.sample_every", "train.checkpoint_every")
 
 
 def training_minimum(config: Config) -> tuple[int, str]:

@@ -46,7 +46,7 @@ def format_duration(seconds: float | None) -> str:
 class ProgressLine:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr  # looked up now: sys.stderr may have been replaced since import
-        self.is_terminal = hasattr(stream, "isatty") and stream.isatty()
+        self.is_terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.last_draw = 0.0
         self.drawn = False  # a partial line is on the terminal
 
