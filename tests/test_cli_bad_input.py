@@ -33,7 +33,7 @@ def write_bytes(tmp_path, data: bytes):
 
 
 @pytest.mark.parametrize("data, fragments", [
-    (b"", ["is empty; at least 1"]),
+    (b"", ["is empty; at least 37 characters are needed", "batch_size 4"]),
     (b"short text", ["too short, 10 characters; at least 37 are needed", "batch_size 4"]),
     ("naïve".encode("latin-1") * 20, ["not valid UTF-8 at byte offset 2"]),
     (b"text\x00\x01\x02" * 20, ["binary data", "byte offset 4"]),

@@ -30,11 +30,11 @@ def read_tokens(path: str, tokenizer_name: str, minimum: int, why: str) -> list[
     """The file's tokens; UsageError if there are fewer than `minimum`, saying why that many."""
     resolved = resolve_corpus(path)
     tokenizer = make_tokenizer(tokenizer_name)
-    tokens = tokenizer.split(read_text(resolved, minimum_characters=1))
+    tokens = tokenizer.split(read_text(resolved, minimum_characters=0))
+    if not tokens:
+        raise UsageError(f"{resolved}: the file is empty; at least {minimum} {tokenizer.unit} are needed ({why})")
     if len(tokens) < minimum:
-        raise UsageError(
-            f"{resolved}: too short, {len(tokens)} {tokenizer.unit}; at least {minimum} are needed ({why})"
-        )
+        raise UsageError(f"{resolved}: too short, {len(tokens)} {tokenizer.unit}; at least {minimum} are needed ({why})")
     return tokens
 
 

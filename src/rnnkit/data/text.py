@@ -13,6 +13,10 @@ from rnnkit.errors import UsageError
 PACKAGED_CORPORA = ("tinyshakespeare",)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def resolve_corpus(name_or_path: str) -> Path:
     """The file behind a corpus setting: an existing path wins over a packaged corpus of that name."""
     path = Path(name_or_path).expanduser()
@@ -29,8 +33,8 @@ def read_text(path: Path | str, minimum_characters: int = 1) -> str:
     if not path.is_file():
         raise UsageError(f"{path}: not a regular file")
     data = path.read_bytes()
-    if not data:
-        raise UsageError(f"{path}: the file is empty; at least {minimum_characters} characters are needed")
+    if not data and minimum_characters > 0:
+        raise UsageError(f"{path}: the file is empty; at least {plural(minimum_characters, 'character')} are needed")
     nul = data.find(b"\x00")
     if nul >= 0:
         raise UsageError(f"{path}: looks like binary data, not text (NUL byte at byte offset {nul})")
@@ -43,6 +47,6 @@ def read_text(path: Path | str, minimum_characters: int = 1) -> str:
         ) from None
     if len(text) < minimum_characters:
         raise UsageError(
-            f"{path}: too short, {len(text)} characters; at least {minimum_characters} are needed"
+            f"{path}: too short, {plural(len(text), 'character')}; at least {minimum_characters} are needed"
         )
     return text

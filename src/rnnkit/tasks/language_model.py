@@ -17,9 +17,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit import nn as rnn_layers
-from rnnkit.config import Config, ModelConfig, SampleConfig
+from rnnkit.config import Config, ModelConfig
 from rnnkit.data.corpus import LanguageCorpus
 from rnnkit.data.streams import TokenStreams, Window
+from rnnkit.generate import generate_text
 
 EVALUATION_WINDOW = 1024  # steps per forward call when evaluating: longer is faster, same result
 
@@ -148,10 +149,8 @@ class LanguageModelTask:
         return {"loss": metrics["nll"], **metrics, "batch_size": batch_size}
 
     def sample(self, seed: int) -> str:
-        from rnnkit.generate import generate_text
-
-        settings: SampleConfig = self.config.sample
-        engine = TorchEngine(self.model, self.device)
-        text = generate_text(engine, self.corpus.vocabulary, settings.prime, settings, seed)
+        """The [sample] settings' prime and continuation; the model is left in training mode."""
+        settings = self.config.sample
+        text = generate_text(TorchEngine(self.model, self.device), self.corpus.vocabulary, settings.prime, settings, seed)
         self.model.train()
         return text

@@ -21,7 +21,7 @@ from typing import Protocol, TextIO
 import torch
 from torch import Tensor
 
-from rnnkit.config import Config
+from rnnkit.config import Config, config_to_dict
 from rnnkit.errors import UsageError
 from rnnkit.rundir import RunDirectory
 from rnnkit.train.checkpoint import (
@@ -122,7 +122,7 @@ class Trainer:
             "step": self.step, "tokens": self.tokens, "elapsed_seconds": self.elapsed(),
             "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
             "data_position": self.task.data_position(), "schedule": self.schedule.state_dict(),
-            "optimizer": optimizer_record, "random": random_record,
+            "optimizer": optimizer_record, "random": random_record, "config": config_to_dict(self.config),
         }
         write_checkpoint(self.run_directory.checkpoints_path, self.step, self.model.state_dict(),
                          {**optimizer_tensors, **random_tensors, **carry_tensors}, state)
