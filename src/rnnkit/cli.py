@@ -77,7 +77,8 @@ def add_sample_parser(commands) -> None:
     sample.add_argument("--top-k", type=int, metavar="K", help="sample only among the K most likely tokens (K >= 1)")
     sample.add_argument("--top-p", type=float, metavar="P",
                         help="sample only among the most likely tokens whose probabilities sum to P, in (0, 1]")
-    sample.add_argument("--seed", type=int, metavar="S", help="random seed: the same seed gives the same text")
+    sample.add_argument("--seed", type=int, metavar="S",
+                        help="random seed: the same seed gives the same text (default: a fresh seed each time)")
     sample.add_argument("--num-samples", type=int, default=1, metavar="N", help="how many samples (default 1)")
     sample.add_argument("--skip-unknown", action="store_true",
                         help="drop prime characters that are not in the vocabulary instead of failing")
