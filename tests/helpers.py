@@ -1,7 +1,18 @@
-"""The one comparison helper every test uses: it says which tensor differs, by how much, and where."""
+"""What every test shares: the comparison helper (it says which tensor differs, by how much, and
+where) and the list of variants."""
 from __future__ import annotations
 
 import numpy as np
+
+from rnnkit.spec import EVERY_VARIANT, CellSpec
+
+# Every variant of EQUATIONS.md as (kind, constructor keywords), for parametrised tests of both engines.
+VARIANTS = [(spec.kind, spec.keywords()) for spec in EVERY_VARIANT]
+
+
+def variant_id(variant) -> str:
+    kind, keywords = variant
+    return CellSpec(kind, **keywords).variant_name.replace(" ", "-")
 
 
 def _to_numpy(value):

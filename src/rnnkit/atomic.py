@@ -1,4 +1,5 @@
-"""Writing files so that a crash at any moment leaves either the old file or the new one, whole.
+"""Small files written so that a crash at any moment leaves either the old file or the new one,
+whole, and read back with one-line errors.
 
 The bytes go to a temporary file in the same directory, are flushed to disk (fsync), and the
 temporary file is renamed over the target (os.replace is atomic within one file system); then the
@@ -6,9 +7,12 @@ directory itself is fsynced so the rename survives a power cut.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+
+from rnnkit.errors import UsageError
 
 
 def fsync_directory(directory: Path | str) -> None:
@@ -36,3 +40,13 @@ def write_bytes_atomically(path: Path | str, data: bytes) -> None:
 
 def write_text_atomically(path: Path | str, text: str) -> None:
     write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def read_json(path: Path | str, what: str) -> object:
+    """A JSON file's content; UsageError naming the file and `what` it should be if it is unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: unreadable {what} ({error})") from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from rnnkit.atomic import write_text_atomically
+from rnnkit.atomic import read_json, write_text_atomically
 from rnnkit.errors import UsageError
 from rnnkit.spec import CellSpec
 
@@ -300,10 +300,4 @@ def save_config(config: Config, path: Path | str) -> None:
 
 
 def load_config(path: Path | str) -> Config:
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: unreadable config ({error})") from None
-    return config_from_dict(record, str(path))
+    return config_from_dict(read_json(path, "config"), str(path))

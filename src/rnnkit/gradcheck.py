@@ -15,35 +15,11 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import reference
-from rnnkit.spec import CellSpec
+from rnnkit.spec import EVERY_VARIANT, CellSpec
 
-VARIANTS = (
-    CellSpec("rnn", nonlinearity="tanh"),
-    CellSpec("rnn", nonlinearity="relu"),
-    CellSpec("lstm"),
-    CellSpec("lstm", peephole=True),
-    *(CellSpec("lstm", gates=gates) for gates in ("", "i", "f", "o", "if", "io", "fo")),
-    CellSpec("lstm", gates="fo", peephole=True),
-    CellSpec("lstm", coupled=True),
-    CellSpec("lstm", coupled=True, peephole=True),
-    CellSpec("lstm", forget_bias=1.0),
-    CellSpec("gru"),
-    CellSpec("gru", reset="before"),
-    CellSpec("gru", reset_gate=False),
-    CellSpec("gru", reset="before", reset_gate=False),
-)
+VARIANTS = EVERY_VARIANT
 CLASS_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 EPSILON = 1e-6  # finite-difference step: truncation error ~EPSILON², rounding ~1e-16 / EPSILON
-
-
-def variant_keywords(spec: CellSpec) -> dict:
-    """The constructor keywords that make `spec` (shared by the reference, rnnkit.nn and torch.nn)."""
-    if spec.kind == "rnn":
-        return {"nonlinearity": spec.nonlinearity}
-    if spec.kind == "lstm":
-        return {"peephole": spec.peephole, "gates": spec.gates, "coupled": spec.coupled,
-                "forget_bias": spec.forget_bias}
-    return {"reset": spec.reset, "reset_gate": spec.reset_gate}
 
 
 def relative_error(ours: np.ndarray, oracle: np.ndarray) -> float:
@@ -61,7 +37,7 @@ class Case:
         states = 2 if spec.has_cell_state else 1
         self.layer = getattr(reference, CLASS_NAMES[spec.kind])(
             sizes["I"], hidden, sizes["layers"], bidirectional=True, seed=int(rng.integers(2**31)),
-            **variant_keywords(spec))
+            **spec.keywords())
         self.x = rng.standard_normal((steps, batch, sizes["I"]))  # (T, B, I)
         self.hx = [rng.standard_normal((sizes["layers"] * 2, batch, hidden)) for _ in range(states)]  # (L*D, B, H)
         self.d_output = rng.standard_normal((steps, batch, 2 * hidden))  # (T, B, D*H)
@@ -138,7 +114,7 @@ def torch_module(spec: CellSpec, sizes: dict):
     else:
         from rnnkit import nn as rnnkit_nn
 
-        keywords = {**variant_keywords(spec), "fused": False}
+        keywords = {**spec.keywords(), "fused": False}
         module_class = getattr(rnnkit_nn, CLASS_NAMES[spec.kind])
     module = module_class(sizes["I"], sizes["H"], sizes["layers"], bidirectional=True, **keywords)
     return module.double()

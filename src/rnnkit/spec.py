@@ -78,6 +78,15 @@ class CellSpec:
             return self.reset == "after" and self.reset_gate
         return True
 
+    def keywords(self) -> dict:
+        """The variant as the keyword arguments of a layer constructor of either engine."""
+        if self.kind == "rnn":
+            return {"nonlinearity": self.nonlinearity}
+        if self.kind == "lstm":
+            return {"peephole": self.peephole, "gates": self.gates, "coupled": self.coupled,
+                    "forget_bias": self.forget_bias}
+        return {"reset": self.reset, "reset_gate": self.reset_gate}
+
     @property
     def variant_name(self) -> str:
         """A short human label, e.g. 'lstm gates=if peephole'."""
@@ -162,3 +171,22 @@ def check_layer_sizes(input_size: object, hidden_size: object, num_layers: objec
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
         raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
+
+
+# One of each variant of EQUATIONS.md: what `rnnkit gradcheck` and the tests of both engines run.
+EVERY_VARIANT = (
+    CellSpec("rnn", nonlinearity="tanh"),
+    CellSpec("rnn", nonlinearity="relu"),
+    CellSpec("lstm"),
+    CellSpec("lstm", peephole=True),
+    *(CellSpec("lstm", gates=gates) for gates in ("", "i", "f", "o", "if", "io", "fo")),
+    CellSpec("lstm", gates="io", peephole=True),
+    CellSpec("lstm", gates="fo", peephole=True),
+    CellSpec("lstm", coupled=True),
+    CellSpec("lstm", coupled=True, peephole=True),
+    CellSpec("lstm", forget_bias=1.0),
+    CellSpec("gru"),
+    CellSpec("gru", reset="before"),
+    CellSpec("gru", reset_gate=False),
+    CellSpec("gru", reset="before", reset_gate=False),
+)

@@ -4,37 +4,11 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from helpers import VARIANTS, variant_id  # noqa: F401  (re-exported for the tests here)
 from rnnkit import nn as rnn
 
 TORCH_CLASSES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 OUR_CLASSES = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}
-
-# Every variant of EQUATIONS.md, as (kind, keyword arguments).
-VARIANTS = [
-    ("rnn", {"nonlinearity": "tanh"}),
-    ("rnn", {"nonlinearity": "relu"}),
-    ("lstm", {}),
-    ("lstm", {"peephole": True}),
-    ("lstm", {"gates": ""}),
-    ("lstm", {"gates": "i"}),
-    ("lstm", {"gates": "f"}),
-    ("lstm", {"gates": "o"}),
-    ("lstm", {"gates": "if"}),
-    ("lstm", {"gates": "io"}),
-    ("lstm", {"gates": "fo"}),
-    ("lstm", {"gates": "io", "peephole": True}),
-    ("lstm", {"coupled": True}),
-    ("lstm", {"coupled": True, "peephole": True}),
-    ("lstm", {"forget_bias": 1.0}),
-    ("gru", {}),
-    ("gru", {"reset": "before"}),
-    ("gru", {"reset_gate": False}),
-]
-
-
-def variant_id(variant) -> str:
-    kind, kwargs = variant
-    return kind + "".join(f"-{k}={v}" for k, v in kwargs.items())
 
 
 def random_batch(T=6, B=4, I=3, lengths=(6, 2, 5, 1), dtype=torch.float64, seed=0):

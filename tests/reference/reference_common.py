@@ -3,31 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers import VARIANTS, variant_id  # noqa: F401  (re-exported for the tests here)
 from rnnkit import reference
 
 CLASSES = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}
-
-# (kind, variant keywords): every variant of EQUATIONS.md.
-VARIANTS = [
-    ("rnn", {"nonlinearity": "tanh"}),
-    ("rnn", {"nonlinearity": "relu"}),
-    ("lstm", {}),
-    ("lstm", {"peephole": True}),
-    *(("lstm", {"gates": gates}) for gates in ("", "i", "f", "o", "if", "io", "fo")),
-    ("lstm", {"gates": "if", "peephole": True}),
-    ("lstm", {"coupled": True}),
-    ("lstm", {"coupled": True, "peephole": True}),
-    ("lstm", {"forget_bias": 1.0}),
-    ("gru", {}),
-    ("gru", {"reset": "before"}),
-    ("gru", {"reset_gate": False}),
-    ("gru", {"reset": "before", "reset_gate": False}),
-]
-
-
-def variant_id(variant) -> str:
-    kind, keywords = variant
-    return kind + "".join(f"-{k}={v}" for k, v in keywords.items())
 
 
 def make_layer(kind, keywords, input_size=3, hidden_size=2, num_layers=1, bidirectional=False, seed=0, **options):

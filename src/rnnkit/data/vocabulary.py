@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.atomic import write_text_atomically
+from rnnkit.atomic import read_json, write_text_atomically
 from rnnkit.errors import UsageError
 
 FORMAT = "rnnkit-vocabulary"
@@ -113,12 +113,7 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: Path | str) -> "Vocabulary":
-        try:
-            record = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise UsageError(f"{path}: unreadable vocabulary ({error})") from None
+        record = read_json(path, "vocabulary")
         try:
             return cls.from_json(record)
         except UsageError as error:

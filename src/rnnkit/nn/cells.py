@@ -5,12 +5,10 @@ They run the same step functions as the layers (steps.py), with torch's cell par
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from rnnkit.nn.layers import set_forget_bias
+from rnnkit.nn.layers import initialise
 from rnnkit.nn.steps import gru_step, lstm_step, rnn_step
 from rnnkit.spec import CellSpec, check_layer_sizes, parameter_shapes
 
@@ -25,12 +23,7 @@ class RecurrentCell(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        with torch.no_grad():
-            for weight in self.parameters():
-                weight.uniform_(-bound, bound)
-            if self.bias:
-                set_forget_bias(self.spec, self, "")
+        initialise(self, self.spec, self.hidden_size, [""])
 
     def forward(self, input: Tensor, hx=None):
         if not isinstance(input, Tensor) or input.dim() not in (1, 2):

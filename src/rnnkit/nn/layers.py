@@ -62,15 +62,9 @@ class RecurrentLayer(nn.Module):
         return 2 if self.bidirectional else 1
 
     def reset_parameters(self) -> None:
-        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)); then the forget-gate bias, if set."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        with torch.no_grad():
-            for weight in self.parameters():
-                weight.uniform_(-bound, bound)
-            if self.bias:
-                for layer in range(self.num_layers):
-                    for direction in range(self.num_directions):
-                        set_forget_bias(self.spec, self, layer_suffix(layer, direction == 1))
+        suffixes = [layer_suffix(layer, direction == 1)
+                    for layer in range(self.num_layers) for direction in range(self.num_directions)]
+        initialise(self, self.spec, self.hidden_size, suffixes)
 
     def flatten_parameters(self) -> None:
         """Accepted for compatibility with torch.nn; the parameters are used as they are."""
@@ -234,15 +228,20 @@ class RecurrentLayer(nn.Module):
         return text
 
 
-def set_forget_bias(spec: CellSpec, module: nn.Module, suffix: str) -> None:
-    """Make the forget gate's total bias b_if + b_hf start at spec.forget_bias (0 keeps torch's init)."""
+@torch.no_grad()
+def initialise(module: nn.Module, spec: CellSpec, hidden_size: int, suffixes: list[str]) -> None:
+    """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)); then the forget-gate biases, if set:
+    the total b_if + b_hf of each cell (one per suffix) starts at spec.forget_bias (0 keeps torch's)."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for weight in module.parameters():
+        weight.uniform_(-bound, bound)
     if spec.kind != "lstm" or not spec.forget_bias or "f" not in spec.blocks:
         return
-    f = spec.blocks.index("f")
-    for name, value in (("bias_ih", spec.forget_bias), ("bias_hh", 0.0)):
-        bias = getattr(module, name + suffix)
-        H = bias.shape[0] // len(spec.blocks)
-        bias[f * H:(f + 1) * H] = value
+    rows = slice(spec.blocks.index("f") * hidden_size, (spec.blocks.index("f") + 1) * hidden_size)
+    for suffix in suffixes:
+        if hasattr(module, "bias_ih" + suffix):
+            getattr(module, "bias_ih" + suffix)[rows] = spec.forget_bias
+            getattr(module, "bias_hh" + suffix)[rows] = 0.0
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:

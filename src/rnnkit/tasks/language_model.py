@@ -27,14 +27,10 @@ EVALUATION_WINDOW = 256  # steps per forward call when evaluating: the result do
 
 def build_recurrent_layer(model: ModelConfig, input_size: int) -> nn.Module:
     """The rnnkit.nn layer (any cell, any variant) the model config describes, time-major."""
+    layer = {"rnn": rnn_layers.RNN, "lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU}[model.cell]
     between_layers = model.dropout if model.num_layers > 1 else 0.0
-    common = dict(num_layers=model.num_layers, dropout=between_layers)
-    if model.cell == "rnn":
-        return rnn_layers.RNN(input_size, model.hidden_size, nonlinearity=model.nonlinearity, **common)
-    if model.cell == "lstm":
-        return rnn_layers.LSTM(input_size, model.hidden_size, **common, peephole=model.peephole,
-                               gates=model.gates, coupled=model.coupled, forget_bias=model.forget_bias)
-    return rnn_layers.GRU(input_size, model.hidden_size, **common, reset=model.reset, reset_gate=model.reset_gate)
+    return layer(input_size, model.hidden_size, num_layers=model.num_layers, dropout=between_layers,
+                 **model.cell_spec().keywords())
 
 
 class LanguageModel(nn.Module):

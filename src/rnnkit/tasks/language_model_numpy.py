@@ -17,13 +17,9 @@ RECURRENT_PREFIX = "rnn."
 
 
 def build_reference_layer(model: ModelConfig):
-    sizes = (model.embedding_size, model.hidden_size, model.num_layers)
-    if model.cell == "rnn":
-        return reference.RNN(*sizes, nonlinearity=model.nonlinearity)
-    if model.cell == "lstm":
-        return reference.LSTM(*sizes, peephole=model.peephole, gates=model.gates, coupled=model.coupled,
-                              forget_bias=model.forget_bias)
-    return reference.GRU(*sizes, reset=model.reset, reset_gate=model.reset_gate)
+    """The NumPy twin of rnnkit.tasks.language_model.build_recurrent_layer."""
+    layer = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}[model.cell]
+    return layer(model.embedding_size, model.hidden_size, model.num_layers, **model.cell_spec().keywords())
 
 
 class NumpyEngine:
