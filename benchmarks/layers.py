@@ -3,7 +3,7 @@
     python benchmarks/layers.py            # the standard cells at hidden 128 and 512, then the variants
     python benchmarks/layers.py --quick    # fewer repeats
 
-Each measurement alternates the two layers (rnnkit, torch, rnnkit, torch, ...) and takes the
+Each measurement interleaves the two layers (rnnkit, torch, torch, rnnkit, ...) and takes the
 median time per call, so a busy machine slows both alike. The ratio is rnnkit tokens/s divided
 by torch.nn tokens/s: above 1 rnnkit is faster. Variants have no torch.nn counterpart, so their
 ratio is against the standard torch.nn layer of the same kind and size.
@@ -49,20 +49,21 @@ def compare(kind: str, variant: dict, hidden: int, batch: int, length: int, repe
     for layer in (ours, theirs):  # warm-up
         seconds_per_call(layer, x)
     times: dict[str, list[float]] = {"ours": [], "theirs": []}
-    for _ in range(repeats):
-        times["ours"].append(seconds_per_call(ours, x))
-        times["theirs"].append(seconds_per_call(theirs, x))
+    for repeat in range(repeats):
+        order = ("ours", "theirs") if repeat % 2 == 0 else ("theirs", "ours")  # neither always goes first
+        for name in order:
+            times[name].append(seconds_per_call(ours if name == "ours" else theirs, x))
     tokens = batch * length
     return tokens / statistics.median(times["ours"]), tokens / statistics.median(times["theirs"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 15")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
     args = parser.parse_args()
-    repeats = 3 if args.quick else 7
+    repeats = 3 if args.quick else 15
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, length {args.length}, "
           f"median of {repeats}, forward+backward")
     print(f"{'layer':<28} {'hidden':>6} {'rnnkit tok/s':>13} {'torch tok/s':>12} {'ratio':>6}")
