@@ -87,3 +87,14 @@ def test_resume_refuses_to_change_the_model(tmp_path):
     new_run(tiny_config(corpus, "train.max_steps=2"), str(tmp_path / "run"), progress_stream=io.StringIO()).run()
     with pytest.raises(UsageError, match="cannot change model.hidden_size when resuming"):
         resumed_run(str(tmp_path / "run"), {"model.hidden_size": 32})
+
+
+def test_no_second_checkpoint_of_the_same_state(tmp_path):
+    """Ctrl-C right after a periodic checkpoint (no step between) writes nothing new."""
+    corpus = write_tiny_corpus(tmp_path)
+    trainer = new_run(tiny_config(corpus, "train.max_steps=3"), str(tmp_path / "run"), progress_stream=io.StringIO())
+    trainer.run()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    before = sorted(path.name for path in checkpoints.iterdir())
+    trainer.save_checkpoint()
+    assert sorted(path.name for path in checkpoints.iterdir()) == before == ["latest", "step-00000003"]

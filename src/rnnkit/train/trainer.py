@@ -83,6 +83,7 @@ class Trainer:
         self.bad_steps = 0
         self.stop_requested = False
         self.lr = config.optim.lr
+        self.saved_at: tuple[int, int] | None = None  # (step, rollbacks) of the newest checkpoint
 
     # Time, progress and limits ---------------------------------------------------------------
 
@@ -115,6 +116,8 @@ class Trainer:
             self.log({"event": "checkpoint_refused", "step": self.step, "reason": "non-finite weights"})
             self.roll_back()
             return
+        if self.saved_at == (self.step, self.rollbacks):
+            return  # no step since the newest checkpoint (e.g. Ctrl-C right after a periodic save)
         optimizer_tensors, optimizer_record = flatten_optimizer_state(self.optimizer.state_dict())
         random_tensors, random_record = capture_random_state()
         carry_tensors = {CARRY_PREFIX + name: tensor for name, tensor in self.carry.items()}
@@ -126,7 +129,7 @@ class Trainer:
         }
         write_checkpoint(self.run_directory.checkpoints_path, self.step, self.model.state_dict(),
                          {**optimizer_tensors, **random_tensors, **carry_tensors}, state)
-        self.last_checkpoint = time.monotonic()
+        self.last_checkpoint, self.saved_at = time.monotonic(), (self.step, self.rollbacks)
         self.log({"event": "checkpoint", "step": self.step})
 
     def load_checkpoint(self) -> dict:
@@ -140,6 +143,7 @@ class Trainer:
             restore_random_state(trainer_tensors, state["random"])
             self.step, self.tokens = int(state["step"]), int(state["tokens"])
             self.lr_scale, self.rollbacks = float(state["lr_scale"]), int(state["rollbacks"])
+            self.saved_at = (self.step, self.rollbacks)
         except (KeyError, ValueError, RuntimeError) as error:
             raise UsageError(f"{self.run_directory.latest_checkpoint()}: the checkpoint does not fit this run ({error})") from None
         self.carry = {name[len(CARRY_PREFIX):]: tensor.to(self.device)
