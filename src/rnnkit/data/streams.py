@@ -54,10 +54,6 @@ class TokenStreams:
         self.epoch, self.window_index = 0, 0
 
     @property
-    def tokens_per_epoch(self) -> int:
-        return self.batch_size * self.stream_length
-
-    @property
     def epochs_done(self) -> float:
         """Passes completed, with the fraction of the current one (e.g. 2.25)."""
         return self.epoch + self.window_index / self.windows_per_epoch

@@ -82,10 +82,11 @@ class Vocabulary:
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """Token ids as int64; UsageError naming every unknown token."""
-        missing = self.unknown(tokens)
-        if missing:
-            raise UsageError(f"{self.tokenizer.unit} not in the vocabulary: {describe_tokens(missing)}")
-        return np.fromiter((self.ids[token] for token in tokens), dtype=np.int64, count=len(tokens))
+        try:
+            return np.fromiter((self.ids[token] for token in tokens), dtype=np.int64, count=len(tokens))
+        except KeyError:  # only now look for every unknown token, to name them all
+            missing = self.unknown(tokens)
+            raise UsageError(f"{self.tokenizer.unit} not in the vocabulary: {describe_tokens(missing)}") from None
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[int(index)] for index in ids]
