@@ -6,7 +6,8 @@
 Each measurement interleaves the two layers (rnnkit, torch, torch, rnnkit, ...) and takes the
 median time per call, so a busy machine slows both alike. The ratio is rnnkit tokens/s divided
 by torch.nn tokens/s: above 1 rnnkit is faster. Variants have no torch.nn counterpart, so their
-ratio is against the standard torch.nn layer of the same kind and size.
+ratio is against the standard torch.nn layer of the same kind and size. The `weight_norm` row puts
+torch.nn.utils.parametrizations.weight_norm on weight_hh_l0 of both layers.
 """
 from __future__ import annotations
 
@@ -41,10 +42,13 @@ def seconds_per_call(layer: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def compare(kind: str, variant: dict, hidden: int, batch: int, length: int, repeats: int) -> tuple[float, float]:
+def compare(kind: str, variant: dict, hidden: int, batch: int, length: int, repeats: int,
+            weight_norm: bool = False) -> tuple[float, float]:
     """(rnnkit tokens/s, torch.nn tokens/s), interleaved medians."""
     torch.manual_seed(0)
     ours, theirs = OURS[kind](hidden, hidden, **variant), TORCH[kind](hidden, hidden)
+    if weight_norm:
+        ours, theirs = (torch.nn.utils.parametrizations.weight_norm(m, "weight_hh_l0") for m in (ours, theirs))
     x = torch.randn(length, batch, hidden)
     for layer in (ours, theirs):  # warm-up
         seconds_per_call(layer, x)
@@ -67,11 +71,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, length {args.length}, "
           f"median of {repeats}, forward+backward")
     print(f"{'layer':<28} {'hidden':>6} {'rnnkit tok/s':>13} {'torch tok/s':>12} {'ratio':>6}")
-    rows = [(kind, {}, hidden) for hidden in (128, 512) for kind in ("rnn", "lstm", "gru")]
-    rows += [(kind, variant, 128) for kind, variant in VARIANTS]
-    for kind, variant, hidden in rows:
-        ours, theirs = compare(kind, variant, hidden, args.batch, args.length, repeats)
-        label = kind + "".join(f" {k}={v!r}" for k, v in variant.items())
+    rows = [(kind, {}, hidden, False) for hidden in (128, 512) for kind in ("rnn", "lstm", "gru")]
+    rows += [(kind, variant, 128, False) for kind, variant in VARIANTS]
+    rows += [("lstm", {}, 128, True)]
+    for kind, variant, hidden, weight_norm in rows:
+        ours, theirs = compare(kind, variant, hidden, args.batch, args.length, repeats, weight_norm)
+        label = kind + "".join(f" {k}={v!r}" for k, v in variant.items()) + (" weight_norm" if weight_norm else "")
         print(f"{label:<28} {hidden:>6} {ours:>13,.0f} {theirs:>12,.0f} {ours / theirs:>6.2f}", flush=True)
 
 

@@ -87,6 +87,11 @@ class CellSpec:
                     "forget_bias": self.forget_bias}
         return {"reset": self.reset, "reset_gate": self.reset_gate}
 
+    def changed_keywords(self) -> dict:
+        """The keywords whose values differ from the plain cell's (what a repr needs to show)."""
+        plain = CellSpec(self.kind).keywords()
+        return {name: value for name, value in self.keywords().items() if value != plain[name]}
+
     @property
     def variant_name(self) -> str:
         """A short human label, e.g. 'lstm gates=if peephole'."""
@@ -145,23 +150,30 @@ def parameter_shapes(
     return shapes
 
 
-def layer_parameter_shapes(
+def layer_parameter_groups(
     spec: CellSpec,
     input_size: int,
     hidden_size: int,
     num_layers: int = 1,
     bias: bool = True,
     bidirectional: bool = False,
-) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of a stacked (bi)directional layer's parameters, in torch's order."""
+) -> list[dict[str, tuple[int, ...]]]:
+    """Names and shapes of a stacked (bi)directional layer's parameters, one dict per cell
+    (layer-major, direction-minor), in torch's order."""
     directions = 2 if bidirectional else 1
-    shapes: dict[str, tuple[int, ...]] = {}
+    groups = []
     for layer in range(num_layers):
         layer_input = input_size if layer == 0 else hidden_size * directions
         for direction in range(directions):
             suffix = layer_suffix(layer, direction == 1)
-            shapes.update(parameter_shapes(spec, layer_input, hidden_size, bias, suffix))
-    return shapes
+            groups.append(parameter_shapes(spec, layer_input, hidden_size, bias, suffix))
+    return groups
+
+
+def layer_parameter_shapes(*args, **kwargs) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of a stacked (bi)directional layer's parameters, in torch's order
+    (the arguments of `layer_parameter_groups`)."""
+    return {name: shape for group in layer_parameter_groups(*args, **kwargs) for name, shape in group.items()}
 
 
 def check_layer_sizes(input_size: object, hidden_size: object, num_layers: object, dropout: object) -> None:

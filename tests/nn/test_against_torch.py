@@ -117,5 +117,6 @@ def test_dropout_between_layers_only_in_training():
     first = layer(x)[0]
     torch.manual_seed(2)
     assert not torch.equal(first, layer(x)[0])
-    single = rnn.LSTM(3, 5, num_layers=1, dropout=0.5, fused=False).train()  # no layer after the last: no dropout
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        single = rnn.LSTM(3, 5, num_layers=1, dropout=0.5, fused=False).train()  # no layer after the last: no dropout
     assert torch.equal(single(x)[0], single(x)[0])

@@ -2,8 +2,16 @@
 
     from rnnkit import nn as rnn
     lstm = rnn.LSTM(10, 20, num_layers=2, peephole=True)     # any torch.nn.LSTM argument, plus variants
+
+A whole module saved with `torch.save(model)` loads with `torch.load(path, weights_only=True)` inside
+`torch.serialization.safe_globals(rnn.SAFE_GLOBALS)` (plus the classes of the model's other modules).
 """
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.interop import to_torch
 from rnnkit.nn.layers import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.spec import CellSpec
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer"]
+# Everything a pickled rnnkit layer or cell refers to, for torch.load(weights_only=True).
+SAFE_GLOBALS = [RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, CellSpec]
+
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "SAFE_GLOBALS", "to_torch"]

@@ -3,25 +3,66 @@
 Dimension letters: T time, B batch, I input size, H hidden size, G row blocks, L layers,
 D directions (1 or 2).
 
-Parameters carry torch.nn's names, shapes and gate order, so a torch.nn state_dict loads with
-`strict=True` and back. When the variant is exactly torch's (CellSpec.is_standard), the forward pass
-goes to the same fused kernels torch.nn uses; otherwise (or with `fused=False`) it runs the
+The layers subclass `torch.nn.RNNBase`, so they share torch's own argument checks, its
+`_flat_weights` bookkeeping (weights are read by name at every call, which is what makes weight
+norm, pruning, parametrizations, `functional_call`, tying and re-assigned weights work), `all_weights`,
+pickling and DataParallel replication. They do not subclass torch.nn.LSTM and its siblings: a
+variant has other equations and another parameter layout than the torch class promises.
+
+When the variant is exactly torch's (CellSpec.is_standard), the forward pass goes to the same fused
+kernels torch.nn uses, with the same arguments; otherwise (or with `fused=False`) it runs the
 equations of `steps.py` one step at a time, which autograd differentiates into BPTT.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.nn.interop import HasTorchTwin
 from rnnkit.nn.steps import gru_step, lstm_step, rnn_step
-from rnnkit.spec import CellSpec, check_layer_sizes, layer_parameter_shapes, layer_suffix
+from rnnkit.spec import CellSpec, layer_parameter_groups, layer_suffix
+
+FUSED_KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
 
-class RecurrentLayer(nn.Module):
+def torch_mode(spec: CellSpec) -> str:
+    """torch.nn.RNNBase's name for the cell kind: 'LSTM', 'GRU', 'RNN_TANH' or 'RNN_RELU'."""
+    if spec.kind == "rnn":
+        return "RNN_" + spec.nonlinearity.upper()
+    return spec.kind.upper()
+
+
+def check_fused(fused: object, spec: CellSpec) -> bool:
+    """The value of a layer's or cell's `fused` keyword: None chooses the fused kernel when it applies."""
+    if fused is not None and not isinstance(fused, bool):
+        raise TypeError(f"fused should be of type bool or None, got: {type(fused).__name__}")
+    if fused and not spec.is_standard:
+        raise ValueError(
+            f"fused: fused=True needs the standard torch.nn cell, got the variant '{spec.variant_name}'; "
+            "use fused=None (automatic) or fused=False"
+        )
+    return spec.is_standard if fused is None else fused
+
+
+def refuse_projection(proj_size: int) -> None:
+    if proj_size:
+        raise ValueError(
+            f"proj_size: got {proj_size!r}; rnnkit layers support only proj_size=0 (no projection): "
+            "the NumPy engine and the variants have no projection"
+        )
+
+
+def refuse_projection_keyword(proj_size) -> None:
+    """torch.nn.RNN and GRU refuse the keyword itself, whatever its value."""
+    if proj_size is not None:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
+class RecurrentLayer(HasTorchTwin, nn.RNNBase):
     """The machinery shared by RNN, LSTM and GRU; a subclass only chooses its CellSpec."""
+
+    _input_rank_message: str  # torch.nn's message for input of the wrong rank, one per class
 
     def __init__(
         self,
@@ -38,23 +79,28 @@ class RecurrentLayer(nn.Module):
         dtype=None,
         fused: bool | None = None,
     ) -> None:
-        super().__init__()
-        check_layer_sizes(input_size, hidden_size, num_layers, dropout)
-        if proj_size:
-            raise ValueError(f"proj_size: got {proj_size!r}; rnnkit layers support only proj_size=0 (no projection)")
-        if fused and not spec.is_standard:
-            raise ValueError(
-                f"fused: fused=True needs the standard torch.nn cell, got the variant '{spec.variant_name}'; "
-                "use fused=None (automatic) or fused=False"
-            )
+        # Set before RNNBase.__init__, which calls reset_parameters and flatten_parameters (both read it).
         self.spec = spec
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.proj_size = bidirectional, 0
-        self.fused = spec.is_standard if fused is None else fused
-        shapes = layer_parameter_shapes(spec, input_size, hidden_size, num_layers, bias, bidirectional)
-        for name, shape in shapes.items():
-            self.register_parameter(name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+        super().__init__(torch_mode(spec), input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, device, dtype)
+        refuse_projection(proj_size)
+        self.fused = check_fused(fused, spec)
+        groups = layer_parameter_groups(spec, input_size, hidden_size, num_layers, bias, bidirectional)
+        if [name for group in groups for name in group] != self._flat_weights_names or any(
+            tuple(getattr(self, name).shape) != shape for group in groups for name, shape in group.items()
+        ):
+            self._lay_out_variant(groups, {"device": device, "dtype": dtype})
+
+    def _lay_out_variant(self, groups: list[dict[str, tuple[int, ...]]], factory: dict) -> None:
+        """Replace torch's parameters by the variant's (other row blocks, peepholes), keeping torch's order."""
+        for name in self._flat_weights_names:
+            delattr(self, name)
+        for group in groups:
+            for name, shape in group.items():
+                self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+        self._flat_weights_names = [name for group in groups for name in group]
+        self._all_weights = [list(group) for group in groups]
+        self._init_flat_weights()
         self.reset_parameters()
 
     @property
@@ -62,81 +108,98 @@ class RecurrentLayer(nn.Module):
         return 2 if self.bidirectional else 1
 
     def reset_parameters(self) -> None:
+        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)), then the variant's forget-gate bias."""
+        super().reset_parameters()
         suffixes = [layer_suffix(layer, direction == 1)
                     for layer in range(self.num_layers) for direction in range(self.num_directions)]
-        initialise(self, self.spec, self.hidden_size, suffixes)
+        set_forget_bias(self, self.spec, self.hidden_size, suffixes)
 
     def flatten_parameters(self) -> None:
-        """Accepted for compatibility with torch.nn; the parameters are used as they are."""
+        """torch.nn's (cuDNN packs the weights on CUDA) for the standard cell; variants keep theirs as they are."""
+        if self.spec.is_standard:
+            super().flatten_parameters()
 
-    def cell_parameters(self, layer: int, direction: int) -> dict[str, Tensor | None]:
-        suffix = layer_suffix(layer, direction == 1)
-        return {
-            name: getattr(self, name + suffix, None)
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch")
-        }
-
-    # ---- forward -------------------------------------------------------------------------
+    # ---- forward: torch.nn's checks and plumbing around one of two engines -------------------
     def forward(self, input, hx=None):
-        if isinstance(input, PackedSequence):
-            return self._forward_packed(input, hx)
-        if not isinstance(input, Tensor) or input.dim() not in (2, 3):
-            got = f"{input.dim()}-D" if isinstance(input, Tensor) else type(input).__name__
-            raise ValueError(
-                f"input: {type(self).__name__} expects a 3-D (batched) or 2-D (unbatched) tensor, got {got}"
-            )
-        unbatched = input.dim() == 2
-        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)  # (T, B, I)
-        self._check_input(x)
-        state = self._initial_state(hx, x, x.shape[1], unbatched)
-        if self.fused:
-            output, state = self._run_fused(x, None, state)
+        self._update_flat_weights()  # weights read by name: re-assigned or reparametrised ones included
+        packed = isinstance(input, PackedSequence)
+        batched = True
+        if packed:
+            input, batch_sizes, sorted_indices, unsorted_indices = input
         else:
-            output, state = self._run_equations(x, None, state)
-        if unbatched:
-            return output.squeeze(1), self._public_state(tuple(s.squeeze(1) for s in state))
-        return (output.transpose(0, 1) if self.batch_first else output), self._public_state(state)
-
-    def _forward_packed(self, packed: PackedSequence, hx):
-        data, batch_sizes, sorted_indices, unsorted_indices = packed
-        if data.dim() != 2:
-            raise ValueError(f"input: the data of a PackedSequence must be 2-D (steps, features), got {data.dim()}-D")
-        self._check_input(data)
-        state = self._initial_state(hx, data, int(batch_sizes[0]), unbatched=False)
-        if self.fused:
-            sorted_state = tuple(_permute(s, sorted_indices) for s in state)
-            output_data, sorted_state = self._run_fused(data, batch_sizes, sorted_state)
-            state = tuple(_permute(s, unsorted_indices) for s in sorted_state)
+            batch_sizes = sorted_indices = unsorted_indices = None
+            batched = self._check_ranks(input, hx)
+            if not batched:
+                input = input.unsqueeze(0 if self.batch_first else 1)
+                if hx is not None:
+                    hx = self._public_state(tuple(s.unsqueeze(1) for s in self._state_tuple(hx)))
+        if hx is None:
+            hx = self._public_state(self._zero_state(input, batch_sizes))
         else:
-            x, lengths = pad_packed_sequence(packed)  # (T, B, I) in the caller's batch order
-            output, state = self._run_equations(x, lengths, state)
-            if sorted_indices is not None:
-                output, lengths = output.index_select(1, sorted_indices), lengths[sorted_indices.cpu()]
-            output_data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
-        output = PackedSequence(output_data, batch_sizes, sorted_indices, unsorted_indices)
-        return output, self._public_state(state)
+            hx = self.permute_hidden(hx, sorted_indices)  # the state follows the packed (sorted) order
+        self.check_forward_args(input, hx, batch_sizes)
+        run = self._run_fused if self.fused else self._run_equations
+        output, hidden = run(input, batch_sizes, hx)
+        if packed:
+            output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
+        elif not batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            hidden = self._public_state(tuple(s.squeeze(1) for s in self._state_tuple(hidden)))
+        return output, self.permute_hidden(hidden, unsorted_indices)
 
-    def _run_fused(self, x: Tensor, batch_sizes: Tensor | None, state: tuple[Tensor, ...]):
-        """torch.nn's own kernels (cuDNN on CUDA), for the standard cell only."""
-        kernel = {"lstm": _VF.lstm, "gru": _VF.gru}.get(self.spec.kind) or (
-            _VF.rnn_tanh if self.spec.nonlinearity == "tanh" else _VF.rnn_relu
-        )
-        hx = state if self.spec.has_cell_state else state[0]
-        weights = list(self.parameters(recurse=False))
+    def _check_ranks(self, input: Tensor, hx) -> bool:
+        """torch.nn's rank checks of input and hx (RNN and GRU; LSTM has its own). True if batched."""
+        if input.dim() not in (2, 3):
+            raise ValueError(self._input_rank_message.format(rank=input.dim()))
+        batched = input.dim() == 3
+        if hx is not None and hx.dim() != input.dim():
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            raise RuntimeError(f"For {kind} input, hx should also be {input.dim()}-D but got {hx.dim()}-D tensor")
+        return batched
+
+    def _zero_state(self, input: Tensor, batch_sizes: Tensor | None) -> tuple[Tensor, ...]:
+        shape = self.get_expected_hidden_size(input, batch_sizes)
+        parts = 2 if self.spec.has_cell_state else 1
+        return tuple(torch.zeros(shape, dtype=input.dtype, device=input.device) for _ in range(parts))
+
+    def _state_tuple(self, state) -> tuple[Tensor, ...]:
+        return tuple(state) if self.spec.has_cell_state else (state,)
+
+    def _public_state(self, state: tuple[Tensor, ...]):
+        return state if self.spec.has_cell_state else state[0]
+
+    def _run_fused(self, input: Tensor, batch_sizes: Tensor | None, hx):
+        """torch.nn's own kernels (cuDNN on CUDA), for the standard cell only, called as torch.nn calls them."""
+        kernel = FUSED_KERNELS[self.mode]
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if batch_sizes is None:
-            result = kernel(x, hx, weights, *options, False)
+            result = kernel(input, hx, self._flat_weights, *options, self.batch_first)
         else:
-            result = kernel(x, batch_sizes, hx, weights, *options)
-        return result[0], tuple(result[1:])
+            result = kernel(input, batch_sizes, hx, self._flat_weights, *options)
+        return result[0], self._public_state(tuple(result[1:]))
 
-    def _run_equations(self, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...]):
+    def _run_equations(self, input: Tensor, batch_sizes: Tensor | None, hx):
+        """The equations engine on the same input forms as the fused kernels: a padded batch, or
+        the data and batch sizes of a packed one (sorted by length, as hx already is)."""
+        state = self._state_tuple(hx)
+        if batch_sizes is None:
+            x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+            output, state = self._run_layers(x, None, state)
+            output = output.transpose(0, 1) if self.batch_first else output
+        else:
+            x, lengths = pad_packed_sequence(PackedSequence(input, batch_sizes))  # (T, B, I)
+            output, state = self._run_layers(x, lengths, state)
+            output = pack_padded_sequence(output, lengths).data
+        return output, self._public_state(state)
+
+    def _run_layers(self, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...]):
         """The layers of EQUATIONS.md step by step: x (T, B, I), state tuple of (L*D, B, H)."""
         T = x.shape[0]
         mask = None
         if lengths is not None:
             mask = torch.arange(T)[:, None] < lengths[None, :]  # (T, B)
             mask = mask.to(x.device)
+        weights = dict(zip(self._flat_weights_names, self._flat_weights))
         finals: list[tuple[Tensor, ...]] = []
         layer_input = x
         for layer in range(self.num_layers):
@@ -144,7 +207,8 @@ class RecurrentLayer(nn.Module):
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 initial = tuple(s[index] for s in state)
-                output, final = self._run_direction(layer_input, mask, lengths, initial, layer, direction)
+                p = cell_parameters(weights, layer_suffix(layer, direction == 1))
+                output, final = self._run_direction(layer_input, mask, lengths, initial, p, direction == 1)
                 outputs.append(output)
                 finals.append(final)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H)
@@ -153,15 +217,13 @@ class RecurrentLayer(nn.Module):
         final_state = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, H)
         return layer_input, final_state
 
-    def _run_direction(self, x, mask, lengths, state, layer, direction):
-        p = self.cell_parameters(layer, direction)
-        reverse = direction == 1
+    def _run_direction(self, x, mask, lengths, state, p, reverse):
         if reverse:
             x = reverse_padded(x, lengths)
         xw = nn.functional.linear(x, p["weight_ih"], p["bias_ih"])  # (T, B, G*H)
         outputs = []
         for t in range(x.shape[0]):
-            new_state = self._step(xw[t], state, p)
+            new_state = cell_step(self.spec, xw[t], state, p)
             if mask is not None:  # past a sequence's end its state stays as it was
                 new_state = tuple(torch.where(mask[t, :, None], n, s) for n, s in zip(new_state, state))
             state = new_state
@@ -173,73 +235,43 @@ class RecurrentLayer(nn.Module):
             output = reverse_padded(output, lengths)
         return output, state
 
-    def _step(self, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None]) -> tuple[Tensor, ...]:
-        if self.spec.kind == "lstm":
-            return lstm_step(self.spec, xw, state[0], state[1], p["weight_hh"], p["bias_hh"], p["weight_ch"])
-        step = rnn_step if self.spec.kind == "rnn" else gru_step
-        return (step(self.spec, xw, state[0], p["weight_hh"], p["bias_hh"]),)
-
-    # ---- argument checks and state plumbing ---------------------------------------------
-    def _check_input(self, x: Tensor) -> None:
-        weight = self.weight_ih_l0
-        if x.dtype != weight.dtype:
-            raise ValueError(
-                f"input: dtype {x.dtype} does not match the weights' dtype {weight.dtype}; "
-                f"convert the input with .to({weight.dtype}) or the layer with .to({x.dtype})"
-            )
-        if x.shape[-1] != self.input_size:
-            raise RuntimeError(
-                f"input: input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}"
-            )
-
-    def _initial_state(self, hx, x: Tensor, batch_size: int, unbatched: bool) -> tuple[Tensor, ...]:
-        """hx as a tuple of (L*D, B, H) tensors: (h,) or, for an LSTM, (h, c)."""
-        shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
-        parts = 2 if self.spec.has_cell_state else 1
-        if hx is None:
-            return tuple(x.new_zeros(shape) for _ in range(parts))
-        if parts == 2:
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2 and all(isinstance(s, Tensor) for s in hx)):
-                raise ValueError(f"hx: {type(self).__name__} expects a tuple (h_0, c_0) of tensors, got {type(hx).__name__}")
-            states = tuple(hx)
-        else:
-            if not isinstance(hx, Tensor):
-                raise ValueError(f"hx: {type(self).__name__} expects a tensor h_0, got {type(hx).__name__}")
-            states = (hx,)
-        names = ("h_0", "c_0")
-        expected = shape[::2] if unbatched else shape
-        for name, s in zip(names, states):
-            if tuple(s.shape) != expected:
-                raise RuntimeError(f"hx: expected {name} of shape {expected} (layers*directions, batch, hidden), got {tuple(s.shape)}")
-        return tuple(s.unsqueeze(1) for s in states) if unbatched else states
-
-    def _public_state(self, state: tuple[Tensor, ...]):
-        return state if self.spec.has_cell_state else state[0]
-
     def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            text += f", num_layers={self.num_layers}"
-        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
-            if getattr(self, name) != default:
-                text += f", {name}={getattr(self, name)}"
-        if self.spec.variant_name != self.spec.kind:
-            text += f", variant='{self.spec.variant_name}'"
-        return text
+        return super().extra_repr() + variant_repr(self.spec, self.fused)
+
+
+CELL_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch")
+
+
+def cell_parameters(weights: dict[str, Tensor], suffix: str) -> dict[str, Tensor | None]:
+    """One cell's tensors of a layer by their suffix-free names (absent ones, e.g. biases, are None)."""
+    return {name: weights.get(name + suffix) for name in CELL_WEIGHT_NAMES}
+
+
+def cell_step(spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None]) -> tuple[Tensor, ...]:
+    """One step of any cell from its input projection xw (B, G*H); the state as a tuple, (h,) or (h, c)."""
+    if spec.kind == "lstm":
+        return lstm_step(spec, xw, state[0], state[1], p["weight_hh"], p["bias_hh"], p["weight_ch"])
+    step = rnn_step if spec.kind == "rnn" else gru_step
+    return (step(spec, xw, state[0], p["weight_hh"], p["bias_hh"]),)
+
+
+def variant_repr(spec: CellSpec, fused: bool) -> str:
+    """The constructor keywords that differ from torch's defaults, as a repr shows them."""
+    keywords = spec.changed_keywords()
+    if spec.is_standard and not fused:
+        keywords["fused"] = False
+    return "".join(f", {name}={value!r}" for name, value in keywords.items())
 
 
 @torch.no_grad()
-def initialise(module: nn.Module, spec: CellSpec, hidden_size: int, suffixes: list[str]) -> None:
-    """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)); then the forget-gate biases, if set:
-    the total b_if + b_hf of each cell (one per suffix) starts at spec.forget_bias (0 keeps torch's)."""
-    bound = 1.0 / math.sqrt(hidden_size)
-    for weight in module.parameters():
-        weight.uniform_(-bound, bound)
+def set_forget_bias(module: nn.Module, spec: CellSpec, hidden_size: int, suffixes: list[str]) -> None:
+    """The total forget-gate bias b_if + b_hf of each cell (one per suffix) starts at spec.forget_bias:
+    b_if = forget_bias, b_hf = 0. A forget_bias of 0 keeps torch's initialisation."""
     if spec.kind != "lstm" or not spec.forget_bias or "f" not in spec.blocks:
         return
     rows = slice(spec.blocks.index("f") * hidden_size, (spec.blocks.index("f") + 1) * hidden_size)
     for suffix in suffixes:
-        if hasattr(module, "bias_ih" + suffix):
+        if getattr(module, "bias_ih" + suffix, None) is not None:
             getattr(module, "bias_ih" + suffix)[rows] = spec.forget_bias
             getattr(module, "bias_hh" + suffix)[rows] = 0.0
 
@@ -254,15 +286,18 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.to(x.device)[..., None].expand_as(x))
 
 
-def _permute(state: Tensor, permutation: Tensor | None) -> Tensor:
-    return state if permutation is None else state.index_select(1, permutation)
-
-
 class RNN(RecurrentLayer):
     """Elman RNN, h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), φ = tanh or relu."""
 
+    _torch_class = nn.RNN
+    _input_rank_message = "RNN: Expected input to be 2D or 3D, got {rank}D tensor instead"
+
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None, *, fused=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None, *, fused=None,
+                 proj_size=None):
+        refuse_projection_keyword(proj_size)
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         super().__init__(CellSpec("rnn", nonlinearity=nonlinearity), input_size, hidden_size, num_layers,
                          bias, batch_first, dropout, bidirectional, 0, device, dtype, fused)
 
@@ -274,6 +309,9 @@ class RNN(RecurrentLayer):
 class LSTM(RecurrentLayer):
     """LSTM (gate order i, f, g, o) with optional peepholes, removed gates, CIFG and a forget bias."""
 
+    _torch_class = nn.LSTM
+    _input_rank_message = "LSTM: Expected input to be 2D or 3D, got {rank}D instead"
+
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, gates="ifo",
                  coupled=False, forget_bias=0.0, fused=None):
@@ -281,12 +319,32 @@ class LSTM(RecurrentLayer):
         super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, fused)
 
+    # The (h, c) state is checked and permuted by torch.nn.LSTM's own methods, so its messages are torch's.
+    get_expected_cell_size = nn.LSTM.get_expected_cell_size
+    check_forward_args = nn.LSTM.check_forward_args
+    permute_hidden = nn.LSTM.permute_hidden
+
+    def _check_ranks(self, input: Tensor, hx) -> bool:
+        if input.dim() not in (2, 3):
+            raise ValueError(self._input_rank_message.format(rank=input.dim()))
+        batched = input.dim() == 3
+        if hx is not None and (hx[0].dim() != input.dim() or hx[1].dim() != input.dim()):
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            raise RuntimeError(f"For {kind} input, hx and cx should also be {input.dim()}-D "
+                               f"but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors")
+        return batched
+
 
 class GRU(RecurrentLayer):
     """GRU (gate order r, z, n); z is the keep gate (the lectures' update gate u = 1 - z)."""
 
+    _torch_class = nn.GRU
+    _input_rank_message = "GRU: Expected input to be 2D or 3D, got {rank}D instead"
+
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset="after", reset_gate=True, fused=None):
+                 bidirectional=False, device=None, dtype=None, *, reset="after", reset_gate=True, fused=None,
+                 proj_size=None):
+        refuse_projection_keyword(proj_size)
         spec = CellSpec("gru", reset=reset, reset_gate=reset_gate)
         super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, fused)

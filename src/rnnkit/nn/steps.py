@@ -18,7 +18,7 @@ from rnnkit.spec import CellSpec
 
 def split_blocks(spec: CellSpec, rows: Tensor) -> dict[str, Tensor]:
     """Name the row blocks of a (B, G*H) tensor: {'i': (B, H), 'f': (B, H), ...}."""
-    return dict(zip(spec.blocks, rows.chunk(len(spec.blocks), dim=-1)))
+    return dict(zip(spec.blocks, rows.tensor_split(len(spec.blocks), dim=-1)))  # (also when H = 0)
 
 
 def rnn_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:
@@ -36,7 +36,7 @@ def lstm_step(
     weight_ch: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
     pre = split_blocks(spec, xw + F.linear(h_prev, weight_hh, bias_hh))  # each (B, H)
-    peep = dict(zip(spec.peephole_blocks, weight_ch.chunk(len(spec.peephole_blocks)))) if weight_ch is not None else {}
+    peep = dict(zip(spec.peephole_blocks, weight_ch.tensor_split(len(spec.peephole_blocks)))) if weight_ch is not None else {}
 
     def gate(letter: str, c: Tensor) -> Tensor | None:
         if letter not in pre:
@@ -56,14 +56,14 @@ def lstm_step(
 
 def gru_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:
     x = split_blocks(spec, xw)  # each (B, H)
-    H = h_prev.shape[-1]
     if spec.reset == "before" and spec.reset_gate:
         # n reads r ⊙ h_prev, so its recurrent product must wait for r.
-        b_rz, b_n = (None, None) if bias_hh is None else (bias_hh[:-H], bias_hh[-H:])
-        hw_r, hw_z = F.linear(h_prev, weight_hh[:-H], b_rz).chunk(2, dim=-1)  # each (B, H)
+        rz = 2 * h_prev.shape[-1]  # rows of the r and z blocks
+        b_rz, b_n = (None, None) if bias_hh is None else (bias_hh[:rz], bias_hh[rz:])
+        hw_r, hw_z = F.linear(h_prev, weight_hh[:rz], b_rz).tensor_split(2, dim=-1)  # each (B, H)
         r = torch.sigmoid(x["r"] + hw_r)  # (B, H)
         z = torch.sigmoid(x["z"] + hw_z)  # (B, H)
-        n = torch.tanh(x["n"] + F.linear(r * h_prev, weight_hh[-H:], b_n))  # (B, H)
+        n = torch.tanh(x["n"] + F.linear(r * h_prev, weight_hh[rz:], b_n))  # (B, H)
     else:
         hw = split_blocks(spec, F.linear(h_prev, weight_hh, bias_hh))  # each (B, H)
         z = torch.sigmoid(x["z"] + hw["z"])  # (B, H)
