@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from rnnkit.config import Config, apply_assignments
+from rnnkit.config import apply_assignments
 from rnnkit.data.text import read_text, resolve_corpus
 from rnnkit.rundir import MODEL_WEIGHTS, TRAINER_TENSORS, RunDirectory
+from rnnkit.tasks.language_model import LanguageModelConfig
 
 TINY_SETTINGS = [
-    "model.embedding_size=8", "model.hidden_size=16", "train.batch_size=4", "train.window=8",
+    "model.embedding_size=8", "model.hidden_size=16", "train.batch_size=4", "data.window=8",
     "train.log_every=5", "train.eval_every=0", "train.checkpoint_every=3600", "train.eval_batch_size=2",
     "train.threads=1",
 ]
@@ -25,15 +26,15 @@ def write_tiny_corpus(directory: Path, characters: int = 4000) -> Path:
     return path
 
 
-def tiny_config(corpus: Path, *assignments: str) -> Config:
-    return apply_assignments(Config(), [f"data.corpus={corpus}", *TINY_SETTINGS, *assignments])
+def tiny_config(corpus: Path, *assignments: str) -> LanguageModelConfig:
+    return apply_assignments(LanguageModelConfig(), [f"data.corpus={corpus}", *TINY_SETTINGS, *assignments])
 
 
 def train_tiny_run(run_path: Path, corpus: Path, *assignments: str) -> Path:
     """Train a tiny run in this process (quietly) and return its directory."""
-    from rnnkit.tasks.language_model_run import new_run
+    from rnnkit.train.runs import start_run
 
-    trainer = new_run(tiny_config(corpus, *assignments), str(run_path), progress_stream=io.StringIO())
+    trainer = start_run(tiny_config(corpus, *assignments), str(run_path), progress_stream=io.StringIO())
     trainer.run()
     return run_path
 

@@ -13,7 +13,7 @@ def test_train_sample_eval(tmp_path):
     corpus = write_tiny_corpus(tmp_path)
     run = tmp_path / "run"
     trained = run_rnnkit("train", "--data", str(corpus), "--out", str(run), "--max-steps", "60", *tiny_flags(),
-                         "--set", "train.eval_every=30", "--set", "train.sample_every=30", "--set", "sample.length=20")
+                         "--set", "train.eval_every=30", "--set", "sample.every=30", "--set", "sample.length=20")
     assert trained.returncode == 0, trained.stderr
     assert "stopped at step 60 (max_steps)" in trained.stderr and "Traceback" not in trained.stderr
     for name in (CONFIG, VOCABULARY, METRICS, SAMPLES):

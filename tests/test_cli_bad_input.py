@@ -50,8 +50,9 @@ def test_missing_corpus_and_validation_file(tmp_path, capsys, trained):
 
 
 @pytest.mark.parametrize("setting, fragments", [
-    ("model.hiden_size=3", ["unknown config key 'model.hiden_size'", "valid keys in [model]: cell, embedding_size"]),
-    ("optimizer.lr=1", ["unknown config section 'optimizer'", "valid sections: model, data, optim, train, sample"]),
+    ("model.hiden_size=3", ["unknown config key 'model.hiden_size'", "valid keys in [model]: cell, nonlinearity"]),
+    ("optimizer.lr=1", ["unknown config section 'optimizer'",
+                        "valid sections for the task language_model: optim, train, model, data, sample"]),
     ("model.hidden_size=big", ["model.hidden_size: cannot read 'big' as an integer"]),
     ("train.max_time=true", ["train.max_time: expected a number, got True"]),
 ])
@@ -92,7 +93,10 @@ def test_damaged_weights(capsys, run_copy, how, fragment, command):
 
 
 @pytest.mark.parametrize("options, fragments", [
-    (["--temperature", "-0.5"], ["--temperature must be 0 (greedy) or more"]),
+    (["--temperature", "-0.5"], ["--temperature must be a finite number, 0 (greedy) or more"]),
+    (["--temperature", "inf"], ["--temperature must be a finite number"]),
+    (["--temperature", "nan"], ["--temperature must be a finite number"]),
+    (["--seed", "-3"], ["--seed must be an integer in [0, 2^63)"]),
     (["--top-k", "0"], ["--top-k must be 1 or more"]),
     (["--top-p", "0"], ["--top-p must be in (0, 1]"]),
     (["--top-p", "1.01"], ["--top-p must be in (0, 1]"]),
@@ -110,9 +114,11 @@ def test_skip_unknown_drops_prime_characters(capsys, trained):
 
 
 def test_bad_prime_file_and_eval_data(tmp_path, capsys, trained):
-    bad = write_bytes(tmp_path, b"\xff\xfeabc")
-    assert_usage_error(capsys, ["sample", str(trained[0]), "--prime-file", str(bad)], "byte offset 0")
-    assert_usage_error(capsys, ["eval", str(trained[0]), "--data", str(bad)], "byte offset 0")
+    bad = write_bytes(tmp_path, b"ab\xffcd")
+    assert_usage_error(capsys, ["sample", str(trained[0]), "--prime-file", str(bad)], "byte offset 2")
+    assert_usage_error(capsys, ["eval", str(trained[0]), "--data", str(bad)], "byte offset 2")
+    utf16 = write_bytes(tmp_path, "First Citizen".encode("utf-16"))
+    assert_usage_error(capsys, ["sample", str(trained[0]), "--prime-file", str(utf16)], "looks like UTF-16")
     unknown = tmp_path / "unknown.txt"
     unknown.write_text("First Citizen€€")
     assert_usage_error(capsys, ["eval", str(trained[0]), "--data", str(unknown)], "not in the vocabulary", "'€'")

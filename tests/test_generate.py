@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from language_model_helpers import train_tiny_run, write_tiny_corpus
-from rnnkit.config import SampleConfig, load_config
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
-from rnnkit.generate import choose_token, generate_tokens, load_engine, next_token_probabilities, prime_ids, sample_run
-from rnnkit.rundir import RunDirectory
+from rnnkit.generate import FEED_WINDOW, choose_token, feed, generate_tokens, next_token_probabilities, prime_ids
+from rnnkit.rundir import VOCABULARY
+from rnnkit.tasks.language_model import SampleConfig, sample_run, step_function
+from rnnkit.train.runs import open_run
 
 LOGITS = np.log(np.array([0.05, 0.4, 0.1, 0.3, 0.15]))
 
@@ -36,15 +37,27 @@ def test_temperature_zero_is_greedy():
     assert choose_token(LOGITS, SampleConfig(temperature=0.0), np.random.default_rng(0)) == 1
 
 
-class CountingEngine:
-    """A stand-in model whose next-token logits depend on the last token, to test the sampling loop."""
+def counting_step(ids, state):
+    """A stand-in model whose next-token logits depend on the last token; its state counts the ids fed."""
+    return np.roll(LOGITS, ids[-1]), (state or 0) + len(ids)
 
-    def reset(self):
-        self.fed = []
 
-    def feed(self, ids):
-        self.fed.extend(ids)
-        return np.roll(LOGITS, ids[-1])
+def test_subnormal_and_tiny_temperatures_are_greedy():
+    for temperature in (5e-324, 1e-300, 1e-30):
+        probabilities = next_token_probabilities(LOGITS, temperature, 0, 1.0)
+        np.testing.assert_array_equal(probabilities, [0, 1, 0, 0, 0])
+
+
+def test_a_long_context_is_fed_in_bounded_windows_with_the_state_carried():
+    calls = []
+
+    def step(ids, state):
+        calls.append(len(ids))
+        return counting_step(ids, state)
+
+    logits, state = feed(step, list(range(5)) * 1000)
+    assert state == 5000 and max(calls) == FEED_WINDOW and sum(calls) == 5000
+    np.testing.assert_array_equal(logits, np.roll(LOGITS, 4))
 
 
 def test_same_seed_same_text_and_other_seed_other_text():
@@ -52,7 +65,7 @@ def test_same_seed_same_text_and_other_seed_other_text():
     settings = SampleConfig(length=40)
 
     def text(seed):
-        return "".join(generate_tokens(CountingEngine(), vocabulary, [0], settings, np.random.default_rng(seed)))
+        return "".join(generate_tokens(counting_step, vocabulary, [0], settings, np.random.default_rng(seed)))
 
     assert text(7) == text(7)
     assert text(7) != text(8)
@@ -73,32 +86,47 @@ def trained_run(tmp_path_factory):
     return train_tiny_run(directory / "run", corpus, "model.hidden_size=32", "optim.lr=0.01", "train.max_steps=150")
 
 
+def engines(trained_run):
+    run = open_run(trained_run)
+    vocabulary = Vocabulary.load(run.path / VOCABULARY)
+    checkpoint = run.directory.checkpoint()
+    return run, vocabulary, {engine: step_function(run, checkpoint, vocabulary, engine) for engine in ("torch", "numpy")}
+
+
 def test_greedy_numpy_engine_equals_torch_engine(trained_run):
-    run = RunDirectory(trained_run)
-    config, vocabulary = load_config(run.config_path), Vocabulary.load(run.vocabulary_path)
+    run, vocabulary, steps = engines(trained_run)
     settings = SampleConfig(length=200, temperature=0.0)
     context = prime_ids(vocabulary, "ROMEO:\n", skip_unknown=False)
-    texts = {engine: "".join(generate_tokens(load_engine(run, config, vocabulary, engine), vocabulary, context,
-                                             settings, np.random.default_rng(0)))
-             for engine in ("torch", "numpy")}
+    texts = {engine: "".join(generate_tokens(step, vocabulary, context, settings, np.random.default_rng(0)))
+             for engine, step in steps.items()}
     assert texts["torch"] == texts["numpy"]
     assert len(set(texts["torch"])) > 3  # a trained model, not a constant string
 
 
 def test_engines_agree_on_the_logits(trained_run):
-    run = RunDirectory(trained_run)
-    config, vocabulary = load_config(run.config_path), Vocabulary.load(run.vocabulary_path)
+    run, vocabulary, steps = engines(trained_run)
     context = prime_ids(vocabulary, "First Citizen:\nBefore we", skip_unknown=False)
-    torch_logits = load_engine(run, config, vocabulary, "torch").feed(context)
-    numpy_logits = load_engine(run, config, vocabulary, "numpy").feed(context)
+    torch_logits, _ = steps["torch"](context, None)
+    numpy_logits, _ = steps["numpy"](context, None)
     np.testing.assert_allclose(numpy_logits, torch_logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_a_prime_fed_in_windows_gives_the_logits_of_one_call(trained_run, engine):
+    run, vocabulary, steps = engines(trained_run)
+    context = prime_ids(vocabulary, "First Citizen:\nBefore we proceed any further, hear me speak.", skip_unknown=False)
+    whole, _ = steps[engine](context, None)
+    windowed, _ = feed(steps[engine], context, window=7)
+    np.testing.assert_allclose(windowed, whole, rtol=1e-5, atol=1e-6)
+
+
 def test_sample_run_prints_prime_then_continuation(trained_run):
+    run = open_run(trained_run)
+    options = {"prime": "First", "length": 30, "seed": 3, "num_samples": 2}
     out = io.StringIO()
-    sample_run(str(trained_run), {"prime": "First", "length": 30}, seed=3, num_samples=2, out=out)
+    sample_run(run, run.directory.checkpoint(), options, out)
     lines = out.getvalue()
     assert lines.count("--- sample") == 2 and lines.count("First") >= 2
     again = io.StringIO()
-    sample_run(str(trained_run), {"prime": "First", "length": 30}, seed=3, num_samples=2, out=again)
+    sample_run(run, run.directory.checkpoint(), options, again)
     assert again.getvalue() == lines

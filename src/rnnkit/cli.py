@@ -1,13 +1,16 @@
 """The `rnnkit` command: the only module that reads argv.
 
-Each subcommand's module is imported only when that subcommand runs, so a command that needs no
-torch (e.g. `rnnkit sample --engine numpy`) never imports it.
+Runs are created, resumed and opened through rnnkit.train.runs, which finds each run's task in the
+registry (rnnkit.tasks); this module names no task. Each subcommand's modules are imported only when
+that subcommand runs, so a command that needs no torch (`rnnkit sample --engine numpy`) never imports it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 import textwrap
 
@@ -16,6 +19,7 @@ from rnnkit.errors import UsageError
 __all__ = ["UsageError", "build_parser", "main"]
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+MAX_SEED = 2**63
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -26,37 +30,47 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def config_keys_help() -> str:
-    """Every config key with its default, for `rnnkit train --help`."""
+    """Every task's config keys with their defaults, for `rnnkit train --help`."""
     from dataclasses import fields
 
-    from rnnkit.config import SECTIONS
+    from rnnkit.config import sections
+    from rnnkit.tasks import all_tasks
 
     lines = ["config keys (--set SECTION.KEY=VALUE; values in TOML syntax, bare words are strings):"]
-    for section, section_class in SECTIONS.items():
-        keys = ", ".join(f"{item.name}={item.default!r}" for item in fields(section_class))
-        lines.append(textwrap.fill(keys, width=100, initial_indent=f"  [{section}] ", subsequent_indent="      "))
+    for task in all_tasks():
+        lines.append(f"  task={task.name} ({task.summary}):")
+        for section, section_class in sections(task.config_class).items():
+            keys = ", ".join(f"{item.name}={item.default!r}" for item in fields(section_class))
+            lines.append(textwrap.fill(keys, width=100, initial_indent=f"    [{section}] ",
+                                       subsequent_indent="        "))
     return "\n".join(lines)
+
+
+def checkpoint_option(parser) -> None:
+    parser.add_argument("--checkpoint", metavar="NAME",
+                        help="latest, best or a kept checkpoint such as step-00001200 (default: best if the run "
+                        "has one, else latest)")
 
 
 def add_train_parser(commands) -> None:
     train = commands.add_parser(
-        "train", help="train a language model (default: the shakespeare-char preset)",
-        description="Train a character-level language model. Settings come from the dataclass defaults, "
-        "then the preset, then --set, then the flags below. Limits count the whole run, resumes included.",
+        "train", help="train a model (default: the shakespeare-char preset, a character-level language model)",
+        description="Train a model of any task: the preset (or --set task=NAME) chooses the task. Settings come "
+        "from the dataclass defaults, then the preset, then --set, then the flags below. Limits count the whole "
+        "run, resumes included.",
         epilog=config_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("preset", nargs="?", metavar="PRESET|CONFIG.toml",
                        help="a shipped preset name or a TOML file of overrides (default: shakespeare-char)")
-    train.add_argument("--data", metavar="FILE", help="the UTF-8 training text (sets data.corpus)")
-    train.add_argument("--val", metavar="FILE",
-                       help="a separate validation text (sets data.validation); default: the corpus's last 10%%")
+    train.add_argument("--data", metavar="FILE", help="the training data (the task's training-data key)")
+    train.add_argument("--val", metavar="FILE", help="the validation data (the task's validation-data key)")
     train.add_argument("--out", metavar="DIR", help="the new run directory (default: a new directory under runs/)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue the run in DIR exactly where its last checkpoint left it; only the limits, "
                        "device and reporting intervals may change")
     train.add_argument("--seed", type=int, metavar="S", help="random seed for initialisation and dropout (train.seed)")
     train.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimisation steps (train.max_steps)")
-    train.add_argument("--max-epochs", type=float, metavar="N", help="stop after N passes over the training text")
+    train.add_argument("--max-epochs", type=float, metavar="N", help="stop after N passes over the training data")
     train.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this many seconds of training")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override one config key, e.g. --set model.hidden_size=256 (repeatable)")
@@ -64,11 +78,12 @@ def add_train_parser(commands) -> None:
 
 def add_sample_parser(commands) -> None:
     sample = commands.add_parser(
-        "sample", help="generate text from a trained run",
-        description="Generate text from the latest checkpoint of a run, streamed to stdout as it is chosen. "
-        "Unset options take the run's [sample] config.",
+        "sample", help="generate text from a trained language model",
+        description="Generate text from a language-model run (its best checkpoint, or --checkpoint), streamed to "
+        "stdout as it is chosen. Unset options take the run's [sample] config.",
     )
     sample.add_argument("run", metavar="DIR", help="the run directory")
+    checkpoint_option(sample)
     prime = sample.add_mutually_exclusive_group()
     prime.add_argument("--prime", metavar="TEXT", help="text to start from (printed, then continued)")
     prime.add_argument("--prime-file", metavar="FILE", help="read the prime from a UTF-8 file")
@@ -81,20 +96,21 @@ def add_sample_parser(commands) -> None:
                         help="random seed: the same seed gives the same text (default: a fresh seed each time)")
     sample.add_argument("--num-samples", type=int, default=1, metavar="N", help="how many samples (default 1)")
     sample.add_argument("--skip-unknown", action="store_true",
-                        help="drop prime characters that are not in the vocabulary instead of failing")
+                        help="drop prime tokens that are not in the vocabulary instead of failing")
     sample.add_argument("--engine", choices=("torch", "numpy"), default="torch",
                         help="torch (default), or numpy: the NumPy engine alone, without importing torch")
 
 
 def add_eval_parser(commands) -> None:
     evaluate = commands.add_parser(
-        "eval", help="evaluate a trained run: nll, bits per character, perplexity",
-        description="Evaluate the latest checkpoint of a run by the protocol of EQUATIONS.md: the whole text "
-        "as one stream, batch size 1, state carried. Prints one JSON object {nll, bpc, perplexity, tokens}; "
-        "nll is in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll).",
+        "eval", help="evaluate a trained run on its validation data or a file; prints the task's metrics",
+        description="Evaluate a run (its best checkpoint, or --checkpoint) and print its task's metrics as one JSON "
+        "object. A language model follows the protocol of EQUATIONS.md (the whole text as one stream, batch 1, state "
+        "carried): nll in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll), tokens.",
     )
     evaluate.add_argument("run", metavar="DIR", help="the run directory")
-    evaluate.add_argument("--data", metavar="FILE", help="a UTF-8 text to evaluate on (default: the run's validation text)")
+    checkpoint_option(evaluate)
+    evaluate.add_argument("--data", metavar="FILE", help="data to evaluate on (default: the run's validation data)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,83 +132,110 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_seed(flag: str, seed: int | None) -> None:
+    if seed is not None and not 0 <= seed < MAX_SEED:
+        raise UsageError(f"{flag} must be an integer in [0, 2^63), got {seed}")
+
+
 def limit_values(args: argparse.Namespace) -> dict[str, object]:
     flags = {"train.max_steps": args.max_steps, "train.max_epochs": args.max_epochs, "train.max_time": args.max_time}
     return {key: value for key, value in flags.items() if value is not None}
 
 
 def train(args: argparse.Namespace) -> int:
-    from rnnkit.config import DEFAULT_PRESET, apply_assignments, load_preset, parse_assignment, with_values
-    from rnnkit.tasks.language_model_run import new_run, resumed_run
+    from rnnkit.config import DEFAULT_PRESET, parse_assignment, with_values
+    from rnnkit.tasks import get_task
+    from rnnkit.train.runs import new_config, open_run, resume_run, start_run
     from rnnkit.train.trainer import TrainingDiverged
 
-    if args.resume:
+    check_seed("--seed", args.seed)
+    if args.resume is not None:
         given = [name for name, value in (("PRESET", args.preset), ("--data", args.data), ("--val", args.val),
                                           ("--out", args.out), ("--seed", args.seed)) if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with --resume: the run keeps its config")
-        assignments = {f"{section}.{key}": value for section, key, value in map(parse_assignment, args.set)}
-        trainer = resumed_run(args.resume, {**assignments, **limit_values(args)})
+        schema = open_run(args.resume).config
+        assignments = dict(parse_assignment(assignment, type(schema)) for assignment in args.set)
+        trainer = resume_run(args.resume, {**assignments, **limit_values(args)})
     else:
-        config = apply_assignments(load_preset(args.preset or DEFAULT_PRESET), args.set)
-        flags = {"data.corpus": args.data, "data.validation": args.val, "train.seed": args.seed}
-        config = with_values(config, {**{key: value for key, value in flags.items() if value is not None}, **limit_values(args)})
-        trainer = new_run(config, args.out)
+        config = new_config(args.preset or DEFAULT_PRESET, args.set, limit_values(args))
+        keys = get_task(config.task).data_keys
+        flags = {keys["train"]: args.data, keys["validation"]: args.val, "train.seed": args.seed}
+        config = with_values(config, {key: value for key, value in flags.items() if value is not None})
+        trainer = start_run(config, args.out)
     print(f"rnnkit train: run directory {trainer.run_directory.path}", file=sys.stderr)
     try:
-        reason = trainer.run(resumed=bool(args.resume))
+        reason = trainer.run(resumed=args.resume is not None)
     except TrainingDiverged as error:
         print(f"rnnkit train: {error}; the last good checkpoint is in {trainer.run_directory.path}", file=sys.stderr)
         return EXIT_FAILED
     if reason == "interrupted":
-        print(f"rnnkit train: interrupted at step {trainer.step}; checkpoint saved; continue with "
+        name = signal.Signals(trainer.stop_signal).name if trainer.stop_signal else "a signal"
+        print(f"rnnkit train: stopped by {name} at step {trainer.step}; checkpoint saved; continue with "
               f"rnnkit train --resume {trainer.run_directory.path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"rnnkit train: stopped at step {trainer.step} ({reason}); run directory {trainer.run_directory.path}", file=sys.stderr)
+        return 128 + (trainer.stop_signal or signal.SIGINT)
+    print(f"rnnkit train: stopped at step {trainer.step} ({reason}); run directory {trainer.run_directory.path}",
+          file=sys.stderr)
     return 0
 
 
-def sample_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The [sample] settings given on the command line, checked under their flag names."""
+def sample_options(args: argparse.Namespace) -> dict[str, object]:
+    """The sampling options given on the command line, checked under their flag names."""
     from rnnkit.data.text import read_text
 
     checks = (("--length", args.length, lambda n: n >= 0, "0 or more"),
-              ("--temperature", args.temperature, lambda t: t >= 0, "0 (greedy) or more"),
+              ("--temperature", args.temperature, lambda t: math.isfinite(t) and t >= 0, "a finite number, 0 (greedy) or more"),
               ("--top-k", args.top_k, lambda k: k >= 1, "1 or more"),
               ("--top-p", args.top_p, lambda p: 0 < p <= 1, "in (0, 1]"),
               ("--num-samples", args.num_samples, lambda n: n >= 1, "1 or more"))
     for flag, value, valid, expected in checks:
         if value is not None and not valid(value):
             raise UsageError(f"{flag} must be {expected}, got {value:g}")
-    prime = read_text(args.prime_file) if args.prime_file else args.prime
+    check_seed("--seed", args.seed)
+    prime = read_text(args.prime_file, minimum_characters=0) if args.prime_file else args.prime
     values = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-              "prime": prime}
+              "prime": prime, "seed": args.seed, "num_samples": args.num_samples, "skip_unknown": args.skip_unknown,
+              "engine": args.engine}
     return {key: value for key, value in values.items() if value is not None}
 
 
 def sample(args: argparse.Namespace) -> int:
-    from rnnkit.generate import sample_run
+    from rnnkit.train.runs import open_run_for
 
-    sample_run(args.run, sample_overrides(args), seed=args.seed, num_samples=args.num_samples,
-               skip_unknown=args.skip_unknown, engine=args.engine)
+    options = sample_options(args)
+    run = open_run_for("sample", args.run)
+    run.task.sample(run, run.directory.checkpoint(args.checkpoint), options, sys.stdout)
     return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.tasks.language_model_run import evaluate_run
+    from rnnkit.train.runs import open_run_for
 
-    print(json.dumps(evaluate_run(args.run, args.data)))
+    run = open_run_for("eval", args.run)
+    metrics = run.task.evaluate(run, run.directory.checkpoint(args.checkpoint), args.data)
+    finite = {name: value if not isinstance(value, float) or math.isfinite(value) else None
+              for name, value in metrics.items()}  # JSON has no NaN or infinity
+    print(json.dumps(finite, allow_nan=False))
     return 0
+
+
+def gradcheck(args: argparse.Namespace) -> int:
+    check_seed("--seed", args.seed)
+    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise UsageError(f"--tolerance must be a finite number > 0, got {args.tolerance:g}")
+    from rnnkit.gradcheck import run
+
+    return run(seed=args.seed, tolerance=args.tolerance)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails (and is reported) instead of killing us
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")  # a character the terminal cannot show becomes '?'
     try:
-        if args.command == "gradcheck":
-            from rnnkit.gradcheck import run
-
-            return run(seed=args.seed, tolerance=args.tolerance)
-        return {"train": train, "sample": sample, "eval": evaluate}[args.command](args)
+        return {"train": train, "sample": sample, "eval": evaluate, "gradcheck": gradcheck}[args.command](args)
     except UsageError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

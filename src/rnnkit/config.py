@@ -1,20 +1,26 @@
 """Typed configuration: frozen dataclasses hold the defaults, TOML presets and `--set` override them.
 
-A run's configuration is five sections (model, data, optim, train, sample). A preset (a TOML file
-in `rnnkit/presets/` or any path) names only the values it changes; `--set section.key=value`
-changes one more. Unknown sections or keys, and values of the wrong type, are errors that list the
-valid keys. The resolved configuration is saved as JSON in the run directory and rebuilt from it by
-`--resume`, `sample` and `eval`. This module imports only the standard library.
+A run's configuration is its `task`, the sections every task shares ([optim] and [train], here) and
+the sections its task owns (the language model's [model], [data] and [sample] are in
+rnnkit.tasks.language_model). A task's configuration class subclasses `RunConfig`; the functions here
+work on any of them. A preset (a TOML file in `rnnkit/presets/` or any path) names only the values it
+changes; `--set section.key=value` changes one more. Unknown sections or keys, and values of the wrong
+type or range, are errors that list the valid keys of the task. The resolved configuration is saved as
+JSON in the run directory and rebuilt from it by `--resume`, `sample` and `eval`. This module imports
+only the standard library.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import ClassVar
 
 from rnnkit.atomic import read_json, write_text_atomically
 from rnnkit.errors import UsageError
@@ -26,30 +32,48 @@ else:  # pragma: no cover - Python 3.10 ships no TOML reader
     import tomli as tomllib
 
 DEFAULT_PRESET = "shakespeare-char"
+DEFAULT_TASK = "language_model"
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "cosine", "plateau")
 CLIPPING = ("norm", "value", "none")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**63  # seeds are 0 <= seed < 2^63: what torch, numpy and Python all accept
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # more only waits on itself (and thousands crash OpenMP)
 
 
-def _require(condition: bool, key: str, message: str, value: object) -> None:
+def require(condition: bool, key: str, message: str, value: object) -> None:
     if not condition:
         raise UsageError(f"{key}: {message}, got {value!r}")
 
 
-def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
-    _require(value in choices, key, f"expected one of {', '.join(choices)}", value)
+def choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    require(value in choices, key, f"expected one of {', '.join(choices)}", value)
+
+
+def check_seed(key: str, seed: object) -> None:
+    require(isinstance(seed, int) and 0 <= seed < MAX_SEED, key, "expected an integer in [0, 2^63)", seed)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class Section:
+    """A config section. Every number in it must be finite (inf and nan are never settings)."""
+
+    name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{self.name}.{item.name}: expected a finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CellSettings(Section):
+    """The recurrent cell of a task's model: its kind and variant (EQUATIONS.md). A variant key
+    that does not apply to the chosen cell is an error, never silently ignored."""
+
+    name: ClassVar[str] = "model"
     cell: str = "lstm"  # rnn, lstm or gru
-    embedding_size: int = 64
-    hidden_size: int = 256
-    num_layers: int = 1
-    dropout: float = 0.0  # between recurrent layers and on the last layer's output (training only)
-    embedding_dropout: float = 0.0  # on the embedded input tokens
-    tie_weights: bool = False  # decoder shares the embedding matrix (needs embedding_size == hidden_size)
     nonlinearity: str = "tanh"  # rnn
     peephole: bool = False  # lstm
     gates: str = "ifo"  # lstm
@@ -59,19 +83,17 @@ class ModelConfig:
     reset_gate: bool = True  # gru
 
     def __post_init__(self) -> None:
-        _choice("model.cell", self.cell, ("rnn", "lstm", "gru"))
-        for key in ("embedding_size", "hidden_size", "num_layers"):
-            _require(getattr(self, key) >= 1, f"model.{key}", "expected a positive integer", getattr(self, key))
-        for key in ("dropout", "embedding_dropout"):
-            _require(0 <= getattr(self, key) < 1, f"model.{key}", "expected a probability in [0, 1)", getattr(self, key))
-        _require(
-            not self.tie_weights or self.embedding_size == self.hidden_size,
-            "model.tie_weights", f"needs embedding_size == hidden_size ({self.hidden_size})", self.embedding_size,
-        )
+        super().__post_init__()
+        choice(f"{self.name}.cell", self.cell, ("rnn", "lstm", "gru"))
         try:
-            self.cell_spec()
+            spec = self.cell_spec()
         except ValueError as error:
-            raise UsageError(f"model.{error}") from None
+            raise UsageError(f"{self.name}.{error}") from None
+        defaults = CellSpec("lstm").keywords() | CellSpec("gru").keywords() | CellSpec("rnn").keywords()
+        for key, value in defaults.items():
+            if key not in spec.keywords() and getattr(self, key) != value:
+                raise UsageError(f"{self.name}.{key} = {getattr(self, key)!r} does not apply to "
+                                 f"{self.name}.cell = {self.cell!r}; leave it at {value!r}")
 
     def cell_spec(self) -> CellSpec:
         return CellSpec(
@@ -81,19 +103,8 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    corpus: str = "tinyshakespeare"  # a text file, or the name of a corpus shipped with rnnkit
-    validation: str = ""  # a separate validation file; empty: the corpus's last (1 - train_fraction)
-    train_fraction: float = 0.9
-    tokenizer: str = "char"
-
-    def __post_init__(self) -> None:
-        _require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
-        _choice("data.tokenizer", self.tokenizer, ("char",))
-
-
-@dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(Section):
+    name: ClassVar[str] = "optim"
     optimizer: str = "adam"  # adam, adamw, sgd, adagrad, rmsprop
     lr: float = 2e-3
     weight_decay: float = 0.0
@@ -110,21 +121,28 @@ class OptimConfig:
     plateau_patience: int = 1  # ... after this many evaluations without improvement
 
     def __post_init__(self) -> None:
-        _choice("optim.optimizer", self.optimizer, OPTIMIZERS)
-        _choice("optim.schedule", self.schedule, SCHEDULES)
-        _choice("optim.clip", self.clip, CLIPPING)
-        _require(self.lr > 0, "optim.lr", "expected a positive number", self.lr)
-        _require(self.clip_threshold > 0, "optim.clip_threshold", "expected a positive number", self.clip_threshold)
-        _require(self.warmup_steps >= 0, "optim.warmup_steps", "expected 0 or more", self.warmup_steps)
-        _require(0 <= self.min_lr_fraction <= 1, "optim.min_lr_fraction", "expected a fraction in [0, 1]", self.min_lr_fraction)
-        _require(0 < self.plateau_factor < 1, "optim.plateau_factor", "expected a factor in (0, 1)", self.plateau_factor)
-        _require(self.plateau_patience >= 0, "optim.plateau_patience", "expected 0 or more", self.plateau_patience)
+        super().__post_init__()
+        choice("optim.optimizer", self.optimizer, OPTIMIZERS)
+        choice("optim.schedule", self.schedule, SCHEDULES)
+        choice("optim.clip", self.clip, CLIPPING)
+        require(self.lr > 0, "optim.lr", "expected a positive number", self.lr)
+        for key in ("beta1", "beta2"):
+            require(0 <= getattr(self, key) < 1, f"optim.{key}", "expected a number in [0, 1)", getattr(self, key))
+        require(self.eps > 0, "optim.eps", "expected a positive number", self.eps)
+        for key in ("weight_decay", "momentum"):
+            require(getattr(self, key) >= 0, f"optim.{key}", "expected 0 or more", getattr(self, key))
+        require(self.clip_threshold > 0, "optim.clip_threshold", "expected a positive number", self.clip_threshold)
+        require(self.warmup_steps >= 0, "optim.warmup_steps", "expected 0 or more", self.warmup_steps)
+        require(0 <= self.min_lr_fraction <= 1, "optim.min_lr_fraction", "expected a fraction in [0, 1]",
+                self.min_lr_fraction)
+        require(0 < self.plateau_factor < 1, "optim.plateau_factor", "expected a factor in (0, 1)", self.plateau_factor)
+        require(self.plateau_patience >= 0, "optim.plateau_patience", "expected 0 or more", self.plateau_patience)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    batch_size: int = 32  # parallel streams of the corpus
-    window: int = 64  # truncated BPTT length: gradients flow back at most this many steps
+class TrainConfig(Section):
+    name: ClassVar[str] = "train"
+    batch_size: int = 32  # examples (or parallel streams) per step
     seed: int = 0
     device: str = "auto"  # auto (cuda when available), cpu, cuda
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default (one per core)
@@ -133,79 +151,78 @@ class TrainConfig:
     max_time: float = 0.0  # seconds of training
     log_every: int = 50  # steps between progress records in metrics.jsonl
     eval_every: int = 500  # steps between validations (and one at the end); 0: none
-    eval_batch_size: int = 16  # streams for the periodic validation (`rnnkit eval` always uses 1)
-    eval_tokens: int = 0  # the periodic validation reads at most this many tokens; 0: all of them
-    sample_every: int = 0  # steps between samples written to samples.txt; 0: none
+    eval_batch_size: int = 16  # batch size of the periodic validation
+    patience: int = 0  # stop after this many validations without a new best; 0: never
     checkpoint_every: float = 30.0  # seconds of training between checkpoints
+    keep_checkpoints: int = 0  # keep this many recent checkpoints besides latest and best
+    keep_every: int = 0  # also save and keep a checkpoint every this many steps, for later analysis; 0: none
     max_bad_steps: int = 3  # consecutive non-finite steps before rolling back to the last checkpoint
     rollback_lr_factor: float = 0.5  # the lr is multiplied by this at each rollback
     max_rollbacks: int = 10  # then training stops: it diverges whatever the lr
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "window", "log_every", "eval_batch_size", "max_bad_steps"):
-            _require(getattr(self, key) >= 1, f"train.{key}", "expected a positive integer", getattr(self, key))
-        for key in ("threads", "max_steps", "max_epochs", "max_time", "eval_every", "eval_tokens", "sample_every",
-                    "max_rollbacks"):
-            _require(getattr(self, key) >= 0, f"train.{key}", "expected 0 (no limit / never) or more", getattr(self, key))
-        _require(self.checkpoint_every > 0, "train.checkpoint_every", "expected a positive number of seconds", self.checkpoint_every)
-        _require(0 < self.rollback_lr_factor < 1, "train.rollback_lr_factor", "expected a factor in (0, 1)", self.rollback_lr_factor)
-        _choice("train.device", self.device, DEVICES)
+        super().__post_init__()
+        for key in ("batch_size", "log_every", "eval_batch_size", "max_bad_steps"):
+            require(getattr(self, key) >= 1, f"train.{key}", "expected a positive integer", getattr(self, key))
+        for key in ("max_steps", "max_epochs", "max_time", "eval_every", "patience", "keep_checkpoints",
+                    "keep_every", "max_rollbacks"):
+            require(getattr(self, key) >= 0, f"train.{key}", "expected 0 (no limit / never) or more", getattr(self, key))
+        require(0 <= self.threads <= MAX_THREADS, "train.threads",
+                f"expected 0 (torch's default) to {MAX_THREADS} (4 per CPU)", self.threads)
+        check_seed("train.seed", self.seed)
+        require(self.checkpoint_every > 0, "train.checkpoint_every", "expected a positive number of seconds",
+                self.checkpoint_every)
+        require(0 < self.rollback_lr_factor < 1, "train.rollback_lr_factor", "expected a factor in (0, 1)",
+                self.rollback_lr_factor)
+        choice("train.device", self.device, DEVICES)
 
 
 @dataclass(frozen=True)
-class SampleConfig:
-    length: int = 500  # tokens to generate after the prime
-    temperature: float = 1.0  # 0 is greedy
-    top_k: int = 0  # keep the k most likely tokens; 0: all
-    top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches p
-    prime: str = ""  # text to start from; empty: start after a newline
+class RunConfig:
+    """What every task's configuration has: its name and the shared sections. A task subclasses
+    this, sets `task`'s default to its own name and adds the sections it owns."""
 
-    def __post_init__(self) -> None:
-        _require(self.length >= 0, "sample.length", "expected 0 or more", self.length)
-        _require(self.temperature >= 0, "sample.temperature", "expected 0 or more", self.temperature)
-        _require(self.top_k >= 0, "sample.top_k", "expected 0 (off) or more", self.top_k)
-        _require(0 < self.top_p <= 1, "sample.top_p", "expected a probability in (0, 1]", self.top_p)
-
-
-@dataclass(frozen=True)
-class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    task: str = ""
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def __post_init__(self) -> None:
+        expected = type(self).__dataclass_fields__["task"].default
+        require(self.task == expected, "task", f"this configuration is for {expected!r}", self.task)
         limits = (self.train.max_steps, self.train.max_epochs, self.train.max_time)
         if self.optim.schedule == "cosine" and not any(limits):
             raise UsageError("optim.schedule = 'cosine' needs a limit to decay over: set train.max_steps, "
                              "train.max_epochs or train.max_time")
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig, "sample": SampleConfig}
 TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
-def valid_keys(section: str) -> list[str]:
-    return [item.name for item in dataclasses.fields(SECTIONS[section])]
+def sections(schema: type[RunConfig]) -> dict[str, type[Section]]:
+    """A task configuration's sections by name, in order."""
+    hints = typing.get_type_hints(schema)
+    return {item.name: hints[item.name] for item in dataclasses.fields(schema) if item.name != "task"}
 
 
-def _key_types(section: str) -> dict[str, type]:
-    return typing.get_type_hints(SECTIONS[section])
+def valid_keys(schema: type[RunConfig], section: str) -> list[str]:
+    return [item.name for item in dataclasses.fields(sections(schema)[section])]
 
 
-def _check_key(section: str, key: str) -> type:
-    if section not in SECTIONS:
-        raise UsageError(f"unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
-    types = _key_types(section)
-    if key not in types:
-        raise UsageError(f"unknown config key '{section}.{key}'; valid keys in [{section}]: {', '.join(valid_keys(section))}")
+def _check_key(schema: type[RunConfig], section: str, key: str) -> type:
+    known = sections(schema)
+    if section not in known:
+        raise UsageError(f"unknown config section {section!r}; valid sections for the task "
+                         f"{schema.task}: {', '.join(known)}")
+    types = typing.get_type_hints(known[section])
+    if key not in types or key == "name":
+        raise UsageError(f"unknown config key '{section}.{key}'; valid keys in [{section}]: "
+                         f"{', '.join(valid_keys(schema, section))}")
     return types[key]
 
 
-def _check_type(section: str, key: str, value: object) -> object:
+def _check_type(schema: type[RunConfig], section: str, key: str, value: object) -> object:
     """The value, if it has the key's type (an integer is accepted where a number is expected)."""
-    expected = _check_key(section, key)
+    expected = _check_key(schema, section, key)
     fits = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -214,22 +231,34 @@ def _check_type(section: str, key: str, value: object) -> object:
     return value
 
 
-def config_from_dict(record: object, source: str = "config") -> Config:
-    """A Config from nested dicts ({section: {key: value}}); unset keys keep their defaults."""
+def config_from_dict(record: object, schema: type[RunConfig], source: str = "config") -> RunConfig:
+    """A task configuration from nested dicts ({section: {key: value}}); unset keys keep their defaults."""
     if not isinstance(record, dict):
         raise UsageError(f"{source}: expected a table of sections, got {type(record).__name__}")
-    sections = {}
-    for section, values in record.items():
-        if section not in SECTIONS:
-            raise UsageError(f"{source}: unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
-        if not isinstance(values, dict):
+    values = {}
+    for section, entries in record.items():
+        if section == "task":
+            values["task"] = entries
+            continue
+        if section not in sections(schema):
+            _check_key(schema, section, "")  # raises, listing the valid sections
+        if not isinstance(entries, dict):
             raise UsageError(f"{source}: [{section}] must be a table of keys")
-        sections[section] = SECTIONS[section](**{key: _check_type(section, key, value) for key, value in values.items()})
-    return Config(**sections)
+        values[section] = sections(schema)[section](
+            **{key: _check_type(schema, section, key, value) for key, value in entries.items()})
+    return schema(**values)
 
 
-def config_to_dict(config: Config) -> dict:
+def config_to_dict(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+def task_of(record: object) -> str:
+    """The task a configuration record is for (records from before tasks existed are language models)."""
+    task = record.get("task", DEFAULT_TASK) if isinstance(record, dict) else DEFAULT_TASK
+    if not isinstance(task, str):
+        raise UsageError(f"task: expected a string, got {task!r}")
+    return task
 
 
 def _parse_value(name: str, expected: type, text: str) -> object:
@@ -242,33 +271,45 @@ def _parse_value(name: str, expected: type, text: str) -> object:
         raise UsageError(f"{name}: cannot read {text!r} as {TYPE_NAMES[expected]}") from None
 
 
-def parse_assignment(assignment: str) -> tuple[str, str, object]:
-    """'section.key=value' -> (section, key, value), the value checked against the key's type."""
+def split_assignment(assignment: str) -> tuple[str, str, str]:
+    """'section.key=value' -> (section, key, value text); 'task=NAME' -> ('', 'task', NAME)."""
+    if "\n" in assignment or "\r" in assignment:
+        raise UsageError(f"--set {assignment!r}: a value cannot contain a line break")
     name, equals, text = assignment.partition("=")
+    if equals and name.strip() == "task":
+        return "", "task", text.strip().strip("\"'")
     section, dot, key = name.strip().partition(".")
     if not equals or not dot:
         raise UsageError(f"--set {assignment!r}: expected section.key=value, e.g. model.hidden_size=512")
-    expected = _check_key(section, key)
+    return section, key, text
+
+
+def parse_assignment(assignment: str, schema: type[RunConfig]) -> tuple[str, object]:
+    """'section.key=value' -> ('section.key', value), the value checked against the key's type."""
+    section, key, text = split_assignment(assignment)
+    if not section:
+        return key, text
+    expected = _check_key(schema, section, key)
     quoted = text.strip()[:1] in ('"', "'")
-    value = text if expected is str and not quoted else _parse_value(name.strip(), expected, text.strip())
-    return section, key, _check_type(section, key, value)
+    value = text if expected is str and not quoted else _parse_value(f"{section}.{key}", expected, text.strip())
+    return f"{section}.{key}", _check_type(schema, section, key, value)
 
 
-def with_values(config: Config, values: dict[str, object]) -> Config:
+def with_values(config: RunConfig, values: dict[str, object]) -> RunConfig:
     """A copy with some keys replaced, given as {'section.key': value}; types and ranges checked."""
+    schema = type(config)
     record = config_to_dict(config)
     for name, value in values.items():
         section, _, key = name.partition(".")
-        record[section][key] = _check_type(section, key, value)
-    return config_from_dict(record)
+        if name == "task":
+            require(value == config.task, "task", f"cannot change the task of a {config.task} config", value)
+            continue
+        record[section][key] = _check_type(schema, section, key, value)
+    return config_from_dict(record, schema)
 
 
-def apply_assignments(config: Config, assignments: list[str]) -> Config:
-    values = {}
-    for assignment in assignments:
-        section, key, value = parse_assignment(assignment)
-        values[f"{section}.{key}"] = value
-    return with_values(config, values)
+def apply_assignments(config: RunConfig, assignments: list[str]) -> RunConfig:
+    return with_values(config, dict(parse_assignment(assignment, type(config)) for assignment in assignments))
 
 
 def available_presets() -> list[str]:
@@ -276,28 +317,37 @@ def available_presets() -> list[str]:
     return sorted(entry.name[: -len(".toml")] for entry in folder.iterdir() if entry.name.endswith(".toml"))
 
 
-def load_preset(name_or_path: str) -> Config:
-    """Defaults overridden by a preset: a shipped preset's name, or the path of a TOML file."""
+def read_preset(name_or_path: str) -> tuple[dict, str]:
+    """A preset's record of overrides and where it came from: a shipped preset's name, or a TOML path.
+    The record is checked against its task's configuration once the task is known."""
     if name_or_path.endswith(".toml") or "/" in name_or_path:
         path = Path(name_or_path)
-        if not path.is_file():
-            raise UsageError(f"{path}: no such config file")
-        text, source = path.read_bytes(), str(path)
+        try:
+            if not path.exists():
+                raise UsageError(f"{path}: no such config file")
+            if not path.is_file():
+                raise UsageError(f"{path}: not a regular file (a config file must be a TOML file)")
+            text, source = path.read_bytes(), str(path)
+        except OSError as error:
+            raise UsageError(f"{path}: cannot read the config file ({error.strerror})") from None
     elif name_or_path in available_presets():
         text = (resources.files("rnnkit") / "presets" / f"{name_or_path}.toml").read_bytes()
         source = f"preset {name_or_path}"
     else:
-        raise UsageError(f"unknown preset {name_or_path!r}; shipped presets: {', '.join(available_presets())} (or give a .toml path)")
+        raise UsageError(f"unknown preset {name_or_path!r}; shipped presets: {', '.join(available_presets())} "
+                         "(or give a .toml path)")
     try:
-        record = tomllib.loads(text.decode("utf-8"))
+        return tomllib.loads(text.decode("utf-8-sig")), source  # a byte-order mark is allowed
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{source}: not valid TOML ({error})") from None
-    return config_from_dict(record, source)
 
 
-def save_config(config: Config, path: Path | str) -> None:
+def save_config(config: RunConfig, path: Path | str) -> None:
     write_text_atomically(path, json.dumps(config_to_dict(config), indent=2) + "\n")
 
 
-def load_config(path: Path | str) -> Config:
-    return config_from_dict(read_json(path, "config"), str(path))
+def read_config_record(path: Path | str) -> dict:
+    record = read_json(path, "config")
+    if not isinstance(record, dict):
+        raise UsageError(f"{path}: expected a table of sections, got {type(record).__name__}")
+    return record

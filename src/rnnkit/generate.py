@@ -1,33 +1,35 @@
-"""Sampling text from a trained language model: temperature, top-k, top-p, priming, a seed.
+"""Decoding a next-token distribution: temperature, top-k, top-p, priming, a seed. Pure functions.
 
-An engine is anything with `reset()` and `feed(ids) -> logits of the next token` (V,): the torch
-model (rnnkit.tasks.language_model.TorchEngine) or the NumPy one
-(rnnkit.tasks.language_model_numpy.NumpyEngine). The choice of each token happens here, in NumPy
-float64 with a seeded generator, so both engines choose alike and the same seed gives the same
-text. This module imports torch only when the torch engine is asked for.
+A model is seen through its step function, `step(ids, state) -> (logits of the next token (V,), state)`,
+where `state` is whatever the model carries (None: its initial state) and nothing else is kept
+between calls. The torch model and the NumPy engine both provide one. The choice of each token
+happens here, in NumPy float64 with a seeded generator, so both engines choose alike and the same
+seed gives the same text. This module imports neither torch nor any task.
 """
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from dataclasses import replace
-from typing import TextIO
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from rnnkit.config import Config, SampleConfig, load_config
 from rnnkit.data.vocabulary import Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
-from rnnkit.rundir import MODEL_WEIGHTS, RunDirectory, load_numpy_weights
 
-ENGINES = ("torch", "numpy")
 START_TOKEN = "\n"  # with no prime, generation starts as if after a line break
+FEED_WINDOW = 256  # a long prime is fed this many tokens at a time, the state carried: memory stays bounded
+
+StepFunction = Callable[[list[int], object], tuple[np.ndarray, object]]
 
 
 def next_token_probabilities(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
-    """softmax(logits / temperature) restricted to the top-k tokens and the top-p nucleus, renormalised."""
-    scaled = logits.astype(np.float64) / temperature  # (V,)
-    probabilities = np.exp(scaled - scaled.max())
+    """softmax(logits / temperature) restricted to the top-k tokens and the top-p nucleus, renormalised.
+    A temperature so small that logits / temperature overflows is greedy."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = logits.astype(np.float64) / temperature  # (V,)
+        probabilities = np.exp(scaled - scaled.max())
+    if not np.isfinite(probabilities).all():
+        probabilities = np.zeros_like(scaled)
+        probabilities[np.argmax(logits)] = 1.0
     probabilities /= probabilities.sum()
     order = np.argsort(-probabilities, kind="stable")  # most likely first
     keep = len(order) if top_k == 0 else min(top_k, len(order))
@@ -40,7 +42,8 @@ def next_token_probabilities(logits: np.ndarray, temperature: float, top_k: int,
     return kept / kept.sum()
 
 
-def choose_token(logits: np.ndarray, settings: SampleConfig, rng: np.random.Generator) -> int:
+def choose_token(logits: np.ndarray, settings, rng: np.random.Generator) -> int:
+    """The next token id under the sampling settings (temperature, top_k, top_p)."""
     if settings.temperature == 0:
         return int(np.argmax(logits))
     probabilities = next_token_probabilities(logits, settings.temperature, settings.top_k, settings.top_p)
@@ -60,61 +63,31 @@ def prime_ids(vocabulary: Vocabulary, prime: str, skip_unknown: bool) -> list[in
     return [int(index) for index in vocabulary.encode([token for token in tokens if token in vocabulary])]
 
 
-def generate_tokens(engine, vocabulary: Vocabulary, context: list[int], settings: SampleConfig, rng) -> Iterator[str]:
+def feed(step: StepFunction, ids: list[int], state=None, window: int = FEED_WINDOW) -> tuple[np.ndarray, object]:
+    """Run the model over ids (at least one), `window` at a time with the state carried; the logits
+    after the last id and the state."""
+    logits = None
+    for start in range(0, len(ids), window):
+        logits, state = step(ids[start:start + window], state)
+    return logits, state
+
+
+def generate_tokens(step: StepFunction, vocabulary: Vocabulary, context: list[int], settings,
+                    rng: np.random.Generator) -> Iterator[str]:
     """Yield `settings.length` tokens, one at a time, continuing the context ids."""
     if not context:
         context = [vocabulary.ids[START_TOKEN] if START_TOKEN in vocabulary else 0]
-    engine.reset()
-    logits = engine.feed(context)
-    for _ in range(settings.length):
+    logits, state = feed(step, context)
+    for count in range(1, settings.length + 1):
         token = choose_token(logits, settings, rng)
         yield vocabulary.tokens[token]
-        logits = engine.feed([token])
+        if count < settings.length:  # the last token needs no successor
+            logits, state = step([token], state)
 
 
-def generate_text(engine, vocabulary: Vocabulary, prime: str, settings: SampleConfig, seed: int | None) -> str:
-    """The prime followed by its continuation, as one string (for samples written during training)."""
-    context = prime_ids(vocabulary, prime, skip_unknown=True)
-    tokens = generate_tokens(engine, vocabulary, context, settings, np.random.default_rng(seed))
-    return prime + vocabulary.tokenizer.join(tokens)
-
-
-def load_engine(run: RunDirectory, config: Config, vocabulary: Vocabulary, engine: str):
-    """The run's latest weights as a generation engine."""
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if engine == "numpy":
-        from rnnkit.tasks.language_model_numpy import NumpyEngine
-
-        return NumpyEngine(config.model, load_numpy_weights(run.latest_checkpoint() / MODEL_WEIGHTS))
-    from rnnkit.tasks.language_model import TorchEngine
-    from rnnkit.tasks.language_model_run import load_trained_model
-
-    return TorchEngine(*load_trained_model(run, config, len(vocabulary)))
-
-
-def sample_run(run_path: str, overrides: dict[str, object], *, seed: int | None = None, num_samples: int = 1,
-               skip_unknown: bool = False, engine: str = "torch", out: TextIO | None = None) -> None:
-    """Write samples (the prime, then its continuation) to `out` as they are generated.
-
-    `overrides` replaces keys of the run's [sample] config (length, temperature, top_k, top_p, prime).
-    """
-    if num_samples < 1:
-        raise UsageError(f"num_samples must be 1 or more, got {num_samples}")
-    out = out or sys.stdout
-    run = RunDirectory.existing(run_path)
-    config = load_config(run.config_path)
-    settings = replace(config.sample, **overrides)
-    vocabulary = Vocabulary.load(run.vocabulary_path)
-    context = prime_ids(vocabulary, settings.prime, skip_unknown)
-    model = load_engine(run, config, vocabulary, engine)
-    rng = np.random.default_rng(seed)
-    for number in range(1, num_samples + 1):
-        if num_samples > 1:
-            out.write(f"--- sample {number} of {num_samples} ---\n")
-        out.write(settings.prime)
-        for token in generate_tokens(model, vocabulary, context, settings, rng):
-            out.write(token)
-            out.flush()  # stream: the reader sees each token as it is chosen
-        out.write("\n")
-    out.flush()
+def generate_text(step: StepFunction, vocabulary: Vocabulary, settings, seed: int | None) -> str:
+    """The settings' prime followed by its continuation, as one string (for samples written during
+    training; prime tokens outside the vocabulary are dropped)."""
+    context = prime_ids(vocabulary, settings.prime, skip_unknown=True)
+    tokens = generate_tokens(step, vocabulary, context, settings, np.random.default_rng(seed))
+    return settings.prime + vocabulary.tokenizer.join(tokens)

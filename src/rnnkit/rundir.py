@@ -1,24 +1,31 @@
 """The run directory: where `rnnkit train` writes and `sample`, `eval` and `--resume` read.
 
     RUN/
-      config.json            the resolved configuration (every key, defaults included)
-      vocabulary.json        the tokens, in id order, and the tokenizer
-      metrics.jsonl          one JSON record per progress, evaluation, skip or rollback event
-      samples.txt            samples written during training
+      config.json            the resolved configuration (every key, defaults included; `task` first)
+      lock                   held (flock) by the one process training the run; it holds that process's id
+      vocabulary.json        the task's own files: the tokens in id order, label sets, ...
+      metrics.jsonl          one JSON record per progress, evaluation, checkpoint, skip or rollback event
+      samples.txt            samples written during training (language models)
       checkpoints/
         latest               the name of the newest complete checkpoint directory
+        best                 the name of the checkpoint with the best validation metric so far
         step-00001200/
           model.safetensors  the weights, under torch.nn's parameter names
           trainer.safetensors  optimiser tensors, RNG states, the carried hidden state
-          trainer.json       step, data position, schedule, elapsed time, optimiser settings
+          trainer.json       step, data position, schedule, best metric, elapsed time, optimiser settings
 
-A checkpoint directory is filled under a temporary name and renamed into place before `latest`
-is atomically replaced to point at it, so a kill at any moment leaves `latest` naming a complete
-checkpoint. This module needs neither torch nor numpy, except to read weights for the NumPy engine.
+A new run is assembled in a staging directory beside its final place (config, task files and the
+first checkpoint) and renamed into place whole. A checkpoint directory is filled under a temporary
+name and renamed into place before `latest` is atomically replaced to point at it, so a kill at any
+moment leaves `latest` naming a complete checkpoint. This module needs neither torch nor numpy,
+except to read weights for the NumPy engine.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
 import struct
 import time
 from pathlib import Path
@@ -26,18 +33,28 @@ from pathlib import Path
 from rnnkit.errors import UsageError
 
 CONFIG = "config.json"
+LOCK = "lock"
 VOCABULARY = "vocabulary.json"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.txt"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
+BEST = "best"
 MODEL_WEIGHTS = "model.safetensors"
 TRAINER_TENSORS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"
+CHECKPOINT_NAME = re.compile(r"step-\d+(\.\d+)?")  # step-00001200, or step-00001200.2 for a second save
 
 PICKLE_MAGIC = b"\x80"  # protocol 2 and later start with PROTO (0x80) and the protocol number
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's archive format, which holds pickles
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
+
+
+def path_problem(path: Path, error: BaseException) -> str:
+    """A one-line reason an operating-system call on a path failed."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{path}: {error.strerror}"
+    return f"{path}: {error}"
 
 
 class RunDirectory:
@@ -47,10 +64,6 @@ class RunDirectory:
     @property
     def config_path(self) -> Path:
         return self.path / CONFIG
-
-    @property
-    def vocabulary_path(self) -> Path:
-        return self.path / VOCABULARY
 
     @property
     def metrics_path(self) -> Path:
@@ -68,27 +81,93 @@ class RunDirectory:
     def existing(cls, path: Path | str) -> "RunDirectory":
         """A run directory that must already hold a run; UsageError otherwise."""
         run = cls(path)
-        if not run.path.exists():
-            raise UsageError(f"{run.path}: no such run directory")
-        if not run.path.is_dir():
-            raise UsageError(f"{run.path}: not a directory")
-        if not run.config_path.is_file() or not run.vocabulary_path.is_file():
-            raise UsageError(f"{run.path}: not an rnnkit run directory (no {CONFIG} or {VOCABULARY})")
+        try:
+            if not run.path.exists():
+                raise UsageError(f"{run.path}: no such run directory")
+            if not run.path.is_dir():
+                raise UsageError(f"{run.path}: not a directory")
+            if not run.config_path.is_file():
+                raise UsageError(f"{run.path}: not an rnnkit run directory (no {CONFIG})")
+        except OSError as error:
+            raise UsageError(path_problem(run.path, error)) from None
         return run
+
+    def pointed_checkpoint(self, pointer: str) -> Path | None:
+        """The checkpoint directory that `latest` or `best` names, or None if there is no such pointer."""
+        path = self.checkpoints_path / pointer
+        try:
+            name = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"{path}: unreadable ({error})") from None
+        directory = self.checkpoints_path / name
+        if not CHECKPOINT_NAME.fullmatch(name) or not directory.is_dir():
+            raise UsageError(f"{path}: names {name!r}, which is not a checkpoint directory")
+        return directory
 
     def latest_checkpoint(self) -> Path:
         """The directory of the newest complete checkpoint."""
-        pointer = self.checkpoints_path / LATEST
-        try:
-            name = pointer.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise UsageError(f"{self.path}: the run has no checkpoint yet") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(f"{pointer}: unreadable ({error})") from None
-        directory = self.checkpoints_path / name
-        if not name or "/" in name or not directory.is_dir():
-            raise UsageError(f"{pointer}: names {name!r}, which is not a checkpoint directory")
+        directory = self.pointed_checkpoint(LATEST)
+        if directory is None:
+            raise UsageError(f"{self.path}: the run has no checkpoint yet; start it with rnnkit train --resume {self.path}")
         return directory
+
+    def checkpoint(self, which: str | None = None) -> Path:
+        """A checkpoint by name: 'latest', 'best', or a directory name such as 'step-00001200';
+        None is 'best' when the run has one, else 'latest'."""
+        if which is None:
+            return self.pointed_checkpoint(BEST) or self.latest_checkpoint()
+        if which == LATEST:
+            return self.latest_checkpoint()
+        if which == BEST:
+            directory = self.pointed_checkpoint(BEST)
+            if directory is None:
+                raise UsageError(f"{self.path}: the run has no best checkpoint yet (it has not been validated)")
+            return directory
+        directory = self.checkpoints_path / which
+        if not CHECKPOINT_NAME.fullmatch(which) or not directory.is_dir():
+            kept = sorted(entry.name for entry in self.checkpoints_path.glob("step-*") if entry.is_dir())
+            raise UsageError(f"--checkpoint {which!r}: expected latest, best or one of the kept checkpoints "
+                             f"({', '.join(kept) or 'none'})")
+        return directory
+
+    def lock(self) -> "RunLock":
+        return RunLock(self.path)
+
+
+class RunLock:
+    """The exclusive right to train a run directory: flock on RUN/lock, released by the operating
+    system when the process ends however it ends. A second trainer fails at once, naming the holder."""
+
+    def __init__(self, directory: Path) -> None:
+        path = directory / LOCK
+        try:
+            self.descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise UsageError(f"cannot lock the run directory: {path_problem(path, error)}") from None
+        try:
+            fcntl.flock(self.descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.descriptor, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(self.descriptor)
+            raise UsageError(f"{directory}: another rnnkit process (pid {holder}) is training this run; "
+                             "wait for it to finish or stop it") from None
+        os.ftruncate(self.descriptor, 0)
+        os.pwrite(self.descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+
+    def release(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # closing the descriptor releases the flock
+            self.descriptor = None
+
+
+def enclosing_run(path: Path) -> Path | None:
+    """The run directory that contains `path` (not `path` itself), if any."""
+    for parent in path.parents:
+        if (parent / CONFIG).is_file() and (parent / CHECKPOINTS).is_dir():
+            return parent
+    return None
 
 
 def new_run_path(base: Path | str = "runs") -> Path:

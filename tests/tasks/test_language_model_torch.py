@@ -7,11 +7,11 @@ from torch.nn import functional as F
 
 from helpers import assert_close
 from language_model_helpers import tiny_config, write_tiny_corpus
-from rnnkit.config import ModelConfig
 from rnnkit.data.corpus import load_language_corpus
 from rnnkit.data.streams import Window
-from rnnkit.tasks import language_model
-from rnnkit.tasks.language_model import LanguageModel, LanguageModelTask, evaluate_language_model
+from rnnkit.tasks import language_model_torch as language_model
+from rnnkit.tasks.language_model import ModelConfig
+from rnnkit.tasks.language_model_torch import LanguageModel, LanguageModelTraining, evaluate_language_model
 
 VOCABULARY_SIZE = 11
 
@@ -86,8 +86,9 @@ def test_window_loss_is_the_mean_cross_entropy():
 
 
 def test_periodic_validation_reads_at_most_eval_tokens(tmp_path):
-    config = tiny_config(write_tiny_corpus(tmp_path), "train.eval_tokens=10", "train.eval_batch_size=2")
-    task = LanguageModelTask(config, load_language_corpus(config.data, 33, "test"), torch.device("cpu"))
+    config = tiny_config(write_tiny_corpus(tmp_path), "data.eval_tokens=10", "train.eval_batch_size=2")
+    corpus = load_language_corpus(config.data.corpus, "", 0.9, "char", 33, "test")
+    task = LanguageModelTraining(config, corpus, torch.device("cpu"))
     metrics = task.evaluate()
     assert (metrics["tokens"], metrics["batch_size"]) == (10, 2)
     assert metrics["loss"] == metrics["nll"]

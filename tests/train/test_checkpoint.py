@@ -1,4 +1,6 @@
+import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -6,36 +8,54 @@ import torch
 
 from rnnkit.config import OptimConfig
 from rnnkit.errors import UsageError
-from rnnkit.rundir import LATEST, MODEL_WEIGHTS, RunDirectory
+from rnnkit.atomic import UMASK
+from rnnkit.rundir import LATEST, MODEL_WEIGHTS, TRAINER_STATE, RunDirectory
 from rnnkit.train.checkpoint import (
-    capture_random_state, flatten_optimizer_state, read_checkpoint, restore_random_state,
+    capture_random_state, flatten_optimizer_state, point, prune_checkpoints, read_checkpoint, restore_random_state,
     unflatten_optimizer_state, write_checkpoint,
 )
 from rnnkit.train.optimizers import build_optimizer
 
 
-def write(tmp_path, step, value=1.0):
-    return write_checkpoint(tmp_path / "checkpoints", step, {"w": torch.full((2, 3), value)},
-                            {"t": torch.arange(4)}, {"step": step})
+VALID_STATE = {"tokens": 0, "elapsed_seconds": 1.5, "lr_scale": 1.0, "rollbacks": 0, "data_position": {},
+               "schedule": {"plateau_factor": 1.0, "best_loss": None, "evaluations_without_improvement": 0},
+               "optimizer": {"param_groups": [], "scalars": {}}, "random": {"numpy": {}, "python": {}}, "config": {}}
 
 
-def test_latest_points_at_the_newest_and_older_ones_are_removed(tmp_path):
+def write(tmp_path, step, value=1.0, model=None):
+    checkpoints = tmp_path / "checkpoints"
+    name = write_checkpoint(checkpoints, step, model or {"w": torch.full((2, 3), value)}, {"t": torch.arange(4)},
+                            {"step": step, **VALID_STATE})
+    point(checkpoints, LATEST, name)
+    return checkpoints / name
+
+
+def test_latest_points_at_the_newest_and_pruning_touches_only_checkpoints(tmp_path):
     write(tmp_path, 5)
-    (tmp_path / "checkpoints" / ".tmp-left-by-a-kill").mkdir()
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / ".tmp-left-by-a-kill").mkdir()
+    (checkpoints / "my-notes").mkdir()  # not rnnkit's: never deleted
     newest = write(tmp_path, 9, value=2.0)
-    run = RunDirectory(tmp_path)
-    assert run.latest_checkpoint() == newest
-    assert sorted(entry.name for entry in (tmp_path / "checkpoints").iterdir()) == [LATEST, "step-00000009"]
+    assert RunDirectory(tmp_path).latest_checkpoint() == newest
+    prune_checkpoints(checkpoints, {newest.name})
+    assert sorted(entry.name for entry in checkpoints.iterdir()) == [LATEST, "my-notes", "step-00000009"]
     model, trainer, state = read_checkpoint(newest)
     assert torch.equal(model["w"], torch.full((2, 3), 2.0)) and torch.equal(trainer["t"], torch.arange(4))
     assert state["step"] == 9
 
 
-def test_saving_the_same_step_twice_never_removes_the_latest_first(tmp_path):
+def test_saving_the_same_step_twice_keeps_both(tmp_path):
     first = write(tmp_path, 3)
     second = write(tmp_path, 3, value=5.0)
-    assert first != second and not first.exists()
+    assert (first.name, second.name) == ("step-00000003", "step-00000003.2") and first.exists()
     assert RunDirectory(tmp_path).latest_checkpoint() == second
+    assert RunDirectory(tmp_path).checkpoint("step-00000003") == first
+
+
+def test_checkpoint_files_get_the_umask_s_permissions(tmp_path):
+    directory = write(tmp_path, 1)
+    assert oct((directory / MODEL_WEIGHTS).stat().st_mode & 0o777) == oct(0o666 & ~UMASK)
+    assert oct(directory.stat().st_mode & 0o777) == oct(0o777 & ~UMASK)
 
 
 def test_truncated_weights_are_an_error(tmp_path):
@@ -48,9 +68,36 @@ def test_truncated_weights_are_an_error(tmp_path):
 
 def test_tied_weights_are_saved_as_two_copies(tmp_path):
     shared = torch.ones(3)
-    directory = write_checkpoint(tmp_path, 0, {"a": shared, "b": shared}, {}, {})
+    directory = write(tmp_path, 0, model={"a": shared, "b": shared})
     model, _, _ = read_checkpoint(directory)
     assert torch.equal(model["a"], model["b"])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("step", None, "step must be an integer >= 0, got null"),
+    ("step", -1, "step must be an integer >= 0"),
+    ("step", "7", "step must be an integer >= 0"),
+    ("lr_scale", float("nan"), "lr_scale must be a finite number > 0, got NaN"),
+    ("lr_scale", 0, "lr_scale must be a finite number > 0"),
+    ("elapsed_seconds", float("inf"), "elapsed_seconds must be a finite number >= 0"),
+    ("schedule", {"plateau_factor": "cosine"}, "schedule must be a table of plateau_factor"),
+    ("optimizer", [], "optimizer must be a table of param_groups and scalars"),
+    ("best", {"value": "low", "step": 3}, "best must be null or a table of value and step"),
+    ("tokens", True, "tokens must be an integer >= 0"),
+])
+def test_trainer_state_is_checked_field_by_field(tmp_path, field, value, message):
+    directory = write(tmp_path, 1)
+    path = directory / TRAINER_STATE
+    record = json.loads(path.read_text())
+    record[field] = value
+    path.write_text(json.dumps(record))
+    with pytest.raises(UsageError, match=re.escape(message)):
+        read_checkpoint(directory)
+    del record[field]
+    path.write_text(json.dumps(record))
+    if field != "best":
+        with pytest.raises(UsageError, match=f"the field '{field}' is missing"):
+            read_checkpoint(directory)
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "adagrad", "rmsprop"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from language_model_helpers import latest_tensors, read_metrics, tiny_config, write_tiny_corpus
-from rnnkit.tasks.language_model_run import new_run
+from rnnkit.train.runs import start_run
 from rnnkit.train.trainer import TrainingDiverged
 
 
@@ -26,7 +26,7 @@ def poison_gradients(model: torch.nn.Module, calls: set[int]) -> None:
 def trainer_for(tmp_path, *assignments):
     corpus = write_tiny_corpus(tmp_path)
     config = tiny_config(corpus, "optim.lr=0.01", "train.max_bad_steps=3", "train.log_every=1", *assignments)
-    return new_run(config, str(tmp_path / "run"), progress_stream=io.StringIO())
+    return start_run(config, str(tmp_path / "run"), progress_stream=io.StringIO())
 
 
 def test_a_nan_gradient_skips_the_step(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics, tiny_config, write_tiny_corpus
-from rnnkit.tasks.language_model_run import new_run, resumed_run
+from rnnkit.train.runs import resume_run, start_run
 
 STEPS = 14
 
@@ -16,11 +16,11 @@ CONFIGS = {
     # run in between: all of it must come back exactly.
     "lstm-adam-cosine-dropout": ["model.num_layers=2", "model.dropout=0.3", "model.embedding_dropout=0.1",
                                  "optim.schedule=cosine", "optim.warmup_steps=3", f"train.max_steps={STEPS}",
-                                 "train.eval_every=4", "train.sample_every=6", "sample.length=20"],
+                                 "train.eval_every=4", "sample.every=6", "sample.length=20"],
     "gru-sgd-plateau": ["model.cell=gru", "optim.optimizer=sgd", "optim.momentum=0.9", "optim.lr=0.5",
                         "optim.schedule=plateau", "optim.plateau_patience=0", "train.eval_every=3"],
     "rnn-rmsprop-value-clip": ["model.cell=rnn", "optim.optimizer=rmsprop", "optim.clip=value",
-                               "optim.clip_threshold=0.05", "train.window=7"],
+                               "optim.clip_threshold=0.05", "data.window=7"],
 }
 
 
@@ -46,17 +46,17 @@ def scramble_random_generators() -> None:
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
     corpus = write_tiny_corpus(tmp_path, 300)  # so short that the run crosses an epoch boundary
     config = tiny_config(corpus, f"train.max_steps={STEPS}", *CONFIGS[name])
-    new_run(config, str(tmp_path / "straight"), progress_stream=io.StringIO()).run()
+    start_run(config, str(tmp_path / "straight"), progress_stream=io.StringIO()).run()
 
-    first = new_run(config, str(tmp_path / "interrupted"), progress_stream=io.StringIO())
+    first = start_run(config, str(tmp_path / "interrupted"), progress_stream=io.StringIO())
     stop_at(first, 5)
     assert first.run() == "interrupted"
     scramble_random_generators()
-    second = resumed_run(str(tmp_path / "interrupted"), {}, progress_stream=io.StringIO())
+    second = resume_run(str(tmp_path / "interrupted"), {}, progress_stream=io.StringIO())
     stop_at(second, 9)
     assert second.run(resumed=True) == "interrupted"
     scramble_random_generators()
-    third = resumed_run(str(tmp_path / "interrupted"), {}, progress_stream=io.StringIO())
+    third = resume_run(str(tmp_path / "interrupted"), {}, progress_stream=io.StringIO())
     assert third.run(resumed=True) == "max_steps"
 
     assert third.task.epochs_done > 1
@@ -64,19 +64,19 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
     straight_evals = [r for r in read_metrics(tmp_path / "straight") if r["event"] == "eval"]
     resumed_evals = [r for r in read_metrics(tmp_path / "interrupted") if r["event"] == "eval"]
     assert [r["nll"] for r in straight_evals] == [r["nll"] for r in resumed_evals]
-    if "train.sample_every=6" in CONFIGS[name]:
+    if "sample.every=6" in CONFIGS[name]:
         assert (tmp_path / "straight" / "samples.txt").read_text() == (tmp_path / "interrupted" / "samples.txt").read_text()
 
 
 def test_limits_count_the_whole_run(tmp_path):
     corpus = write_tiny_corpus(tmp_path)
     run = tmp_path / "run"
-    first = new_run(tiny_config(corpus, "train.max_steps=6"), str(run), progress_stream=io.StringIO())
+    first = start_run(tiny_config(corpus, "train.max_steps=6"), str(run), progress_stream=io.StringIO())
     assert first.run() == "max_steps" and first.step == 6
-    extended = resumed_run(str(run), {"train.max_steps": 10}, progress_stream=io.StringIO())
+    extended = resume_run(str(run), {"train.max_steps": 10}, progress_stream=io.StringIO())
     assert extended.step == 6
     assert extended.run(resumed=True) == "max_steps" and extended.step == 10
-    assert resumed_run(str(run), {}, progress_stream=io.StringIO()).run(resumed=True) == "max_steps"
+    assert resume_run(str(run), {}, progress_stream=io.StringIO()).run(resumed=True) == "max_steps"
     assert [r["step"] for r in read_metrics(run) if r["event"] == "end"] == [6, 10, 10]
 
 
@@ -84,15 +84,15 @@ def test_resume_refuses_to_change_the_model(tmp_path):
     from rnnkit.errors import UsageError
 
     corpus = write_tiny_corpus(tmp_path)
-    new_run(tiny_config(corpus, "train.max_steps=2"), str(tmp_path / "run"), progress_stream=io.StringIO()).run()
+    start_run(tiny_config(corpus, "train.max_steps=2"), str(tmp_path / "run"), progress_stream=io.StringIO()).run()
     with pytest.raises(UsageError, match="cannot change model.hidden_size when resuming"):
-        resumed_run(str(tmp_path / "run"), {"model.hidden_size": 32})
+        resume_run(str(tmp_path / "run"), {"model.hidden_size": 32})
 
 
 def test_no_second_checkpoint_of_the_same_state(tmp_path):
     """Ctrl-C right after a periodic checkpoint (no step between) writes nothing new."""
     corpus = write_tiny_corpus(tmp_path)
-    trainer = new_run(tiny_config(corpus, "train.max_steps=3"), str(tmp_path / "run"), progress_stream=io.StringIO())
+    trainer = start_run(tiny_config(corpus, "train.max_steps=3"), str(tmp_path / "run"), progress_stream=io.StringIO())
     trainer.run()
     checkpoints = tmp_path / "run" / "checkpoints"
     before = sorted(path.name for path in checkpoints.iterdir())

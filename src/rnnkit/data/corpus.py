@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.config import DataConfig
 from rnnkit.data.streams import minimum_tokens_for_split, split_train_validation
 from rnnkit.data.text import read_text, resolve_corpus
 from rnnkit.data.vocabulary import Vocabulary, make_tokenizer
@@ -38,21 +37,23 @@ def read_tokens(path: str, tokenizer_name: str, minimum: int, why: str) -> list[
     return tokens
 
 
-def load_language_corpus(data: DataConfig, minimum_train_tokens: int, why: str, vocabulary: Vocabulary | None = None) -> LanguageCorpus:
-    """Read, tokenize and split the corpus of a data config (see the module docstring)."""
-    if data.validation:
-        train_tokens = read_tokens(data.corpus, data.tokenizer, minimum_train_tokens, why)
+def load_language_corpus(corpus: str, validation: str, train_fraction: float, tokenizer: str,
+                         minimum_train_tokens: int, why: str, vocabulary: Vocabulary | None = None) -> LanguageCorpus:
+    """Read, tokenize and split a corpus (see the module docstring); `validation` is a separate
+    validation file, or empty to split the corpus at `train_fraction`."""
+    if validation:
+        train_tokens = read_tokens(corpus, tokenizer, minimum_train_tokens, why)
         validation_tokens = read_tokens(
-            data.validation, data.tokenizer, MINIMUM_VALIDATION_TOKENS, "a validation text predicts at least one token"
+            validation, tokenizer, MINIMUM_VALIDATION_TOKENS, "a validation text predicts at least one token"
         )
     else:
-        minimum = minimum_tokens_for_split(minimum_train_tokens, data.train_fraction, MINIMUM_VALIDATION_TOKENS)
-        tokens = read_tokens(data.corpus, data.tokenizer, minimum, f"{why}, after a {data.train_fraction:g} training split")
-        train_tokens, validation_tokens = split_train_validation(tokens, data.train_fraction)
+        minimum = minimum_tokens_for_split(minimum_train_tokens, train_fraction, MINIMUM_VALIDATION_TOKENS)
+        tokens = read_tokens(corpus, tokenizer, minimum, f"{why}, after a {train_fraction:g} training split")
+        train_tokens, validation_tokens = split_train_validation(tokens, train_fraction)
     if vocabulary is None:
-        vocabulary = Vocabulary(sorted(set(train_tokens) | set(validation_tokens)), data.tokenizer)
-    train_ids = encode_from(data.corpus, vocabulary, train_tokens)
-    validation_ids = encode_from(data.validation or data.corpus, vocabulary, validation_tokens)
+        vocabulary = Vocabulary(sorted(set(train_tokens) | set(validation_tokens)), tokenizer)
+    train_ids = encode_from(corpus, vocabulary, train_tokens)
+    validation_ids = encode_from(validation or corpus, vocabulary, validation_tokens)
     return LanguageCorpus(vocabulary, train_ids, validation_ids)
 
 

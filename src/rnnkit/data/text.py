@@ -22,19 +22,35 @@ def resolve_corpus(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if name_or_path in PACKAGED_CORPORA and not path.exists():
         return Path(str(resources.files("rnnkit") / "corpora" / f"{name_or_path}.txt"))
-    return path.resolve()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop, a name too long, ...
+        raise UsageError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
+
+
+def looks_like_utf16(data: bytes) -> bool:
+    """A UTF-16 byte-order mark, or NUL bytes in every other position (ASCII text in UTF-16)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    sample = data[:4096]
+    return len(sample) >= 4 and any(sample[offset::2].count(0) >= 0.9 * len(sample[offset::2]) for offset in (0, 1))
 
 
 def read_text(path: Path | str, minimum_characters: int = 1) -> str:
     """The file's text; UsageError if missing, not UTF-8, binary, or shorter than the minimum."""
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    if not path.is_file():
-        raise UsageError(f"{path}: not a regular file")
-    data = path.read_bytes()
+    try:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file")
+        if not path.is_file():
+            raise UsageError(f"{path}: not a regular file")
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read the file ({error.strerror or error})") from None
     if not data and minimum_characters > 0:
         raise UsageError(f"{path}: the file is empty; at least {plural(minimum_characters, 'character')} are needed")
+    if looks_like_utf16(data):
+        raise UsageError(f"{path}: looks like UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
     nul = data.find(b"\x00")
     if nul >= 0:
         raise UsageError(f"{path}: looks like binary data, not text (NUL byte at byte offset {nul})")

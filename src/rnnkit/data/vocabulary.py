@@ -104,10 +104,16 @@ class Vocabulary:
     def from_json(cls, record: object) -> "Vocabulary":
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             raise UsageError("vocabulary: not an rnnkit vocabulary record")
-        tokens = record.get("tokens")
+        tokens, tokenizer = record.get("tokens"), record.get("tokenizer", "char")
         if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
             raise UsageError("vocabulary: 'tokens' must be a list of strings")
-        return cls(tokens, record.get("tokenizer", "char"))
+        if tokenizer not in TOKENIZERS:
+            raise UsageError(f"vocabulary: unknown tokenizer {tokenizer!r}; known: {', '.join(TOKENIZERS)}")
+        if tokenizer == CharacterTokenizer.name:
+            longer = [token for token in tokens if len(token) != 1]
+            if longer:
+                raise UsageError(f"vocabulary: a character vocabulary holds single characters, not {longer[0]!r}")
+        return cls(tokens, tokenizer)
 
     def save(self, path: Path | str) -> None:
         write_text_atomically(path, json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n")

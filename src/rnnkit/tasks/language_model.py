@@ -1,152 +1,189 @@
-"""The character-level language model and the task interface the trainer drives.
+"""The language-model task: its configuration sections and what the run lifecycle asks of it.
 
-Dimension letters: T time, B batch (streams), E embedding size, H hidden size, L layers, V vocabulary.
+A language model reads a text as tokens (today: characters, each Unicode code point a token) and
+predicts each next token. Its model, loss and evaluation are in `language_model_torch.py` and its
+NumPy engine in `language_model_numpy.py`; this module does not import torch, so a run can be opened and
+sampled with the NumPy engine where torch is not installed.
 
-    ids (T, B) -> Embedding -> (T, B, E) -> recurrent layer -> (T, B, H) -> dropout -> Linear -> logits (T, B, V)
-
-The recurrent state at the end of each window is carried into the next (detached by the trainer),
-so gradients flow back at most one window while values flow forward through the whole stream.
+Sections it owns: [model], [data] (including the truncated-BPTT window) and [sample].
 """
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import ClassVar, TextIO
 
-import numpy as np
-import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
+from rnnkit.config import CellSettings, RunConfig, Section, choice, require
+from rnnkit.data.vocabulary import Vocabulary
+from rnnkit.errors import UsageError
+from rnnkit.rundir import MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
 
-from rnnkit import nn as rnn_layers
-from rnnkit.config import Config, ModelConfig
-from rnnkit.data.corpus import LanguageCorpus
-from rnnkit.data.streams import TokenStreams, Window
-from rnnkit.generate import generate_text
-
-EVALUATION_WINDOW = 256  # steps per forward call when evaluating: the result does not depend on it
+SUMMARY = "language model"
 
 
-def build_recurrent_layer(model: ModelConfig, input_size: int) -> nn.Module:
-    """The rnnkit.nn layer (any cell, any variant) the model config describes, time-major."""
-    layer = {"rnn": rnn_layers.RNN, "lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU}[model.cell]
-    between_layers = model.dropout if model.num_layers > 1 else 0.0
-    return layer(input_size, model.hidden_size, num_layers=model.num_layers, dropout=between_layers,
-                 **model.cell_spec().keywords())
+@dataclass(frozen=True)
+class ModelConfig(CellSettings):
+    embedding_size: int = 64
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0  # between recurrent layers and on the last layer's output (training only)
+    embedding_dropout: float = 0.0  # on the embedded input tokens
+    tie_weights: bool = False  # decoder shares the embedding matrix (needs embedding_size == hidden_size)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("embedding_size", "hidden_size", "num_layers"):
+            require(getattr(self, key) >= 1, f"model.{key}", "expected a positive integer", getattr(self, key))
+        for key in ("dropout", "embedding_dropout"):
+            require(0 <= getattr(self, key) < 1, f"model.{key}", "expected a probability in [0, 1)", getattr(self, key))
+        require(not self.tie_weights or self.embedding_size == self.hidden_size, "model.tie_weights",
+                f"needs embedding_size == hidden_size ({self.hidden_size})", self.embedding_size)
 
 
-class LanguageModel(nn.Module):
-    def __init__(self, vocabulary_size: int, model: ModelConfig) -> None:
-        super().__init__()
-        self.config = model
-        self.embedding = nn.Embedding(vocabulary_size, model.embedding_size)
-        self.embedding_dropout = nn.Dropout(model.embedding_dropout)
-        self.rnn = build_recurrent_layer(model, model.embedding_size)
-        self.dropout = nn.Dropout(model.dropout)
-        self.decoder = nn.Linear(model.hidden_size, vocabulary_size)
-        if model.tie_weights:
-            self.decoder.weight = self.embedding.weight  # (V, E) with E == H
+@dataclass(frozen=True)
+class DataConfig(Section):
+    name: ClassVar[str] = "data"
+    corpus: str = "tinyshakespeare"  # a text file, or the name of a corpus shipped with rnnkit
+    validation: str = ""  # a separate validation file; empty: the corpus's last (1 - train_fraction)
+    train_fraction: float = 0.9
+    tokenizer: str = "char"
+    window: int = 64  # truncated BPTT length: gradients flow back at most this many steps
+    eval_tokens: int = 0  # the periodic validation reads at most this many tokens; 0: all of them
 
-    def initial_state(self, batch_size: int, device: torch.device) -> dict[str, Tensor]:
-        shape = (self.config.num_layers, batch_size, self.config.hidden_size)  # (L, B, H)
-        names = ("h", "c") if self.config.cell == "lstm" else ("h",)
-        return {name: torch.zeros(shape, device=device) for name in names}
-
-    def forward(self, ids: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        embedded = self.embedding_dropout(self.embedding(ids))  # (T, B, E)
-        hx = (state["h"], state["c"]) if "c" in state else state["h"]
-        output, final = self.rnn(embedded, hx)  # (T, B, H); (L, B, H) each
-        logits = self.decoder(self.dropout(output))  # (T, B, V)
-        new_state = {"h": final[0], "c": final[1]} if "c" in state else {"h": final}
-        return logits, new_state
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
+        choice("data.tokenizer", self.tokenizer, ("char",))
+        require(self.window >= 1, "data.window", "expected a positive integer", self.window)
+        require(self.eval_tokens >= 0, "data.eval_tokens", "expected 0 (all) or more", self.eval_tokens)
 
 
-def window_loss(model: LanguageModel, window: Window, state: dict[str, Tensor], device: torch.device):
-    """Summed cross-entropy (nats) over a window, the number of predictions, and the final state."""
-    inputs = torch.from_numpy(window.inputs).to(device)  # (T, B)
-    targets = torch.from_numpy(window.targets).to(device)  # (T, B)
-    logits, state = model(inputs, state)  # (T, B, V)
-    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
-    return total, targets.numel(), state
+@dataclass(frozen=True)
+class SampleConfig(Section):
+    name: ClassVar[str] = "sample"
+    length: int = 500  # tokens to generate after the prime
+    temperature: float = 1.0  # 0 is greedy
+    top_k: int = 0  # keep the k most likely tokens; 0: all
+    top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches p
+    prime: str = ""  # text to start from; empty: start after a newline
+    every: int = 0  # during training: steps between samples written to samples.txt; 0: none
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.length >= 0, "sample.length", "expected 0 or more", self.length)
+        require(self.temperature >= 0, "sample.temperature", "expected 0 or more", self.temperature)
+        require(self.top_k >= 0, "sample.top_k", "expected 0 (off) or more", self.top_k)
+        require(0 < self.top_p <= 1, "sample.top_p", "expected a probability in (0, 1]", self.top_p)
+        require(self.every >= 0, "sample.every", "expected 0 (never) or more", self.every)
 
 
-@torch.no_grad()
-def evaluate_language_model(model: LanguageModel, ids: np.ndarray, device: torch.device, batch_size: int = 1) -> dict:
-    """The EQUATIONS.md protocol: the text as one stream per batch row, state carried, never reset.
-
-    nll is the mean negative log-likelihood in nats per predicted token, bpc = nll / ln 2,
-    perplexity = exp(nll). Reported numbers use batch_size 1 (the whole text as one stream).
-    """
-    was_training = model.training
-    model.eval()
-    streams = TokenStreams(ids, batch_size, EVALUATION_WINDOW)
-    state = model.initial_state(batch_size, device)
-    total, count = 0.0, 0
-    for _ in range(streams.windows_per_epoch):
-        window_total, window_count, state = window_loss(model, streams.next_window(), state, device)
-        total, count = total + float(window_total), count + window_count  # float64 sum across windows
-    model.train(was_training)
-    nll = total / count
-    return {"nll": nll, "bpc": nll / math.log(2), "perplexity": math.exp(nll), "tokens": count}
+@dataclass(frozen=True)
+class LanguageModelConfig(RunConfig):
+    task: str = "language_model"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
 
-class TorchEngine:
-    """Step-by-step generation with the torch model: feed token ids, get the next token's logits."""
+# Keys that moved from [train] to the language model's own sections when tasks were introduced.
+MOVED_KEYS = {("train", "window"): ("data", "window"), ("train", "eval_tokens"): ("data", "eval_tokens"),
+              ("train", "sample_every"): ("sample", "every")}
 
-    def __init__(self, model: LanguageModel, device: torch.device) -> None:
-        self.model, self.device = model.eval(), device
-        self.reset()
 
-    def reset(self) -> None:
-        self.state = self.model.initial_state(1, self.device)
+def upgrade_record(record: dict) -> dict:
+    """A config record from before tasks existed (no `task` key), in today's layout."""
+    if "task" in record:
+        return record
+    record = {section: dict(values) if isinstance(values, dict) else values for section, values in record.items()}
+    for (old_section, old_key), (new_section, new_key) in MOVED_KEYS.items():
+        if isinstance(record.get(old_section), dict) and old_key in record[old_section]:
+            record.setdefault(new_section, {})[new_key] = record[old_section].pop(old_key)
+    return {"task": "language_model", **record}
 
-    @torch.no_grad()
-    def feed(self, ids: list[int]) -> np.ndarray:
-        inputs = torch.tensor(ids, dtype=torch.long, device=self.device).reshape(-1, 1)  # (T, 1)
-        logits, self.state = self.model(inputs, self.state)  # (T, 1, V)
-        return logits[-1, 0].double().cpu().numpy()  # (V,)
+
+ENGINES = ("torch", "numpy")
+
+
+def step_function(run, checkpoint: Path, vocabulary: Vocabulary, engine: str):
+    """The checkpoint's model as a step function for sampling, on the chosen engine."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine == "numpy":
+        from rnnkit.tasks.language_model_numpy import numpy_step_function
+
+        path = checkpoint / MODEL_WEIGHTS
+        return numpy_step_function(run.config.model, load_numpy_weights(path), len(vocabulary), path)
+    from rnnkit.tasks.language_model_torch import load_model, torch_step_function
+
+    return torch_step_function(*load_model(run, checkpoint, vocabulary))
+
+
+def sample_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    """Write samples (the prime, then its continuation) to `out` as they are generated. `options`:
+    overrides of the [sample] settings (length, temperature, top_k, top_p, prime), and seed,
+    num_samples, skip_unknown and engine. Everything is checked before the first character is written."""
+    import numpy as np
+
+    from rnnkit.generate import generate_tokens, prime_ids
+
+    overrides = {key: options[key] for key in ("length", "temperature", "top_k", "top_p", "prime") if key in options}
+    settings = replace(run.config.sample, **overrides)
+    vocabulary = Vocabulary.load(run.path / VOCABULARY)
+    context = prime_ids(vocabulary, settings.prime, options.get("skip_unknown", False))
+    step = step_function(run, checkpoint, vocabulary, options.get("engine", "torch"))
+    rng = np.random.default_rng(options.get("seed"))
+    samples = options.get("num_samples", 1)
+    for number in range(1, samples + 1):
+        if samples > 1:
+            out.write(f"--- sample {number} of {samples} ---\n")
+        out.write(settings.prime)
+        for token in generate_tokens(step, vocabulary, context, settings, rng):
+            out.write(token)
+            out.flush()  # stream: the reader sees each token as it is chosen
+        out.write("\n")
+    out.flush()
 
 
 class LanguageModelTask:
-    """What the trainer needs from a task (see rnnkit.train.trainer.Task), for language modelling."""
+    """The language model as the run lifecycle (rnnkit.train.runs) sees it."""
 
-    def __init__(self, config: Config, corpus: LanguageCorpus, device: torch.device) -> None:
-        self.config, self.corpus, self.device = config, corpus, device
-        self.model = LanguageModel(len(corpus.vocabulary), config.model).to(device)
-        self.streams = TokenStreams(corpus.train_ids, config.train.batch_size, config.train.window)
+    name = "language_model"
+    summary = SUMMARY
+    config_class = LanguageModelConfig
+    commands = ("eval", "sample")
+    data_keys = {"train": "data.corpus", "validation": "data.validation"}  # what --data and --val set
+    resumable_keys = ("data.eval_tokens", "sample.length", "sample.temperature", "sample.top_k", "sample.top_p",
+                      "sample.prime", "sample.every")
+    upgrade_record = staticmethod(upgrade_record)
+    sample = staticmethod(sample_run)
 
-    @property
-    def epochs_done(self) -> float:
-        return self.streams.epochs_done
+    @staticmethod
+    def prepare(config: LanguageModelConfig, run_path: Path | None):
+        from rnnkit.tasks.language_model_torch import prepare
 
-    def data_position(self) -> dict:
-        return self.streams.position()
+        return prepare(config, run_path)
 
-    def restore_data_position(self, position: dict) -> None:
-        self.streams.restore(position)
+    @staticmethod
+    def save(data, directory: Path) -> None:
+        data.vocabulary.save(directory / VOCABULARY)
 
-    def initial_carry(self) -> dict[str, Tensor]:
-        return self.model.initial_state(self.config.train.batch_size, self.device)
+    @staticmethod
+    def model(config: LanguageModelConfig, data):
+        from rnnkit.tasks.language_model_torch import LanguageModel
 
-    def next_batch(self) -> Window:
-        return self.streams.next_window()
+        return LanguageModel(len(data.vocabulary), config.model)
 
-    def loss(self, batch: Window, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]:
-        """Mean cross-entropy of the window, its token count, and the state to carry on."""
-        if batch.starts_epoch:
-            carry = self.initial_carry()  # streams restart from their beginnings: nothing to carry
-        total, count, carry = window_loss(self.model, batch, carry, self.device)
-        return total / count, count, carry
+    @staticmethod
+    def build(config: LanguageModelConfig, data, device):
+        from rnnkit.tasks.language_model_torch import LanguageModelTraining
 
-    def evaluate(self) -> dict:
-        """Validation during training: eval_batch_size streams (for speed), at most eval_tokens tokens."""
-        limit = self.config.train.eval_tokens
-        ids = self.corpus.validation_ids[: limit + 1] if limit else self.corpus.validation_ids
-        batch_size = min(self.config.train.eval_batch_size, len(ids) - 1)
-        metrics = evaluate_language_model(self.model, ids, self.device, batch_size)
-        return {"loss": metrics["nll"], **metrics, "batch_size": batch_size}
+        return LanguageModelTraining(config, data, device)
 
-    def sample(self, seed: int) -> str:
-        """The [sample] settings' prime and continuation; the model is left in training mode."""
-        settings = self.config.sample
-        text = generate_text(TorchEngine(self.model, self.device), self.corpus.vocabulary, settings.prime, settings, seed)
-        self.model.train()
-        return text
+    @staticmethod
+    def evaluate(run, checkpoint: Path, data_path: str | None) -> dict:
+        from rnnkit.tasks.language_model_torch import evaluate_run
+
+        return evaluate_run(run, checkpoint, data_path)
+
+
+TASK = LanguageModelTask()

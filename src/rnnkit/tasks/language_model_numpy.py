@@ -1,7 +1,8 @@
 """The language model's forward pass in NumPy alone, for `rnnkit sample --engine numpy`.
 
 It reads the same weights (torch.nn names) through the NumPy engine (rnnkit.reference) and never
-imports torch, so sampling works where torch is not installed.
+imports torch, so sampling works where torch is not installed. Every weight's shape is checked
+against the config and the vocabulary, and every value for finiteness, before anything runs.
 
 Dimension letters: T time, E embedding size, H hidden size, V vocabulary.
 """
@@ -10,38 +11,53 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import reference
-from rnnkit.config import ModelConfig
 from rnnkit.errors import UsageError
+from rnnkit.spec import layer_parameter_shapes
 
 RECURRENT_PREFIX = "rnn."
 
 
-def build_reference_layer(model: ModelConfig):
-    """The NumPy twin of rnnkit.tasks.language_model.build_recurrent_layer."""
+def build_reference_layer(model):
+    """The NumPy twin of rnnkit.tasks.language_model_torch.build_recurrent_layer."""
     layer = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}[model.cell]
     return layer(model.embedding_size, model.hidden_size, model.num_layers, **model.cell_spec().keywords())
 
 
-class NumpyEngine:
-    """Step-by-step generation in float64: feed token ids, get the next token's logits."""
+def expected_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
+    """Every weight of the language model (see LanguageModel) with its shape."""
+    recurrent = layer_parameter_shapes(model.cell_spec(), model.embedding_size, model.hidden_size, model.num_layers)
+    return {"embedding.weight": (vocabulary_size, model.embedding_size),
+            **{RECURRENT_PREFIX + name: shape for name, shape in recurrent.items()},
+            "decoder.weight": (vocabulary_size, model.hidden_size), "decoder.bias": (vocabulary_size,)}
 
-    def __init__(self, model: ModelConfig, weights: dict[str, np.ndarray]) -> None:
-        try:
-            self.embedding = weights["embedding.weight"].astype(np.float64)  # (V, E)
-            self.decoder_weight = weights["decoder.weight"].astype(np.float64)  # (V, H)
-            self.decoder_bias = weights["decoder.bias"].astype(np.float64)  # (V,)
-            self.rnn = build_reference_layer(model)
-            self.rnn.load_state_dict(
-                {name[len(RECURRENT_PREFIX):]: value for name, value in weights.items() if name.startswith(RECURRENT_PREFIX)}
-            )
-        except (KeyError, ValueError) as error:
-            raise UsageError(f"the weights do not fit the run's model config ({error})") from None
-        self.reset()
 
-    def reset(self) -> None:
-        self.state = None  # zeros, as the torch model starts
+def check_weights(weights: dict[str, np.ndarray], model, vocabulary_size: int, source) -> None:
+    expected = expected_shapes(model, vocabulary_size)
+    problems = [f"{name} is missing" for name in expected if name not in weights]
+    problems += [f"{name} is not in the model" for name in weights if name not in expected]
+    problems += [f"{name} has shape {weights[name].shape}, the config and vocabulary make {shape}"
+                 for name, shape in expected.items() if name in weights and weights[name].shape != shape]
+    if problems:
+        raise UsageError(f"{source}: the weights do not fit the run's config: {'; '.join(problems[:3])}"
+                         + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
+    bad = [name for name, value in weights.items() if not np.isfinite(value).all()]
+    if bad:
+        raise UsageError(f"{source}: non-finite weights in {', '.join(bad[:3])}")
 
-    def feed(self, ids: list[int]) -> np.ndarray:
-        x = self.embedding[np.asarray(ids)][:, None, :]  # (T, 1, E)
-        output, self.state = self.rnn.forward(x, self.state)  # (T, 1, H)
-        return output[-1, 0] @ self.decoder_weight.T + self.decoder_bias  # (V,)
+
+def numpy_step_function(model, weights: dict[str, np.ndarray], vocabulary_size: int, source):
+    """Sampling's view of the model in float64: step(ids, state) -> (logits of the next token (V,), state)."""
+    check_weights(weights, model, vocabulary_size, source)
+    embedding = weights["embedding.weight"].astype(np.float64)  # (V, E)
+    decoder_weight = weights["decoder.weight"].astype(np.float64)  # (V, H)
+    decoder_bias = weights["decoder.bias"].astype(np.float64)  # (V,)
+    layer = build_reference_layer(model)
+    layer.load_state_dict({name[len(RECURRENT_PREFIX):]: value for name, value in weights.items()
+                           if name.startswith(RECURRENT_PREFIX)})
+
+    def step(ids: list[int], state):
+        x = embedding[np.asarray(ids)][:, None, :]  # (T, 1, E)
+        output, state = layer.forward(x, state)  # (T, 1, H)
+        return output[-1, 0] @ decoder_weight.T + decoder_bias, state  # (V,)
+
+    return step

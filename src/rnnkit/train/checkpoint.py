@@ -2,8 +2,9 @@
 
 A checkpoint is a directory of three files (see rnnkit.rundir for the layout). It is written under a
 temporary name, every file fsynced, renamed into place, and only then does `checkpoints/latest`
-(replaced atomically) point at it; older checkpoints are deleted last. A kill at any moment
-therefore leaves `latest` naming a complete checkpoint.
+(replaced atomically) point at it; older checkpoints are pruned last. A kill at any moment
+therefore leaves `latest` naming a complete checkpoint. Everything read back is checked (shapes,
+finiteness, every field of trainer.json) before it is used.
 
 Capturing the state (weights, optimiser, random generators) only reads it: saving a checkpoint
 changes nothing a later step computes, which is what makes a resumed run bit-identical.
@@ -11,21 +12,25 @@ changes nothing a later step computes, which is what makes a resumed run bit-ide
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save
 
-from rnnkit.atomic import fsync_directory, write_bytes_atomically, write_text_atomically
+from rnnkit.atomic import (
+    fsync_directory, make_directory, make_temporary_directory, write_bytes_atomically, write_failure,
+    write_text_atomically,
+)
 from rnnkit.errors import UsageError
-from rnnkit.rundir import LATEST, MODEL_WEIGHTS, TRAINER_STATE, TRAINER_TENSORS, check_safetensors_file
+from rnnkit.rundir import CHECKPOINT_NAME, MODEL_WEIGHTS, TRAINER_STATE, TRAINER_TENSORS, check_safetensors_file
 
 FORMAT = "rnnkit-trainer-state"
 TEMPORARY_PREFIX = ".tmp-"
+SHOWN_PROBLEMS = 3  # how many mismatched tensors an error message names before "and N more"
 
 
 def cpu_copies(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -33,24 +38,45 @@ def cpu_copies(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in tensors.items()}
 
 
-def write_checkpoint(checkpoints: Path, step: int, model_tensors: dict, trainer_tensors: dict, trainer_state: dict) -> Path:
-    """Write a complete checkpoint directory, point `latest` at it, delete the older ones."""
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=checkpoints, prefix=TEMPORARY_PREFIX))
-    write_bytes_atomically(temporary / MODEL_WEIGHTS, save(cpu_copies(model_tensors)))
-    write_bytes_atomically(temporary / TRAINER_TENSORS, save(cpu_copies(trainer_tensors)))
-    write_text_atomically(temporary / TRAINER_STATE, json.dumps({"format": FORMAT, "version": 1, **trainer_state}, indent=1))
-    name, number = f"step-{step:08d}", 1
-    while (checkpoints / name).exists():  # the same step saved twice: never touch the one `latest` names
-        number += 1
-        name = f"step-{step:08d}.{number}"
-    temporary.rename(checkpoints / name)
-    fsync_directory(checkpoints)
-    write_text_atomically(checkpoints / LATEST, name + "\n")
+def write_checkpoint(checkpoints: Path, step: int, model_tensors: dict, trainer_tensors: dict, trainer_state: dict) -> str:
+    """Write a complete checkpoint directory and return its name (`latest` is not touched here)."""
+    try:
+        make_directory(checkpoints, exist_ok=True)
+        temporary = make_temporary_directory(checkpoints, TEMPORARY_PREFIX)
+    except OSError as error:
+        raise write_failure(checkpoints, error) from None
+    try:
+        write_bytes_atomically(temporary / MODEL_WEIGHTS, save(cpu_copies(model_tensors)))
+        write_bytes_atomically(temporary / TRAINER_TENSORS, save(cpu_copies(trainer_tensors)))
+        record = {"format": FORMAT, "version": 1, **trainer_state}
+        write_text_atomically(temporary / TRAINER_STATE, json.dumps(record, indent=1, allow_nan=False))
+        name, number = f"step-{step:08d}", 1
+        while (checkpoints / name).exists():  # the same step saved twice: never touch the one `latest` names
+            number += 1
+            name = f"step-{step:08d}.{number}"
+        temporary.rename(checkpoints / name)
+        fsync_directory(checkpoints)
+    except OSError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise write_failure(temporary, error) from None
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return name
+
+
+def point(checkpoints: Path, pointer: str, name: str) -> None:
+    """Make `latest` or `best` name a checkpoint directory (atomically replaced)."""
+    write_text_atomically(checkpoints / pointer, name + "\n")
+
+
+def prune_checkpoints(checkpoints: Path, keep: set[str]) -> None:
+    """Delete the checkpoint directories not in `keep`, and temporary ones a killed save left behind.
+    Nothing else in the folder is touched."""
     for entry in checkpoints.iterdir():
-        if entry.is_dir() and entry.name != name:
+        ours = CHECKPOINT_NAME.fullmatch(entry.name) or entry.name.startswith(TEMPORARY_PREFIX)
+        if ours and entry.is_dir() and not entry.is_symlink() and entry.name not in keep:
             shutil.rmtree(entry, ignore_errors=True)
-    return checkpoints / name
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -61,17 +87,90 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise UsageError(f"{path}: corrupt tensor file ({error})") from None
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# trainer.json: each field, a test of its value, and what the value should be.
+TRAINER_FIELDS = {
+    "step": (_is_count, "an integer >= 0"),
+    "tokens": (_is_count, "an integer >= 0"),
+    "elapsed_seconds": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "lr_scale": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    "rollbacks": (_is_count, "an integer >= 0"),
+    "data_position": (lambda v: isinstance(v, dict), "a table"),
+    "schedule": (lambda v: isinstance(v, dict) and _is_number(v.get("plateau_factor")) and v["plateau_factor"] > 0
+                 and (v.get("best_loss") is None or _is_number(v.get("best_loss")))
+                 and _is_count(v.get("evaluations_without_improvement")),
+                 "a table of plateau_factor (> 0), best_loss and evaluations_without_improvement"),
+    "optimizer": (lambda v: isinstance(v, dict) and isinstance(v.get("param_groups"), list)
+                  and isinstance(v.get("scalars"), dict), "a table of param_groups and scalars"),
+    "random": (lambda v: isinstance(v, dict) and isinstance(v.get("numpy"), dict) and isinstance(v.get("python"), dict),
+               "a table of numpy and python generator states"),
+    "config": (lambda v: isinstance(v, dict), "a table"),
+}
+OPTIONAL_TRAINER_FIELDS = {  # absent from checkpoints written before best checkpoints existed
+    "best": (lambda v: v is None or (isinstance(v, dict) and _is_number(v.get("value")) and _is_count(v.get("step"))),
+             "null or a table of value and step"),
+    "evaluations_since_best": (_is_count, "an integer >= 0"),
+}
+
+
+def read_trainer_state(directory: Path) -> dict:
+    """A checkpoint's trainer.json, every field checked before anything uses it."""
+    path = directory / TRAINER_STATE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: unreadable trainer state ({error})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UsageError(f"{path}: not an rnnkit trainer state")
+    for fields, required in ((TRAINER_FIELDS, True), (OPTIONAL_TRAINER_FIELDS, False)):
+        for name, (valid, expected) in fields.items():
+            if name not in state and not required:
+                continue
+            if name not in state:
+                raise UsageError(f"{path}: the field {name!r} is missing")
+            if not valid(state[name]):
+                raise UsageError(f"{path}: {name} must be {expected}, got {json.dumps(state[name])[:80]}")
+    return state
+
+
 def read_checkpoint(directory: Path) -> tuple[dict, dict, dict]:
     """(model tensors, trainer tensors, trainer state) of a checkpoint directory."""
-    model_tensors = read_tensors(directory / MODEL_WEIGHTS)
-    trainer_tensors = read_tensors(directory / TRAINER_TENSORS)
-    try:
-        state = json.loads((directory / TRAINER_STATE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{directory / TRAINER_STATE}: unreadable trainer state ({error})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UsageError(f"{directory / TRAINER_STATE}: not an rnnkit trainer state")
-    return model_tensors, trainer_tensors, state
+    state = read_trainer_state(directory)
+    return read_tensors(directory / MODEL_WEIGHTS), read_tensors(directory / TRAINER_TENSORS), state
+
+
+def _describe(problems: list[str]) -> str:
+    shown = "; ".join(problems[:SHOWN_PROBLEMS])
+    return shown + (f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else "")
+
+
+def check_weights_fit(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """UsageError naming the tensors that are missing, unexpected, misshapen or not finite."""
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    problems = [f"{name} is missing" for name in expected if name not in tensors]
+    problems += [f"{name} is not in the model" for name in tensors if name not in expected]
+    problems += [f"{name} has shape {tuple(tensors[name].shape)}, the config makes {shape}"
+                 for name, shape in expected.items() if name in tensors and tuple(tensors[name].shape) != shape]
+    if problems:
+        raise UsageError(f"{source}: the weights do not fit the run's config: {_describe(problems)}")
+    bad = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise UsageError(f"{source}: non-finite weights in {_describe(bad)}")
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: Path) -> None:
+    """The checkpoint's weights into the model, after checking that they fit it."""
+    path = checkpoint / MODEL_WEIGHTS
+    tensors = read_tensors(path)
+    check_weights_fit(model, tensors, path)
+    model.load_state_dict(tensors, strict=True)
 
 
 def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

@@ -7,10 +7,19 @@ from collections.abc import Iterable
 import torch
 
 from rnnkit.config import OptimConfig
+from rnnkit.errors import UsageError
 
 
 def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
-    parameters = list(parameters)
+    """The configured optimiser; a setting torch refuses is one UsageError (the config checks the
+    ranges first, so this is a second line of defence)."""
+    try:
+        return _build(list(parameters), optim)
+    except ValueError as error:
+        raise UsageError(f"optim: torch refuses the optimiser settings ({error})") from None
+
+
+def _build(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
     if optim.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
                                 weight_decay=optim.weight_decay)

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from rnnkit.errors import UsageError
+
 REFRESH_SECONDS = 0.2  # how often the terminal line is redrawn
 
 
@@ -22,17 +24,28 @@ def finite_or_none(value: float) -> float | None:
 
 
 class MetricsLog:
-    """Appends one JSON object per line; each line is flushed as it is written."""
+    """Appends one JSON object per line; each line is flushed as it is written. A failed write is
+    one UsageError naming the file."""
 
     def __init__(self, path: Path) -> None:
-        self.file = open(path, "a", encoding="utf-8")
+        self.path = path
+        try:
+            self.file = open(path, "a", encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write {path}: {error.strerror}") from None
 
     def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record, allow_nan=False) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(record, allow_nan=False) + "\n")
+            self.file.flush()
+        except OSError as error:
+            raise UsageError(f"cannot write {self.path}: {error.strerror}") from None
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # the failed write was reported already
 
 
 def format_duration(seconds: float | None) -> str:

@@ -2,10 +2,12 @@
 
 Each step: set the lr from the schedule, take the task's next batch, compute its loss with the
 carried state, backpropagate, clip, step, detach the carried state. Around the steps: progress
-records, periodic validation and samples, checkpoints every `checkpoint_every` seconds and at the
-end, and the divergence guard. A non-finite loss or gradient skips the step; `max_bad_steps` in a
-row roll everything back to the last checkpoint (never saved with non-finite weights) and lower
-the lr by `rollback_lr_factor`.
+records, periodic validation and samples, checkpoints every `checkpoint_every` seconds, at every
+new best validation metric and at the end, and the divergence guard. A non-finite loss or gradient
+skips the step; `max_bad_steps` in a row roll everything back to the last checkpoint (never saved
+with non-finite weights) and lower the lr by `rollback_lr_factor`. `patience` validations without a
+new best stop the run. Ctrl-C and SIGTERM finish the step, save and stop; a second one stops at once,
+except during a save, which always completes.
 
 Nothing here reads the clock or a random generator in a way that changes what a step computes,
 except the limits that are times (`max_time`, and a cosine schedule's progress under it): a run
@@ -21,12 +23,12 @@ from typing import Protocol, TextIO
 import torch
 from torch import Tensor
 
-from rnnkit.config import Config, config_to_dict
+from rnnkit.config import RunConfig, config_to_dict
 from rnnkit.errors import UsageError
-from rnnkit.rundir import RunDirectory
+from rnnkit.rundir import BEST, LATEST, RunDirectory
 from rnnkit.train.checkpoint import (
-    capture_random_state, flatten_optimizer_state, read_checkpoint, restore_random_state,
-    unflatten_optimizer_state, write_checkpoint,
+    capture_random_state, check_weights_fit, flatten_optimizer_state, point, prune_checkpoints, read_checkpoint,
+    restore_random_state, unflatten_optimizer_state, write_checkpoint,
 )
 from rnnkit.train.optimizers import build_optimizer, clip_gradients
 from rnnkit.train.progress import MetricsLog, ProgressLine, finite_or_none
@@ -39,6 +41,9 @@ class Task(Protocol):
     """What the trainer needs from a task (language model, classifier, tagger, ...)."""
 
     model: torch.nn.Module
+    best_metric: str  # the validation metric that chooses checkpoints/best, e.g. "nll" or "accuracy"
+    higher_is_better: bool
+    sample_every: int  # steps between samples for samples.txt; 0 if the task writes none
 
     @property
     def epochs_done(self) -> float: ...  # passes over the training data so far, e.g. 2.25
@@ -49,7 +54,7 @@ class Task(Protocol):
 
     def loss(self, batch: object, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]: ...
 
-    def evaluate(self) -> dict: ...  # validation metrics, including "loss" (lower is better)
+    def evaluate(self) -> dict: ...  # validation metrics: "loss" (for the plateau schedule) and best_metric
 
     def sample(self, seed: int) -> str | None: ...  # a sample for samples.txt, or None
 
@@ -67,7 +72,7 @@ def all_finite(tensors) -> bool:
 
 
 class Trainer:
-    def __init__(self, task: Task, config: Config, run: RunDirectory, progress_stream: TextIO | None = None) -> None:
+    def __init__(self, task: Task, config: RunConfig, run: RunDirectory, progress_stream: TextIO | None = None) -> None:
         self.task, self.config, self.run_directory = task, config, run
         self.model = task.model
         self.parameters = list(self.model.parameters())
@@ -81,9 +86,14 @@ class Trainer:
         self.elapsed_before = 0.0  # seconds of training in earlier sessions of this run
         self.session_start = time.monotonic()
         self.bad_steps = 0
-        self.stop_requested = False
+        self.stop_requested, self.saving, self.stop_reason = False, False, None
+        self.stop_signal: int | None = None  # the signal that asked to stop (SIGINT or SIGTERM)
         self.lr = config.optim.lr
         self.saved_at: tuple[int, int] | None = None  # (step, rollbacks) of the newest checkpoint
+        self.best: dict | None = None  # {"value", "step"} of the best validation metric so far
+        self.evaluations_since_best = 0
+        self.last_evaluation: int | None = None
+        self.lock = None  # the run's RunLock, held while this trainer may write the run; released by run()
 
     # Time, progress and limits ---------------------------------------------------------------
 
@@ -110,14 +120,24 @@ class Trainer:
 
     # Checkpoints ------------------------------------------------------------------------------
 
-    def save_checkpoint(self) -> None:
-        """Write a checkpoint; with non-finite weights, roll back instead (they are never saved)."""
+    def save_checkpoint(self, best: bool = False) -> None:
+        """Write a checkpoint (and name it `best` if asked); with non-finite weights, roll back instead
+        (they are never saved). A signal during the save waits for it to complete."""
         if not all_finite(self.parameters):
             self.log({"event": "checkpoint_refused", "step": self.step, "reason": "non-finite weights"})
             self.roll_back()
             return
-        if self.saved_at == (self.step, self.rollbacks):
+        if self.saved_at == (self.step, self.rollbacks) and not best:
             return  # no step since the newest checkpoint (e.g. Ctrl-C right after a periodic save)
+        self.saving = True
+        try:
+            self._write_checkpoint(best)
+        finally:
+            self.saving = False
+        self.last_checkpoint, self.saved_at = time.monotonic(), (self.step, self.rollbacks)
+        self.log({"event": "checkpoint", "step": self.step, **({"best": True} if best else {})})
+
+    def _write_checkpoint(self, best: bool) -> None:
         optimizer_tensors, optimizer_record = flatten_optimizer_state(self.optimizer.state_dict())
         random_tensors, random_record = capture_random_state()
         carry_tensors = {CARRY_PREFIX + name: tensor for name, tensor in self.carry.items()}
@@ -125,27 +145,49 @@ class Trainer:
             "step": self.step, "tokens": self.tokens, "elapsed_seconds": self.elapsed(),
             "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
             "data_position": self.task.data_position(), "schedule": self.schedule.state_dict(),
+            "best": self.best, "evaluations_since_best": self.evaluations_since_best,
             "optimizer": optimizer_record, "random": random_record, "config": config_to_dict(self.config),
         }
-        write_checkpoint(self.run_directory.checkpoints_path, self.step, self.model.state_dict(),
-                         {**optimizer_tensors, **random_tensors, **carry_tensors}, state)
-        self.last_checkpoint, self.saved_at = time.monotonic(), (self.step, self.rollbacks)
-        self.log({"event": "checkpoint", "step": self.step})
+        checkpoints = self.run_directory.checkpoints_path
+        name = write_checkpoint(checkpoints, self.step, self.model.state_dict(),
+                                {**optimizer_tensors, **random_tensors, **carry_tensors}, state)
+        point(checkpoints, LATEST, name)
+        if best:
+            point(checkpoints, BEST, name)
+        self.prune(name)
+
+    def prune(self, latest: str) -> None:
+        """Keep latest, best, the `keep_checkpoints` newest others and every `keep_every`-th step."""
+        checkpoints = self.run_directory.checkpoints_path
+        best = self.run_directory.pointed_checkpoint(BEST)
+        keep = {latest} | ({best.name} if best else set())
+        others = sorted((entry.name for entry in checkpoints.glob("step-*") if entry.name not in keep),
+                        key=lambda name: [int(part) for part in name[len("step-"):].split(".")])
+        if self.config.train.keep_checkpoints:
+            keep |= set(others[-self.config.train.keep_checkpoints:])
+        every = self.config.train.keep_every
+        if every:
+            keep |= {name for name in others if int(name[len("step-"):].split(".")[0]) % every == 0}
+        prune_checkpoints(checkpoints, keep)
 
     def load_checkpoint(self) -> dict:
         """Restore everything from the run's latest checkpoint; returns its trainer state."""
-        model_tensors, trainer_tensors, state = read_checkpoint(self.run_directory.latest_checkpoint())
+        directory = self.run_directory.latest_checkpoint()
+        model_tensors, trainer_tensors, state = read_checkpoint(directory)
+        check_weights_fit(self.model, model_tensors, directory)
         try:
             self.model.load_state_dict(model_tensors, strict=True)
             self.optimizer.load_state_dict(unflatten_optimizer_state(trainer_tensors, state["optimizer"]))
             self.schedule.load_state_dict(state["schedule"])
             self.task.restore_data_position(state["data_position"])
             restore_random_state(trainer_tensors, state["random"])
-            self.step, self.tokens = int(state["step"]), int(state["tokens"])
-            self.lr_scale, self.rollbacks = float(state["lr_scale"]), int(state["rollbacks"])
-            self.saved_at = (self.step, self.rollbacks)
-        except (KeyError, ValueError, RuntimeError) as error:
-            raise UsageError(f"{self.run_directory.latest_checkpoint()}: the checkpoint does not fit this run ({error})") from None
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+            raise UsageError(f"{directory}: the checkpoint does not fit this run ({error})") from None
+        self.step, self.tokens = state["step"], state["tokens"]
+        self.lr_scale, self.rollbacks = float(state["lr_scale"]), state["rollbacks"]
+        self.best = state.get("best")
+        self.evaluations_since_best = state.get("evaluations_since_best", 0)
+        self.saved_at = (self.step, self.rollbacks)
         self.carry = {name[len(CARRY_PREFIX):]: tensor.to(self.device)
                       for name, tensor in trainer_tensors.items() if name.startswith(CARRY_PREFIX)}
         return state
@@ -219,45 +261,67 @@ class Trainer:
         self.progress.message(f"step {self.step}: validation {shown}")
         if self.schedule.observe_validation(metrics["loss"]):
             self.log({"event": "lr_drop", "step": self.step, "plateau_factor": self.schedule.plateau_factor})
+        self.observe_best(float(metrics[self.task.best_metric]))
+
+    def observe_best(self, value: float) -> None:
+        """A new best validation metric is saved as checkpoints/best; `patience` evaluations
+        without one stop the run."""
+        improved = math.isfinite(value) and (
+            self.best is None or (value > self.best["value"] if self.task.higher_is_better else value < self.best["value"]))
+        if improved:
+            self.best, self.evaluations_since_best = {"value": value, "step": self.step}, 0
+            self.save_checkpoint(best=True)
+            return
+        self.evaluations_since_best += 1
+        if self.config.train.patience and self.evaluations_since_best >= self.config.train.patience:
+            self.stop_reason = "patience"
 
     def write_sample(self) -> None:
         text = self.task.sample(seed=self.config.train.seed + self.step)
         if text is not None:
-            with open(self.run_directory.samples_path, "a", encoding="utf-8") as file:
-                file.write(f"=== step {self.step} ===\n{text}\n")
+            try:
+                with open(self.run_directory.samples_path, "a", encoding="utf-8") as file:
+                    file.write(f"=== step {self.step} ===\n{text}\n")
+            except OSError as error:
+                raise UsageError(f"cannot write {self.run_directory.samples_path}: {error.strerror}") from None
 
     # The loop ----------------------------------------------------------------------------------
 
     def request_stop(self, signum, frame) -> None:
-        """Ctrl-C: finish the current step, save, stop. A second Ctrl-C stops at once."""
-        self.stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        """Ctrl-C or SIGTERM: finish the current step, save, stop. A second one stops at once, except
+        during a save: that completes first (and a checkpoint is renamed into place whole anyway)."""
+        if self.stop_requested and not self.saving:
+            raise KeyboardInterrupt
+        self.stop_requested, self.stop_signal = True, signum
 
     def run(self, resumed: bool = False) -> str:
-        """Train until a limit or Ctrl-C; returns why it stopped."""
+        """Train until a limit, patience or a signal; returns why it stopped."""
         self.metrics = MetricsLog(self.run_directory.metrics_path)
-        previous_handler = signal.signal(signal.SIGINT, self.request_stop)
+        handlers = {signum: signal.signal(signum, self.request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.session_start = time.monotonic()  # setting up is not training time
             self.log({"event": "resume" if resumed else "start", "step": self.step,
                       "parameters": sum(parameter.numel() for parameter in self.parameters)})
-            if not resumed:
-                self.save_checkpoint()  # the first rollback target
             reason = self.loop()
             self.log({"event": "end", "step": self.step, "reason": reason, "tokens": self.tokens})
             return reason
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
             self.progress.close()
             self.metrics.close()
             self.metrics = None
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
     def loop(self) -> str:
         limits = self.config.train
-        self.last_checkpoint, self.last_evaluation = time.monotonic(), None
+        self.last_checkpoint = time.monotonic()
         interval_losses, interval_start, interval_tokens = [], time.monotonic(), self.tokens
         session_progress, session_clock = self.progress_fraction(), time.monotonic()
-        while not (reason := self.limit_reached() or ("interrupted" if self.stop_requested else None)):
+        while not (reason := self.limit_reached() or self.stop_reason
+                   or ("interrupted" if self.stop_requested else None)):
             loss = self.train_step()
             if math.isfinite(loss):
                 interval_losses.append(loss)
@@ -273,11 +337,12 @@ class Trainer:
                 interval_losses, interval_start, interval_tokens = [], now, self.tokens
             if limits.eval_every and self.step % limits.eval_every == 0:
                 self.evaluate()
-            if limits.sample_every and self.step % limits.sample_every == 0:
+            if self.task.sample_every and self.step % self.task.sample_every == 0:
                 self.write_sample()
-            if time.monotonic() - self.last_checkpoint >= limits.checkpoint_every:
+            kept_step = limits.keep_every and self.step % limits.keep_every == 0
+            if kept_step or time.monotonic() - self.last_checkpoint >= limits.checkpoint_every:
                 self.save_checkpoint()
-        if reason != "interrupted" and limits.eval_every and self.last_evaluation != self.step:
+        if reason not in ("interrupted", "patience") and limits.eval_every and self.last_evaluation != self.step:
             self.evaluate()
         self.save_checkpoint()
         return reason

@@ -1,0 +1,230 @@
+"""The run lifecycle, the same for every task: a new run, a resumed run, and an existing run opened
+to evaluate, sample or predict from. The command line calls these; the task is found through the
+registry (rnnkit.tasks) from the config's `task` key.
+
+A new run is checked whole before anything is written (config, paths, data, the model's size), then
+assembled in a staging directory beside its final place: config.json, the task's files and the first
+checkpoint. The staging directory is renamed into place, so a run directory either does not exist or
+can be resumed, evaluated and sampled. Training holds the run's lock (RunLock) until it ends.
+
+Opening a run imports no torch (the NumPy engine samples without it); training imports it.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from rnnkit.atomic import fsync_directory, make_directory, make_temporary_directory
+from rnnkit.config import (
+    RunConfig, apply_assignments, config_from_dict, config_to_dict, read_config_record, read_preset, save_config,
+    split_assignment, task_of, with_values,
+)
+from rnnkit.errors import UsageError
+from rnnkit.rundir import CONFIG, LATEST, RunDirectory, enclosing_run, new_run_path, path_problem
+from rnnkit.tasks import get_task
+
+if TYPE_CHECKING:
+    from rnnkit.train.trainer import Trainer
+
+# What a resumed run may change: how long and where it trains and how often it reports, never the
+# model or the data (the checkpoint would not fit them). A task may add its own (TASK.resumable_keys).
+RESUMABLE_KEYS = ("train.max_steps", "train.max_epochs", "train.max_time", "train.device", "train.threads",
+                  "train.log_every", "train.eval_every", "train.eval_batch_size", "train.patience",
+                  "train.checkpoint_every", "train.keep_checkpoints", "train.keep_every")
+STAGING_PREFIX = ".rnnkit-staging-"
+TRAINING_COPIES = 4  # weights, gradients and two optimiser moments
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """An existing run read for evaluation, sampling or prediction (no lock: training may go on)."""
+
+    directory: RunDirectory
+    task: object
+    config: RunConfig
+
+    @property
+    def path(self) -> Path:
+        return self.directory.path
+
+
+def open_run(path: str | Path) -> OpenedRun:
+    directory = RunDirectory.existing(path)
+    record = read_config_record(directory.config_path)
+    task = get_task(task_of(record))
+    config = config_from_dict(task.upgrade_record(record), task.config_class, str(directory.config_path))
+    return OpenedRun(directory, task, config)
+
+
+def open_run_for(command: str, path: str | Path) -> OpenedRun:
+    """An existing run whose task has the command; otherwise one line saying whose command it is."""
+    run = open_run(path)
+    if command not in run.task.commands:
+        raise UsageError(f"{run.path} is a {run.task.summary} run; `rnnkit {command}` does not apply to it "
+                         f"(it has: {', '.join(('train',) + tuple(run.task.commands))})")
+    return run
+
+
+def new_config(preset: str, assignments: list[str], values: dict[str, object]) -> RunConfig:
+    """The configuration of a new run: defaults, then the preset, then --set, then flag values
+    ({'section.key': value}). The task is the preset's, unless --set task=NAME chooses another."""
+    record, source = read_preset(preset)
+    task_name = task_of(record)
+    for assignment in assignments:
+        section, key, text = split_assignment(assignment)
+        if not section:
+            task_name = text
+    task = get_task(task_name)
+    config = config_from_dict({**record, "task": task_name}, task.config_class, source)
+    config = apply_assignments(config, [a for a in assignments if split_assignment(a)[0]])
+    return with_values(config, values)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def check_new_run_path(out: str | None) -> Path:
+    """Where a new run may go: a new or empty directory, not inside another run."""
+    if out == "":
+        raise UsageError("--out: the path is empty; give the directory for the new run")
+    path = Path(out) if out else new_run_path()
+    try:
+        outer = enclosing_run(Path(os.path.realpath(path)))
+        if outer is not None:
+            raise UsageError(f"{path}: is inside the run directory {outer}; choose an --out outside it")
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                raise UsageError(f"{path}: exists and is not a directory")
+            if (path / CONFIG).exists():
+                raise UsageError(f"{path}: already holds a run; continue it with --resume {path}, or choose another --out")
+            if any(path.iterdir()):
+                raise UsageError(f"{path}: exists and is not empty; choose another --out")
+    except OSError as error:
+        raise UsageError(path_problem(path, error)) from None
+    for ancestor in reversed([path.parent, *path.parent.parents]):
+        try:
+            if not stat.S_ISDIR(os.stat(ancestor).st_mode):
+                raise UsageError(f"{path}: {ancestor} is not a directory")
+        except FileNotFoundError:
+            break  # this one and those below it will be created
+        except OSError as error:
+            raise UsageError(path_problem(ancestor, error)) from None
+    return path
+
+
+def staging_directory(path: Path) -> Path:
+    """A fresh directory beside `path` (its parents created) in which to assemble the run."""
+    try:
+        make_directory(path.parent, exist_ok=True)
+        return make_temporary_directory(path.parent, STAGING_PREFIX)
+    except OSError as error:
+        raise UsageError(f"cannot create the run directory: {path_problem(path, error)}") from None
+
+
+def publish(staging: Path, path: Path) -> None:
+    """Rename the assembled run into place (replacing nothing but an empty directory)."""
+    try:
+        os.rename(staging, path)
+        fsync_directory(path.parent)
+    except OSError as error:
+        raise UsageError(f"cannot create the run directory: {path_problem(path, error)}") from None
+
+
+def start_run(config: RunConfig, out: str | None, progress_stream: TextIO | None = None) -> Trainer:
+    """Check everything, create the run directory with its first checkpoint, and return a trainer
+    ready to run that holds the run's lock."""
+    from rnnkit.device import check_model_size, resolve_device, use_threads
+    from rnnkit.train.trainer import Trainer
+
+    task = get_task(config.task)
+    path = check_new_run_path(out)
+    config, data = task.prepare(config, None)
+    device = resolve_device(config.train.device)
+    use_threads(config.train.threads)
+    check_model_size(lambda: task.model(config, data), TRAINING_COPIES)
+    seed_everything(config.train.seed)
+    training = task.build(config, data, device)
+    staging = staging_directory(path)
+    lock = None
+    try:
+        lock = RunDirectory(staging).lock()
+        save_config(config, staging / CONFIG)
+        task.save(data, staging)
+        trainer = Trainer(training, config, RunDirectory(staging), progress_stream)
+        trainer.save_checkpoint()  # the first rollback target, and what --resume starts from
+        publish(staging, path)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    trainer.run_directory, trainer.lock = RunDirectory(path), lock
+    return trainer
+
+
+def check_unchanged(run: OpenedRun, config: RunConfig, checkpoint: Path, resumable: tuple[str, ...]) -> None:
+    """config.json may have been edited since the checkpoint was written: every key that the
+    checkpoint depends on must still have the value it was trained with."""
+    from rnnkit.train.checkpoint import read_trainer_state
+
+    saved_record = run.task.upgrade_record(read_trainer_state(checkpoint)["config"])
+    try:
+        saved = config_to_dict(config_from_dict(saved_record, run.task.config_class))
+    except UsageError as error:
+        raise UsageError(f"{checkpoint}: its config is not valid ({error})") from None
+    current = config_to_dict(config)
+    changed = [f"{section}.{key} ({saved[section][key]!r} -> {value!r})"
+               for section, values in current.items() if isinstance(values, dict)
+               for key, value in values.items()
+               if f"{section}.{key}" not in resumable and saved.get(section, {}).get(key) != value]
+    if changed:
+        raise UsageError(f"{run.directory.config_path} was changed after {checkpoint.name} was saved: "
+                         f"{', '.join(changed)}; restore it to resume, or start a new run")
+
+
+def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: TextIO | None = None) -> Trainer:
+    """A trainer that continues the run from its latest checkpoint (or starts it from step 0 with
+    its saved config, if it has none), optionally with new limits; it holds the run's lock."""
+    from rnnkit.device import check_model_size, resolve_device, use_threads
+    from rnnkit.train.trainer import Trainer
+
+    run = open_run(path)
+    lock = run.directory.lock()
+    try:
+        resumable = RESUMABLE_KEYS + tuple(getattr(run.task, "resumable_keys", ()))
+        refused = [key for key in overrides if key not in resumable]
+        if refused:
+            raise UsageError(f"cannot change {', '.join(refused)} when resuming; a resumed run may change only "
+                             f"{', '.join(resumable)}")
+        config = with_values(run.config, overrides)
+        checkpoint = run.directory.pointed_checkpoint(LATEST)
+        if checkpoint is not None:
+            check_unchanged(run, config, checkpoint, resumable)
+        config, data = run.task.prepare(config, run.path)
+        device = resolve_device(config.train.device)
+        use_threads(config.train.threads)
+        check_model_size(lambda: run.task.model(config, data), TRAINING_COPIES)
+        if checkpoint is None:
+            seed_everything(config.train.seed)
+        trainer = Trainer(run.task.build(config, data, device), config, run.directory, progress_stream)
+        if checkpoint is None:
+            trainer.save_checkpoint()
+        else:
+            trainer.resume()
+        save_config(config, run.directory.config_path)
+    except BaseException:
+        lock.release()
+        raise
+    trainer.lock = lock
+    return trainer

@@ -1,0 +1,28 @@
+"""A stand-in task for the tests of the task registry: its runs have `eval` and nothing else."""
+from dataclasses import dataclass
+
+
+from rnnkit.config import RunConfig
+
+
+@dataclass(frozen=True)
+class EchoConfig(RunConfig):
+    task: str = "echo"
+
+
+class EchoTask:
+    name = "echo"
+    summary = "test task that answers"
+    config_class = EchoConfig
+    commands = ("eval",)
+
+    @staticmethod
+    def upgrade_record(record):
+        return record
+
+    @staticmethod
+    def evaluate(run, checkpoint, data_path):
+        return {"answer": 42.0, "checkpoint": checkpoint.name, "nan": float("nan")}
+
+
+TASK = EchoTask()
