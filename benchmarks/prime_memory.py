@@ -12,7 +12,6 @@ the short one (the text itself, its token ids and the output it is echoed to).
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

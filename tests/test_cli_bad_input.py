@@ -1,25 +1,11 @@
 """Every bad input: one line on stderr, exit code 2, no traceback, nothing saved damaged."""
 import pickle
-import shutil
 
 import pytest
 
 from cli_helpers import assert_usage_error, run_main, run_rnnkit, tiny_flags
-from language_model_helpers import train_tiny_run, write_tiny_corpus
+
 from rnnkit.rundir import MODEL_WEIGHTS, RunDirectory
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("bad-input")
-    corpus = write_tiny_corpus(directory)
-    return train_tiny_run(directory / "run", corpus, "train.max_steps=5"), corpus
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    """A copy of the trained run that a test may damage."""
-    return shutil.copytree(trained[0], tmp_path / "run")
 
 
 def train_argv(tmp_path, corpus, *more):

@@ -14,20 +14,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from cli_helpers import SOURCE, assert_usage_error, rnnkit_process, run_main, run_rnnkit, tiny_flags
-from language_model_helpers import read_metrics, train_tiny_run, write_tiny_corpus
+from language_model_helpers import read_metrics
 from rnnkit.rundir import CONFIG, MODEL_WEIGHTS, VOCABULARY, RunDirectory
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("hostile")
-    corpus = write_tiny_corpus(directory)
-    return train_tiny_run(directory / "run", corpus, "train.max_steps=5"), corpus
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    return shutil.copytree(trained[0], tmp_path / "run")
 
 
 def snapshot(directory):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cli_helpers import run_main, tiny_flags
-from language_model_helpers import train_tiny_run, write_tiny_corpus
+
 from rnnkit.config import sections, valid_keys
 from rnnkit.rundir import CONFIG, VOCABULARY
 from rnnkit.tasks.language_model import LanguageModelConfig
@@ -117,13 +117,6 @@ def check_case(capsys, argv, run=None) -> None:
             assert len(captured.err.strip().splitlines()) == 1, (argv, captured.err)
         if before is not None:
             assert snapshot(run) == before, (argv, "the run directory changed")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("fuzz")
-    corpus = write_tiny_corpus(directory)
-    return train_tiny_run(directory / "run", corpus, "train.max_steps=5"), corpus
 
 
 def fuzz(capsys, trained, tmp_path, cases: int, seed: int) -> None:

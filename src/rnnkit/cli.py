@@ -154,8 +154,8 @@ def train(args: argparse.Namespace) -> int:
                                           ("--out", args.out), ("--seed", args.seed)) if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with --resume: the run keeps its config")
-        schema = open_run(args.resume).config
-        assignments = dict(parse_assignment(assignment, type(schema)) for assignment in args.set)
+        schema = type(open_run(args.resume).config)  # --set is checked against the run's own task
+        assignments = dict(parse_assignment(assignment, schema) for assignment in args.set)
         trainer = resume_run(args.resume, {**assignments, **limit_values(args)})
     else:
         config = new_config(args.preset or DEFAULT_PRESET, args.set, limit_values(args))

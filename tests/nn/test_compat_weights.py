@@ -12,7 +12,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from compat import CELLS, LAYERS, NAMES, assert_same_tensors, torch_class
+from compat import LAYERS, NAMES, assert_same_tensors, torch_class
 from torch.nn.utils import parametrize, prune
 
 from rnnkit import nn as rnn
