@@ -113,12 +113,43 @@ def add_eval_parser(commands) -> None:
     evaluate.add_argument("--data", metavar="FILE", help="data to evaluate on (default: the run's validation data)")
 
 
+def add_predict_parser(commands) -> None:
+    predict = commands.add_parser(
+        "predict", help="label new inputs with a trained classifier; one JSON line per input",
+        description="Label each TEXT (or, with none, each line of standard input) with the run's model (its best "
+        "checkpoint, or --checkpoint). Prints one JSON line per input: the text, the label, the probability of every "
+        "label, and the words the vocabulary does not hold (read as <unk>).",
+    )
+    predict.add_argument("run", metavar="DIR", help="the run directory")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="inputs to label (default: lines of standard input)")
+    checkpoint_option(predict)
+    predict.add_argument("--engine", choices=("torch", "numpy"), default="torch",
+                         help="torch (default), or numpy: the NumPy engine alone, without importing torch")
+
+
+def add_experiment_parser(commands) -> None:
+    from rnnkit.experiments import EXPERIMENT_MODULES, experiment_module
+
+    experiment = commands.add_parser(
+        "experiment", help="reproduce a lecture claim: train, then write results.json, report.md and plots",
+        description="Run one of the lectures' experiments through the normal training path. Each writes results.json "
+        "(every run), report.md (the lecture's number beside ours) and PNG plots into --out.",
+    )
+    names = experiment.add_subparsers(dest="experiment", metavar="NAME", required=True)
+    for name in EXPERIMENT_MODULES:
+        module = experiment_module(name)
+        add_arguments = module.add_arguments
+        add_arguments(names.add_parser(name, help=module.SUMMARY, description=module.__doc__.split("\n\n")[0]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rnnkit", description="Recurrent neural networks from their textbook equations.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_train_parser(commands)
     add_sample_parser(commands)
     add_eval_parser(commands)
+    add_predict_parser(commands)
+    add_experiment_parser(commands)
     gradcheck = commands.add_parser(
         "gradcheck",
         help="check the NumPy engine's hand-written BPTT against finite differences and torch autograd",
@@ -143,7 +174,7 @@ def limit_values(args: argparse.Namespace) -> dict[str, object]:
 
 
 def train(args: argparse.Namespace) -> int:
-    from rnnkit.config import DEFAULT_PRESET, parse_assignment, with_values
+    from rnnkit.config import parse_assignment, with_values
     from rnnkit.tasks import get_task
     from rnnkit.train.runs import new_config, open_run, resume_run, start_run
     from rnnkit.train.trainer import TrainingDiverged
@@ -158,7 +189,7 @@ def train(args: argparse.Namespace) -> int:
         assignments = dict(parse_assignment(assignment, schema) for assignment in args.set)
         trainer = resume_run(args.resume, {**assignments, **limit_values(args)})
     else:
-        config = new_config(args.preset or DEFAULT_PRESET, args.set, limit_values(args))
+        config = new_config(args.preset, args.set, limit_values(args))
         keys = get_task(config.task).data_keys
         flags = {keys["train"]: args.data, keys["validation"]: args.val, "train.seed": args.seed}
         config = with_values(config, {key: value for key, value in flags.items() if value is not None})
@@ -219,6 +250,20 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def predict(args: argparse.Namespace) -> int:
+    from rnnkit.train.runs import open_run_for
+
+    run = open_run_for("predict", args.run)
+    run.task.predict(run, run.directory.checkpoint(args.checkpoint), args.texts, {"engine": args.engine}, sys.stdout)
+    return 0
+
+
+def experiment(args: argparse.Namespace) -> int:
+    from rnnkit.experiments import experiment_module
+
+    return experiment_module(args.experiment).run(args)
+
+
 def gradcheck(args: argparse.Namespace) -> int:
     check_seed("--seed", args.seed)
     if not (math.isfinite(args.tolerance) and args.tolerance > 0):
@@ -235,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")  # a character the terminal cannot show becomes '?'
     try:
-        return {"train": train, "sample": sample, "eval": evaluate, "gradcheck": gradcheck}[args.command](args)
+        commands = {"train": train, "sample": sample, "eval": evaluate, "predict": predict, "experiment": experiment,
+                    "gradcheck": gradcheck}
+        return commands[args.command](args)
     except UsageError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

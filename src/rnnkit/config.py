@@ -103,6 +103,24 @@ class CellSettings(Section):
 
 
 @dataclass(frozen=True)
+class SequenceModelSettings(CellSettings):
+    """Embedding, then a stacked recurrent layer: what every task's [model] starts from."""
+
+    embedding_size: int = 64
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0  # between recurrent layers and on the last layer's output (training only)
+    embedding_dropout: float = 0.0  # on the embedded input tokens
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("embedding_size", "hidden_size", "num_layers"):
+            require(getattr(self, key) >= 1, f"model.{key}", "expected a positive integer", getattr(self, key))
+        for key in ("dropout", "embedding_dropout"):
+            require(0 <= getattr(self, key) < 1, f"model.{key}", "expected a probability in [0, 1)", getattr(self, key))
+
+
+@dataclass(frozen=True)
 class OptimConfig(Section):
     name: ClassVar[str] = "optim"
     optimizer: str = "adam"  # adam, adamw, sgd, adagrad, rmsprop

@@ -223,3 +223,19 @@ def load_numpy_weights(path: Path | str) -> dict:
         return load_file(str(path))
     except Exception as error:  # safetensors reports every malformation with its own exception type
         raise UsageError(f"{path}: corrupt weights file ({error})") from None
+
+
+def check_numpy_weights(weights: dict, expected: dict[str, tuple[int, ...]], source) -> None:
+    """UsageError naming the weights that are missing, unexpected, misshapen or not finite."""
+    import numpy as np
+
+    problems = [f"{name} is missing" for name in expected if name not in weights]
+    problems += [f"{name} is not in the model" for name in weights if name not in expected]
+    problems += [f"{name} has shape {weights[name].shape}, the config makes {shape}"
+                 for name, shape in expected.items() if name in weights and weights[name].shape != shape]
+    if problems:
+        raise UsageError(f"{source}: the weights do not fit the run's config: {'; '.join(problems[:3])}"
+                         + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
+    bad = [name for name, value in weights.items() if not np.isfinite(value).all()]
+    if bad:
+        raise UsageError(f"{source}: non-finite weights in {', '.join(bad[:3])}")

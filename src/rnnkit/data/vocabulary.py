@@ -1,13 +1,15 @@
 """Tokenizers and the vocabulary that maps tokens to integer ids.
 
 A tokenizer splits text into tokens and joins tokens back into text. The character tokenizer makes
-each Unicode code point a token (a multi-byte UTF-8 character is one token); a word tokenizer fits
-the same two methods. The vocabulary records which tokenizer it was built with, so a saved run
-reads new text the way it read its corpus.
+each Unicode code point a token (a multi-byte UTF-8 character is one token); the word tokenizer
+splits on whitespace. The vocabulary records which tokenizer it was built with, so a saved run
+reads new text the way it read its corpus. A vocabulary may name an unknown token (`<unk>`): then
+a token it does not hold maps to that one instead of being an error.
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -31,7 +33,19 @@ class CharacterTokenizer:
         return "".join(tokens)
 
 
-TOKENIZERS = {CharacterTokenizer.name: CharacterTokenizer}
+class WordTokenizer:
+    name = "word"
+    unit = "words"
+
+    def split(self, text: str) -> list[str]:
+        return text.split()
+
+    def join(self, tokens: Iterable[str]) -> str:
+        return " ".join(tokens)
+
+
+TOKENIZERS = {CharacterTokenizer.name: CharacterTokenizer, WordTokenizer.name: WordTokenizer}
+PAD, UNKNOWN = "<pad>", "<unk>"
 
 
 def make_tokenizer(name: str):
@@ -56,7 +70,7 @@ def describe_tokens(tokens: Sequence[str]) -> str:
 class Vocabulary:
     """An ordered list of distinct tokens; a token's id is its position."""
 
-    def __init__(self, tokens: Sequence[str], tokenizer: str = "char") -> None:
+    def __init__(self, tokens: Sequence[str], tokenizer: str = "char", unknown: str | None = None) -> None:
         self.tokens = list(tokens)
         self.tokenizer = make_tokenizer(tokenizer)
         self.ids = {token: index for index, token in enumerate(self.tokens)}
@@ -64,6 +78,19 @@ class Vocabulary:
             raise UsageError("vocabulary: the token list contains duplicates")
         if not self.tokens:
             raise UsageError("vocabulary: no tokens")
+        if unknown is not None and unknown not in self.ids:
+            raise UsageError(f"vocabulary: the unknown token {unknown!r} is not in the token list")
+        self.unknown_token = unknown
+
+    @classmethod
+    def from_counts(cls, counts: Counter, tokenizer: str, specials: Sequence[str], min_count: int = 1,
+                    max_size: int = 0) -> "Vocabulary":
+        """The specials, then the tokens seen at least min_count times, most frequent first (ties in
+        alphabetical order), at most max_size in all (0: no limit). The specials' last is the unknown token."""
+        kept = sorted((token for token, count in counts.items() if count >= min_count and token not in specials),
+                      key=lambda token: (-counts[token], token))
+        tokens = [*specials, *kept]
+        return cls(tokens[:max_size] if max_size else tokens, tokenizer, unknown=specials[-1] if specials else None)
 
     @classmethod
     def from_text(cls, text: str, tokenizer: str = "char") -> "Vocabulary":
@@ -81,7 +108,11 @@ class Vocabulary:
         return list(dict.fromkeys(token for token in tokens if token not in self.ids))
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
-        """Token ids as int64; UsageError naming every unknown token."""
+        """Token ids as int64; an unknown token is the unknown token's id, or (without one) an
+        UsageError naming every unknown token."""
+        if self.unknown_token is not None:
+            unknown = self.ids[self.unknown_token]
+            return np.fromiter((self.ids.get(token, unknown) for token in tokens), dtype=np.int64, count=len(tokens))
         try:
             return np.fromiter((self.ids[token] for token in tokens), dtype=np.int64, count=len(tokens))
         except KeyError:  # only now look for every unknown token, to name them all
@@ -98,7 +129,8 @@ class Vocabulary:
         return self.tokenizer.join(self.decode(ids))
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "version": 1, "tokenizer": self.tokenizer.name, "tokens": self.tokens}
+        record = {"format": FORMAT, "version": 1, "tokenizer": self.tokenizer.name, "tokens": self.tokens}
+        return record | ({"unknown": self.unknown_token} if self.unknown_token is not None else {})
 
     @classmethod
     def from_json(cls, record: object) -> "Vocabulary":
@@ -113,7 +145,14 @@ class Vocabulary:
             longer = [token for token in tokens if len(token) != 1]
             if longer:
                 raise UsageError(f"vocabulary: a character vocabulary holds single characters, not {longer[0]!r}")
-        return cls(tokens, tokenizer)
+        if tokenizer == WordTokenizer.name:
+            spaced = [token for token in tokens if not token or token.split() != [token]]
+            if spaced:
+                raise UsageError(f"vocabulary: a word vocabulary holds words without spaces, not {spaced[0]!r}")
+        unknown = record.get("unknown")
+        if unknown is not None and not isinstance(unknown, str):
+            raise UsageError(f"vocabulary: 'unknown' must be a token, got {unknown!r}")
+        return cls(tokens, tokenizer, unknown)
 
     def save(self, path: Path | str) -> None:
         write_text_atomically(path, json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n")

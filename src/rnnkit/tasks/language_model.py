@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, TextIO
 
-from rnnkit.config import CellSettings, RunConfig, Section, choice, require
+from rnnkit.config import RunConfig, Section, SequenceModelSettings, choice, require
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.rundir import MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
@@ -22,20 +22,11 @@ SUMMARY = "language model"
 
 
 @dataclass(frozen=True)
-class ModelConfig(CellSettings):
-    embedding_size: int = 64
-    hidden_size: int = 256
-    num_layers: int = 1
-    dropout: float = 0.0  # between recurrent layers and on the last layer's output (training only)
-    embedding_dropout: float = 0.0  # on the embedded input tokens
+class ModelConfig(SequenceModelSettings):
     tie_weights: bool = False  # decoder shares the embedding matrix (needs embedding_size == hidden_size)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("embedding_size", "hidden_size", "num_layers"):
-            require(getattr(self, key) >= 1, f"model.{key}", "expected a positive integer", getattr(self, key))
-        for key in ("dropout", "embedding_dropout"):
-            require(0 <= getattr(self, key) < 1, f"model.{key}", "expected a probability in [0, 1)", getattr(self, key))
         require(not self.tie_weights or self.embedding_size == self.hidden_size, "model.tie_weights",
                 f"needs embedding_size == hidden_size ({self.hidden_size})", self.embedding_size)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import reference
-from rnnkit.errors import UsageError
+from rnnkit.rundir import check_numpy_weights
 from rnnkit.spec import layer_parameter_shapes
 
 RECURRENT_PREFIX = "rnn."
@@ -31,23 +31,9 @@ def expected_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
             "decoder.weight": (vocabulary_size, model.hidden_size), "decoder.bias": (vocabulary_size,)}
 
 
-def check_weights(weights: dict[str, np.ndarray], model, vocabulary_size: int, source) -> None:
-    expected = expected_shapes(model, vocabulary_size)
-    problems = [f"{name} is missing" for name in expected if name not in weights]
-    problems += [f"{name} is not in the model" for name in weights if name not in expected]
-    problems += [f"{name} has shape {weights[name].shape}, the config and vocabulary make {shape}"
-                 for name, shape in expected.items() if name in weights and weights[name].shape != shape]
-    if problems:
-        raise UsageError(f"{source}: the weights do not fit the run's config: {'; '.join(problems[:3])}"
-                         + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
-    bad = [name for name, value in weights.items() if not np.isfinite(value).all()]
-    if bad:
-        raise UsageError(f"{source}: non-finite weights in {', '.join(bad[:3])}")
-
-
 def numpy_step_function(model, weights: dict[str, np.ndarray], vocabulary_size: int, source):
     """Sampling's view of the model in float64: step(ids, state) -> (logits of the next token (V,), state)."""
-    check_weights(weights, model, vocabulary_size, source)
+    check_numpy_weights(weights, expected_shapes(model, vocabulary_size), source)
     embedding = weights["embedding.weight"].astype(np.float64)  # (V, E)
     decoder_weight = weights["decoder.weight"].astype(np.float64)  # (V, H)
     decoder_bias = weights["decoder.bias"].astype(np.float64)  # (V,)

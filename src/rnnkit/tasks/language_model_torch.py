@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnkit import nn as rnn_layers
 from rnnkit.data.corpus import LanguageCorpus, load_evaluation_ids, load_language_corpus
 from rnnkit.data.streams import TokenStreams, Window
 from rnnkit.data.text import PACKAGED_CORPORA, resolve_corpus
@@ -28,17 +27,10 @@ from rnnkit.device import resolve_device, use_threads
 from rnnkit.generate import generate_text
 from rnnkit.rundir import VOCABULARY
 from rnnkit.tasks.language_model import LanguageModelConfig, ModelConfig
+from rnnkit.tasks.shared_torch import build_recurrent_layer
 from rnnkit.train.checkpoint import load_model_weights
 
 EVALUATION_WINDOW = 256  # steps per forward call when evaluating: the result does not depend on it
-
-
-def build_recurrent_layer(model: ModelConfig, input_size: int) -> nn.Module:
-    """The rnnkit.nn layer (any cell, any variant) the model config describes, time-major."""
-    layer = {"rnn": rnn_layers.RNN, "lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU}[model.cell]
-    between_layers = model.dropout if model.num_layers > 1 else 0.0
-    return layer(input_size, model.hidden_size, num_layers=model.num_layers, dropout=between_layers,
-                 **model.cell_spec().keywords())
 
 
 class LanguageModel(nn.Module):
@@ -141,7 +133,7 @@ def prepare(config: LanguageModelConfig, run_path: Path | None) -> tuple[Languag
 class LanguageModelTraining:
     """What the trainer needs from a task (see rnnkit.train.trainer.Task), for language modelling."""
 
-    best_metric, higher_is_better = "nll", False
+    best_metric, higher_is_better, count_unit = "nll", False, "tokens"
 
     def __init__(self, config: LanguageModelConfig, corpus: LanguageCorpus, device: torch.device) -> None:
         self.config, self.corpus, self.device = config, corpus, device

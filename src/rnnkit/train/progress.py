@@ -63,10 +63,11 @@ class ProgressLine:
         self.last_draw = 0.0
         self.drawn = False  # a partial line is on the terminal
 
-    def update(self, step: int, loss: float, lr: float, tokens_per_second: float, progress: float,
+    def update(self, step: int, loss: float, lr: float, rate: float, unit: str, progress: float,
                eta_seconds: float | None, logging_step: bool) -> None:
+        """Redraw the line; `rate` counts `unit` per second ("tokens", "sentences", ...)."""
         percent = f"{100 * progress:5.1f}%" if progress > 0 else "  -  "
-        line = (f"step {step:>7} | loss {loss:.4f} | lr {lr:.2e} | {tokens_per_second:,.0f} tok/s "
+        line = (f"step {step:>7} | loss {loss:.4f} | lr {lr:.2e} | {rate:,.0f} {unit}/s "
                 f"| {percent} | ETA {format_duration(eta_seconds)}")
         if self.is_terminal:
             now = time.monotonic()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from rnnkit.atomic import fsync_directory, make_directory, make_temporary_directory
 from rnnkit.config import (
-    RunConfig, apply_assignments, config_from_dict, config_to_dict, read_config_record, read_preset, save_config,
+    DEFAULT_PRESET, RunConfig, apply_assignments, config_from_dict, config_to_dict, read_config_record, read_preset, save_config,
     split_assignment, task_of, with_values,
 )
 from rnnkit.errors import UsageError
@@ -70,15 +70,13 @@ def open_run_for(command: str, path: str | Path) -> OpenedRun:
     return run
 
 
-def new_config(preset: str, assignments: list[str], values: dict[str, object]) -> RunConfig:
+def new_config(preset: str | None, assignments: list[str], values: dict[str, object]) -> RunConfig:
     """The configuration of a new run: defaults, then the preset, then --set, then flag values
-    ({'section.key': value}). The task is the preset's, unless --set task=NAME chooses another."""
-    record, source = read_preset(preset)
-    task_name = task_of(record)
-    for assignment in assignments:
-        section, key, text = split_assignment(assignment)
-        if not section:
-            task_name = text
+    ({'section.key': value}). The task is the preset's, unless --set task=NAME chooses another; with
+    no preset, that task starts from its defaults (else from the default preset)."""
+    chosen = [text for section, _, text in map(split_assignment, assignments) if not section]
+    record, source = read_preset(preset or DEFAULT_PRESET) if preset or not chosen else ({}, "defaults")
+    task_name = chosen[-1] if chosen else task_of(record)
     task = get_task(task_name)
     config = config_from_dict({**record, "task": task_name}, task.config_class, source)
     config = apply_assignments(config, [a for a in assignments if split_assignment(a)[0]])

@@ -44,6 +44,7 @@ class Task(Protocol):
     best_metric: str  # the validation metric that chooses checkpoints/best, e.g. "nll" or "accuracy"
     higher_is_better: bool
     sample_every: int  # steps between samples for samples.txt; 0 if the task writes none
+    count_unit: str  # what the counts of loss() count, e.g. "tokens" or "sentences"
 
     @property
     def epochs_done(self) -> float: ...  # passes over the training data so far, e.g. 2.25
@@ -301,9 +302,10 @@ class Trainer:
         try:
             self.session_start = time.monotonic()  # setting up is not training time
             self.log({"event": "resume" if resumed else "start", "step": self.step,
-                      "parameters": sum(parameter.numel() for parameter in self.parameters)})
+                      "parameters": sum(parameter.numel() for parameter in self.parameters),
+                      **(self.task.start_record() if hasattr(self.task, "start_record") else {})})
             reason = self.loop()
-            self.log({"event": "end", "step": self.step, "reason": reason, "tokens": self.tokens})
+            self.log({"event": "end", "step": self.step, "reason": reason, self.task.count_unit: self.tokens})
             return reason
         finally:
             for signum, handler in handlers.items():
@@ -330,10 +332,11 @@ class Trainer:
             rate = max(0, self.tokens - interval_tokens) / max(now - interval_start, 1e-9)  # a rollback rewinds tokens
             eta = (1 - progress) * (now - session_clock) / (progress - session_progress) if progress > session_progress else None
             mean_loss = sum(interval_losses) / len(interval_losses) if interval_losses else math.nan
-            self.progress.update(self.step, mean_loss, self.lr, rate, progress, eta, logging_step)
+            self.progress.update(self.step, mean_loss, self.lr, rate, self.task.count_unit, progress, eta, logging_step)
             if logging_step:
                 self.log({"event": "train", "step": self.step, "epoch": round(self.task.epochs_done, 4),
-                          "loss": finite_or_none(mean_loss), "lr": self.lr, "tokens_per_second": round(rate, 1)})
+                          "loss": finite_or_none(mean_loss), "lr": self.lr,
+                          f"{self.task.count_unit}_per_second": round(rate, 1)})
                 interval_losses, interval_start, interval_tokens = [], now, self.tokens
             if limits.eval_every and self.step % limits.eval_every == 0:
                 self.evaluate()

@@ -1,0 +1,64 @@
+"""One module per lecture claim: `rnnkit experiment NAME [--quick] [--out DIR] ...`.
+
+Each experiment trains through the normal run lifecycle (rnnkit.train.runs), writes `results.json`
+(every run and the summary), `report.md` (the lecture's statement and number beside ours, and one
+honest sentence on how they agree) and PNG plots into its output directory. A module defines NAME,
+SUMMARY, add_arguments(parser) and run(args). What they share is here, and only that.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import time
+from pathlib import Path
+
+from rnnkit.atomic import make_directory, write_text_atomically
+from rnnkit.errors import UsageError
+
+EXPERIMENT_MODULES = {"gate-ablation": "rnnkit.experiments.gate_ablation"}
+
+
+def experiment_module(name: str):
+    if name not in EXPERIMENT_MODULES:
+        raise UsageError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENT_MODULES)}")
+    return importlib.import_module(EXPERIMENT_MODULES[name])
+
+
+def output_directory(out: str | None, name: str) -> Path:
+    """A new (or empty) directory for an experiment's outputs, not inside a run."""
+    from rnnkit.train.runs import check_new_run_path
+
+    path = check_new_run_path(out if out is not None else f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        make_directory(path, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create {path}: {error.strerror}") from None
+    return path
+
+
+def write_results(directory: Path, results: dict) -> None:
+    write_text_atomically(directory / "results.json", json.dumps(results, indent=1, allow_nan=False) + "\n")
+
+
+def write_report(directory: Path, text: str) -> None:
+    write_text_atomically(directory / "report.md", text)
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files, no screen); one line naming the package if missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError("the plots need matplotlib: pip install 'rnnkit[plots]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def mean_and_sd(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (0 for a single value)."""
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, sd

@@ -1,0 +1,175 @@
+"""The sentence classifier in PyTorch: the network, its training batches, loss and evaluation.
+
+Dimension letters: T time (words), B batch (sentences), E embedding size, H hidden size, D
+directions, L layers, K labels.
+
+    ids (B, T) -> Embedding -> (T, B, E) -> packed -> recurrent layer -> sentence vector s (B, D*H)
+               -> dropout -> Linear -> logits (B, K)
+
+The batch is packed (torch.nn.utils.rnn.pack_padded_sequence), so the recurrent layer does no work on
+padding and its final states are each sentence's own. The sentence vector (EQUATIONS.md):
+`last` is [forward state after the last word; reverse state after the first word] of the top layer,
+`max` and `mean` pool the top layer's outputs over each sentence's own words.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.data.batching import LengthBatches
+from rnnkit.data.vocabulary import Vocabulary
+from rnnkit.device import resolve_device, use_threads
+from rnnkit.tasks.classifier import ClassifierConfig, ClassifierData, Encoded, ModelConfig, classification_metrics
+from rnnkit.tasks.shared_torch import build_recurrent_layer, word_dropout
+from rnnkit.train.checkpoint import load_model_weights
+
+PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabulary's first two tokens (classifier.load_vocabulary checks)
+
+
+class SentenceClassifier(nn.Module):
+    def __init__(self, vocabulary_size: int, label_count: int, model: ModelConfig) -> None:
+        super().__init__()
+        self.config = model
+        directions = 2 if model.bidirectional else 1
+        self.embedding = nn.Embedding(vocabulary_size, model.embedding_size, padding_idx=PADDING_ID)
+        self.embedding_dropout = nn.Dropout(model.embedding_dropout)
+        self.rnn = build_recurrent_layer(model, model.embedding_size, model.bidirectional)
+        self.dropout = nn.Dropout(model.dropout)
+        self.output = nn.Linear(directions * model.hidden_size, label_count)
+        if model.freeze_embeddings:
+            self.embedding.weight.requires_grad_(False)
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """Logits (B, K) of padded token ids (B, T) with the sentences' lengths (B,)."""
+        if self.training:
+            ids = word_dropout(ids, self.config.word_dropout, UNKNOWN_ID, PADDING_ID)
+        embedded = self.embedding_dropout(self.embedding(ids.t()))  # (T, B, E)
+        packed = pack_padded_sequence(embedded, lengths.cpu(), enforce_sorted=False)
+        output, state = self.rnn(packed)
+        vector = self.sentence_vector(output, state[0] if isinstance(state, tuple) else state)  # (B, D*H)
+        return self.output(self.dropout(vector))  # (B, K)
+
+    def sentence_vector(self, output, h_n: Tensor) -> Tensor:
+        directions = 2 if self.config.bidirectional else 1
+        if self.config.pooling == "last":
+            return torch.cat(list(h_n[-directions:]), dim=-1)  # the top layer's final states: (B, D*H)
+        padded, lengths = pad_packed_sequence(output)  # (T, B, D*H), in the batch's own order
+        mask = (torch.arange(padded.shape[0])[:, None] < lengths[None, :]).to(padded.device)[..., None]  # (T, B, 1)
+        if self.config.pooling == "max":
+            return padded.masked_fill(~mask, -math.inf).max(dim=0).values  # (B, D*H)
+        return padded.sum(dim=0) / lengths.to(padded.device, padded.dtype)[:, None]  # padding is zero: (B, D*H)
+
+
+def to_batch(encoded: Encoded, indices: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """(ids (B, T) padded with <pad>, lengths (B,), label ids (B,)) of some examples."""
+    sequences = [encoded.ids[i] for i in indices]
+    lengths = np.array([len(sequence) for sequence in sequences])
+    ids = np.full((len(sequences), lengths.max()), PADDING_ID, dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = sequence
+    return (torch.from_numpy(ids).to(device), torch.from_numpy(lengths),
+            torch.from_numpy(encoded.labels[indices]).to(device))
+
+
+@torch.no_grad()
+def logits_of(model: SentenceClassifier, encoded: Encoded, device: torch.device, batch_size: int) -> Tensor:
+    """The logits (N, K) of every example, in evaluation mode, batched by similar length."""
+    was_training = model.training
+    model.eval()
+    order = np.argsort(encoded.lengths, kind="stable")
+    logits = torch.empty(len(order), model.output.out_features)
+    for start in range(0, len(order), batch_size):
+        indices = order[start:start + batch_size]
+        ids, lengths, _ = to_batch(encoded, indices, device)
+        logits[torch.from_numpy(indices)] = model(ids, lengths).float().cpu()
+    model.train(was_training)
+    return logits
+
+
+def apply_pretrained_vectors(model: SentenceClassifier, data: ClassifierData) -> None:
+    with torch.no_grad():
+        for index, vector in data.vectors.items():
+            model.embedding.weight[index] = torch.from_numpy(vector)
+
+
+class ClassifierTraining:
+    """What the trainer needs from a task (see rnnkit.train.trainer.Task), for classification."""
+
+    best_metric, higher_is_better, sample_every, count_unit = "accuracy", True, 0, "sentences"
+
+    def __init__(self, config: ClassifierConfig, data: ClassifierData, device: torch.device) -> None:
+        self.config, self.data, self.device = config, data, device
+        self.model = SentenceClassifier(len(data.vocabulary), len(data.labels), config.model).to(device)
+        if data.vectors:
+            apply_pretrained_vectors(self.model, data)
+        self.batches = LengthBatches(data.train.lengths, config.train.batch_size, config.train.seed)
+
+    def start_record(self) -> dict:
+        """What metrics.jsonl's start event adds: how many words had pretrained vectors."""
+        if self.data.vectors is None:
+            return {}
+        return {"pretrained_vectors": {"found": len(self.data.vectors), "vocabulary": len(self.data.vocabulary),
+                                       "file_lines": self.data.vector_lines}}
+
+    @property
+    def epochs_done(self) -> float:
+        return self.batches.epochs_done
+
+    def data_position(self) -> dict:
+        return self.batches.position()
+
+    def restore_data_position(self, position: dict) -> None:
+        self.batches.restore(position)
+
+    def initial_carry(self) -> dict[str, Tensor]:
+        return {}  # sentences are independent: no state is carried between batches
+
+    def next_batch(self):
+        return to_batch(self.data.train, self.batches.next_batch(), self.device)
+
+    def loss(self, batch, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]:
+        ids, lengths, labels = batch
+        return F.cross_entropy(self.model(ids, lengths), labels), len(labels), {}
+
+    def evaluate(self) -> dict:
+        encoded = self.data.validation
+        logits = logits_of(self.model, encoded, self.device, self.config.train.eval_batch_size)
+        labels = torch.from_numpy(encoded.labels)
+        metrics = classification_metrics(encoded.labels, logits.argmax(dim=1).numpy(), self.data.labels)
+        return {"loss": float(F.cross_entropy(logits, labels)), "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"], "examples": metrics["examples"]}
+
+    def sample(self, seed: int) -> None:
+        return None
+
+
+def load_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):
+    device = resolve_device(run.config.train.device)
+    use_threads(run.config.train.threads)
+    model = SentenceClassifier(len(vocabulary), len(labels), run.config.model)
+    load_model_weights(model, checkpoint)
+    return model.to(device).eval(), device
+
+
+def predict_labels(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str], encoded: Encoded) -> np.ndarray:
+    model, device = load_model(run, checkpoint, vocabulary, labels)
+    return logits_of(model, encoded, device, run.config.train.eval_batch_size).argmax(dim=1).numpy()
+
+
+def torch_probability_function(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):
+    """Token-id arrays -> probabilities (N, K) in float64, with the checkpoint's model."""
+    model, device = load_model(run, checkpoint, vocabulary, labels)
+
+    def probabilities(ids: list[np.ndarray]) -> np.ndarray:
+        encoded = Encoded([], ids, np.zeros(len(ids), dtype=np.int64))
+        logits = logits_of(model, encoded, device, run.config.train.eval_batch_size).double()
+        return torch.softmax(logits, dim=1).numpy()
+
+    return probabilities
+
