@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnkit.data.batching import LengthBatches
-from rnnkit.data.labelled import parse_tree, read_examples
+from rnnkit.data.labelled import read_examples
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary
 from rnnkit.errors import UsageError
 
