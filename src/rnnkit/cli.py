@@ -125,6 +125,11 @@ def add_predict_parser(commands) -> None:
     checkpoint_option(predict)
     predict.add_argument("--engine", choices=("torch", "numpy"), default="torch",
                          help="torch (default), or numpy: the NumPy engine alone, without importing torch")
+    predict.add_argument("--conllu", metavar="FILE",
+                         help="taggers: tag a CoNLL-U file; the tag column is filled, every other byte kept")
+    predict.add_argument("--format", choices=("text", "tsv"),
+                         help="taggers, input on stdin: text (a sentence a line, whitespace-tokenised; CoNLL-U out, "
+                         "the default) or tsv (token<TAB>tag lines, blank lines between sentences; tsv out)")
 
 
 def add_experiment_parser(commands) -> None:
@@ -254,7 +259,10 @@ def predict(args: argparse.Namespace) -> int:
     from rnnkit.train.runs import open_run_for
 
     run = open_run_for("predict", args.run)
-    run.task.predict(run, run.directory.checkpoint(args.checkpoint), args.texts, {"engine": args.engine}, sys.stdout)
+    options = {"engine": args.engine, "conllu": args.conllu, "format": args.format}
+    if run.task.name != "tagger" and (args.conllu or args.format):
+        raise UsageError(f"--conllu and --format apply to tagger runs; {args.run} is a {run.task.summary} run")
+    run.task.predict(run, run.directory.checkpoint(args.checkpoint), args.texts, options, sys.stdout)
     return 0
 
 

@@ -142,7 +142,7 @@ class Vocabulary:
         if tokenizer not in TOKENIZERS:
             raise UsageError(f"vocabulary: unknown tokenizer {tokenizer!r}; known: {', '.join(TOKENIZERS)}")
         if tokenizer == CharacterTokenizer.name:
-            longer = [token for token in tokens if len(token) != 1]
+            longer = [token for token in tokens if len(token) != 1 and token not in (PAD, UNKNOWN)]
             if longer:
                 raise UsageError(f"vocabulary: a character vocabulary holds single characters, not {longer[0]!r}")
         if tokenizer == WordTokenizer.name:

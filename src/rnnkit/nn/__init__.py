@@ -7,6 +7,7 @@ A whole module saved with `torch.save(model)` loads with `torch.load(path, weigh
 `torch.serialization.safe_globals(rnn.SAFE_GLOBALS)` (plus the classes of the model's other modules).
 """
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.crf import CRF
 from rnnkit.nn.interop import to_torch
 from rnnkit.nn.layers import GRU, LSTM, RNN, RecurrentLayer
 from rnnkit.spec import CellSpec
@@ -14,4 +15,5 @@ from rnnkit.spec import CellSpec
 # Everything a pickled rnnkit layer or cell refers to, for torch.load(weights_only=True).
 SAFE_GLOBALS = [RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, CellSpec]
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "SAFE_GLOBALS", "to_torch"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "CRF", "SAFE_GLOBALS",
+           "to_torch"]

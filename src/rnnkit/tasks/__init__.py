@@ -25,6 +25,7 @@ from rnnkit.errors import UsageError
 TASK_MODULES = {
     "language_model": "rnnkit.tasks.language_model",
     "classifier": "rnnkit.tasks.classifier",
+    "tagger": "rnnkit.tasks.tagger",
 }
 
 

@@ -1,0 +1,199 @@
+"""The tagger in PyTorch: the network, its training batches, loss, decoding and evaluation.
+
+Dimension letters: T time (words), B batch (sentences), N words of the batch, C characters of a
+word, E word embedding size, F character-encoding size (2 × char_hidden_size), H hidden size,
+D directions, K tags.
+
+    words (B, T) -> Embedding (T, B, E) ┐
+    each word's characters (N, C) -> BiLSTM -> final states (N, F) -> (T, B, F) ┘-> join (T, B, E+F)
+      -> dropout -> stacked (bi)directional layer, packed [+ residual from the second layer on]
+      -> dropout -> Linear -> scores e_t (T, B, K) -> argmax, or a CRF (Viterbi)
+
+Every recurrent layer runs on packed sequences, so padding costs nothing and the loss is averaged
+over real words only.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnkit import nn as rnn_layers
+from rnnkit.data.batching import LengthBatches
+from rnnkit.device import resolve_device, use_threads
+from rnnkit.tasks.shared_torch import build_recurrent_layer, word_dropout
+from rnnkit.tasks.tagger import EncodedSentences, ModelConfig, TaggerConfig, TaggerData
+from rnnkit.train.checkpoint import load_model_weights
+
+PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabularies' first two tokens (tagger.load_run_files checks)
+
+
+class CharacterEncoder(nn.Module):
+    """A BiLSTM over a word's characters; the word's encoding is [forward last state; reverse first]."""
+
+    def __init__(self, characters: int, embedding_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(characters, embedding_size, padding_idx=PADDING_ID)
+        self.rnn = rnn_layers.LSTM(embedding_size, hidden_size, bidirectional=True)
+
+    def forward(self, characters: Tensor, lengths: Tensor) -> Tensor:
+        """(N, F) from character ids (N, C) padded, with each word's length (N,)."""
+        packed = pack_padded_sequence(self.embedding(characters.t()), lengths.cpu(), enforce_sorted=False)
+        _, (h_n, _) = self.rnn(packed)  # (2, N, Hc)
+        return torch.cat([h_n[0], h_n[1]], dim=-1)  # (N, F)
+
+
+class Tagger(nn.Module):
+    def __init__(self, words: int, characters: int, tags: int, model: ModelConfig) -> None:
+        super().__init__()
+        self.config = model
+        directions = 2 if model.bidirectional else 1
+        self.word_embedding = nn.Embedding(words, model.embedding_size, padding_idx=PADDING_ID)
+        self.characters = (CharacterEncoder(characters, model.char_embedding_size, model.char_hidden_size)
+                           if model.char_encoder == "bilstm" else None)
+        input_size = model.embedding_size + (2 * model.char_hidden_size if self.characters is not None else 0)
+        if model.residual:  # one module per layer, so the skip connections can go between them
+            single = replace(model, num_layers=1)
+            self.layers = nn.ModuleList(
+                build_recurrent_layer(single, input_size if k == 0 else directions * model.hidden_size,
+                                      model.bidirectional) for k in range(model.num_layers))
+        else:
+            self.rnn = build_recurrent_layer(model, input_size, model.bidirectional)
+        self.dropout = nn.Dropout(model.dropout)
+        self.output = nn.Linear(directions * model.hidden_size, tags)
+        self.crf = rnn_layers.CRF(tags) if model.crf else None
+
+    def word_inputs(self, words: Tensor, characters: Tensor, character_lengths: Tensor) -> Tensor:
+        """The word representations (T, B, E+F) of a batch: embedding joined with the spelling's encoding."""
+        if self.training:
+            words = word_dropout(words, self.config.word_dropout, UNKNOWN_ID, PADDING_ID)
+        embedded = self.word_embedding(words.t())  # (T, B, E)
+        if self.characters is None:
+            return embedded
+        spelled = embedded.new_zeros(words.shape[0], words.shape[1], 2 * self.config.char_hidden_size)  # (B, T, F)
+        spelled[words != PADDING_ID] = self.characters(characters, character_lengths)  # words in (b, t) order
+        return torch.cat([embedded, spelled.transpose(0, 1)], dim=-1)  # (T, B, E+F)
+
+    def emissions(self, words: Tensor, characters: Tensor, character_lengths: Tensor, lengths: Tensor) -> Tensor:
+        """The tag scores e_t (T, B, K) of a batch of sentences (words (B, T) padded, lengths (B,))."""
+        x = self.dropout(self.word_inputs(words, characters, character_lengths))  # (T, B, E+F)
+        lengths = lengths.cpu()
+        if self.config.residual:
+            for k, layer in enumerate(self.layers):
+                y, _ = pad_packed_sequence(layer(pack_padded_sequence(x, lengths, enforce_sorted=False))[0],
+                                           total_length=x.shape[0])  # (T, B, D*H)
+                x = self.dropout(y + x if k > 0 else y)
+        else:
+            y, _ = pad_packed_sequence(self.rnn(pack_padded_sequence(x, lengths, enforce_sorted=False))[0],
+                                       total_length=x.shape[0])  # (T, B, D*H)
+            x = self.dropout(y)
+        return self.output(x)  # (T, B, K)
+
+    def loss(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
+        """Mean over real words: cross-entropy, or the CRF's −log p(y | x) per word. tags (T, B), -1 at padding."""
+        mask = tags >= 0
+        if self.crf is None:
+            return F.cross_entropy(emissions[mask], tags[mask])
+        return self.crf.neg_log_likelihood(emissions, tags.clamp(min=0), lengths).sum() / mask.sum()
+
+    def decode(self, emissions: Tensor, lengths: Tensor) -> Tensor:
+        """The predicted tags (T, B): argmax, or the CRF's Viterbi path."""
+        return emissions.argmax(dim=-1) if self.crf is None else self.crf.decode(emissions, lengths)
+
+
+def to_batch(encoded: EncodedSentences, indices: np.ndarray, device: torch.device):
+    """(words (B, T), characters (N, C), character lengths (N,), lengths (B,), tags (T, B) with -1 at
+    padding) of some sentences."""
+    lengths = encoded.lengths[indices]
+    words = np.zeros((len(indices), lengths.max()), dtype=np.int64)
+    tags = np.full((lengths.max(), len(indices)), -1, dtype=np.int64)
+    spellings = []
+    for row, index in enumerate(indices):
+        words[row, : lengths[row]] = encoded.words[index]
+        tags[: lengths[row], row] = encoded.tags[index]
+        spellings.extend(encoded.characters[index])
+    character_lengths = np.array([max(len(spelling), 1) for spelling in spellings])
+    characters = np.zeros((len(spellings), character_lengths.max()), dtype=np.int64)
+    for row, spelling in enumerate(spellings):
+        characters[row, : len(spelling)] = spelling
+    return (torch.from_numpy(words).to(device), torch.from_numpy(characters).to(device),
+            torch.from_numpy(character_lengths), torch.from_numpy(lengths), torch.from_numpy(tags).to(device))
+
+
+@torch.no_grad()
+def tag_sentences(model: Tagger, encoded: EncodedSentences, device: torch.device, batch_size: int):
+    """(predicted tag ids per sentence, the summed loss over known tags, the number of such tags)."""
+    was_training = model.training
+    model.eval()
+    order = np.argsort(encoded.lengths, kind="stable")
+    predicted: list[np.ndarray | None] = [None] * len(order)
+    total, count = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        indices = order[start:start + batch_size]
+        words, characters, character_lengths, lengths, tags = to_batch(encoded, indices, device)
+        emissions = model.emissions(words, characters, character_lengths, lengths)
+        known = tags >= 0
+        if known.any() and model.crf is None:
+            total += float(F.cross_entropy(emissions[known], tags[known], reduction="sum"))
+            count += int(known.sum())
+        paths = model.decode(emissions, lengths).cpu().numpy()  # (T, B)
+        for column, index in enumerate(indices):
+            predicted[index] = paths[: lengths[column], column]
+    model.train(was_training)
+    return predicted, total, count
+
+
+class TaggerTraining:
+    """What the trainer needs from a task (see rnnkit.train.trainer.Task), for tagging."""
+
+    best_metric, higher_is_better, sample_every, count_unit = "accuracy", True, 0, "tokens"
+
+    def __init__(self, config: TaggerConfig, data: TaggerData, device: torch.device) -> None:
+        self.config, self.data, self.device = config, data, device
+        self.model = Tagger(len(data.vocabulary), len(data.characters), len(data.tags), config.model).to(device)
+        self.batches = LengthBatches(data.train.lengths, config.train.batch_size, config.train.seed)
+
+    @property
+    def epochs_done(self) -> float:
+        return self.batches.epochs_done
+
+    def data_position(self) -> dict:
+        return self.batches.position()
+
+    def restore_data_position(self, position: dict) -> None:
+        self.batches.restore(position)
+
+    def initial_carry(self) -> dict[str, Tensor]:
+        return {}
+
+    def next_batch(self):
+        return to_batch(self.data.train, self.batches.next_batch(), self.device)
+
+    def loss(self, batch, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]:
+        words, characters, character_lengths, lengths, tags = batch
+        emissions = self.model.emissions(words, characters, character_lengths, lengths)
+        return self.model.loss(emissions, tags, lengths), int(lengths.sum()), {}
+
+    def evaluate(self) -> dict:
+        encoded = self.data.validation
+        predicted, total, count = tag_sentences(self.model, encoded, self.device, self.config.train.eval_batch_size)
+        gold, guessed = np.concatenate(encoded.tags), np.concatenate(predicted)
+        accuracy = float((gold == guessed).mean())
+        return {"loss": total / count if count else 1.0 - accuracy, "accuracy": accuracy, "tokens": int(len(gold))}
+
+    def sample(self, seed: int) -> None:
+        return None
+
+
+def torch_tagging_function(run, checkpoint: Path, data: TaggerData):
+    device = resolve_device(run.config.train.device)
+    use_threads(run.config.train.threads)
+    model = Tagger(len(data.vocabulary), len(data.characters), len(data.tags), run.config.model)
+    load_model_weights(model, checkpoint)
+    model.to(device).eval()
+    return lambda encoded: tag_sentences(model, encoded, device, run.config.train.eval_batch_size)[0]
