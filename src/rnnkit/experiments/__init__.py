@@ -8,6 +8,7 @@ SUMMARY, add_arguments(parser) and run(args). What they share is here, and only 
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import math
 import time
@@ -16,7 +17,11 @@ from pathlib import Path
 from rnnkit.atomic import make_directory, write_text_atomically
 from rnnkit.errors import UsageError
 
-EXPERIMENT_MODULES = {"gate-ablation": "rnnkit.experiments.gate_ablation"}
+EXPERIMENT_MODULES = {
+    "gate-ablation": "rnnkit.experiments.gate_ablation",
+    "bidirectional": "rnnkit.experiments.bidirectional",
+    "depth": "rnnkit.experiments.depth",
+}
 
 
 def experiment_module(name: str):
@@ -35,6 +40,37 @@ def output_directory(out: str | None, name: str) -> Path:
     except OSError as error:
         raise UsageError(f"cannot create {path}: {error.strerror}") from None
     return path
+
+
+def train_once(preset: str | None, settings: list[str], values: dict, directory: Path) -> dict:
+    """One run through the normal lifecycle (rnnkit.train.runs): the early-stopped (best) validation
+    metric, when it was reached, the epochs and seconds trained, the model's size and the run's path."""
+    from rnnkit.train.runs import new_config, start_run
+
+    trainer = start_run(new_config(preset, settings, values), str(directory), progress_stream=io.StringIO())
+    trainer.run()
+    best = trainer.best or {"value": None, "step": None}
+    return {"best": best["value"], "best_step": best["step"], "steps": trainer.step,
+            "epochs": round(trainer.task.epochs_done, 3), "seconds": round(trainer.elapsed(), 1),
+            "parameters": sum(parameter.numel() for parameter in trainer.parameters),
+            "run": str(trainer.run_directory.path)}
+
+
+def subset(path: str, count: int, directory: Path) -> str:
+    """The first `count` sentences of a data file (lines, or blank-line-separated blocks such as
+    CoNLL-U's), written into directory: what a quick version trains on."""
+    from rnnkit.data.text import read_text
+
+    text = read_text(path)
+    if "\n\n" in text:
+        kept = "\n\n".join(block for block in text.split("\n\n") if block.strip()).split("\n\n")[:count]
+        content = "\n\n".join(kept) + "\n\n"
+    else:
+        content = "\n".join(text.splitlines()[:count]) + "\n"
+    make_directory(directory, exist_ok=True)
+    target = directory / Path(path).name
+    write_text_atomically(target, content)
+    return str(target)
 
 
 def write_results(directory: Path, results: dict) -> None:

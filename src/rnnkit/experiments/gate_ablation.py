@@ -12,12 +12,11 @@ the normal run lifecycle; the early-stopped accuracy is that of the run's best c
 """
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
-from rnnkit.experiments import mean_and_sd, output_directory, pyplot, write_report, write_results
+from rnnkit.experiments import mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
 from rnnkit.spec import CellSpec
 
 NAME = "gate-ablation"
@@ -54,32 +53,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", metavar="DIR", help="a new directory for the outputs (default: runs/gate-ablation-TIME)")
 
 
-def subset(path: str, lines: int, directory: Path) -> str:
-    """The first lines of a file, written beside the outputs (the quick version trains on them)."""
-    from rnnkit.data.text import read_text
-
-    target = directory / Path(path).name
-    target.write_text("\n".join(read_text(path).splitlines()[:lines]) + "\n", encoding="utf-8")
-    return str(target)
-
-
 def train_row(row: tuple, seed: int, files: dict, epochs: int, directory: Path) -> dict:
     """Train one row with one seed through the normal lifecycle; its early-stopped accuracies."""
-    from rnnkit.train.runs import new_config, open_run, start_run
-
     name, gates, peephole, _ = row
     values = {"data.train": files["train"], "data.validation": files["dev"], "train.seed": seed,
               "train.max_epochs": float(epochs), "model.gates": gates, "model.peephole": peephole}
-    config = new_config(None, SETTINGS, values)
-    trainer = start_run(config, str(directory / f"{gates or 'none'}-seed{seed}"), progress_stream=io.StringIO())
-    trainer.run()
-    record = {"row": name, "gates": gates, "peephole": peephole, "seed": seed,
-              "dev_accuracy": trainer.best["value"] if trainer.best else None,
-              "best_step": trainer.best["step"] if trainer.best else None,
-              "epochs": round(trainer.task.epochs_done, 3), "seconds": round(trainer.elapsed(), 1),
-              "run": str(trainer.run_directory.path)}
+    outcome = train_once(None, SETTINGS, values, directory / f"{gates or 'none'}-seed{seed}")
+    record = {"row": name, "gates": gates, "peephole": peephole, "seed": seed, "dev_accuracy": outcome["best"],
+              **{key: outcome[key] for key in ("best_step", "epochs", "seconds", "run")}}
     if files.get("test"):
-        run = open_run(trainer.run_directory.path)
+        from rnnkit.train.runs import open_run
+
+        run = open_run(outcome["run"])
         record["test_accuracy"] = run.task.evaluate(run, run.directory.checkpoint(), files["test"])["accuracy"]
     return record
 
@@ -179,7 +164,6 @@ def run(args) -> int:
     files = {"train": args.data, "dev": args.val, "test": args.test}
     epochs, seeds = 10, args.seeds
     if args.quick:
-        (directory / "data").mkdir()
         files = {"train": subset(args.data, QUICK["train_lines"], directory / "data"),
                  "dev": subset(args.val, QUICK["dev_lines"], directory / "data"),
                  "test": subset(args.test, QUICK["dev_lines"], directory / "data") if args.test else None}

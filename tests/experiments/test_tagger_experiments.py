@@ -1,0 +1,27 @@
+"""The bidirectional and depth experiments in quick form write their three outputs."""
+import json
+
+import pytest
+
+from cli_helpers import run_main
+from rnnkit.experiments.bidirectional import matched_hidden, recurrent_parameters
+from rnnkit.tasks.tagger import ModelConfig
+from tagger_helpers import tiny_files
+
+
+@pytest.mark.parametrize("name, rows", [("bidirectional", 2), ("depth", 6)])
+def test_quick_experiment_writes_results_report_and_plot(tmp_path, capsys, name, rows):
+    train, dev = tiny_files(tmp_path)
+    out = tmp_path / "out"
+    assert run_main(["experiment", name, "--data", str(train), "--val", str(dev), "--quick", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["summary"]) == rows and all(0 <= run["dev_accuracy"] <= 1 for run in results["runs"])
+    assert "**Agreement.**" in (out / "report.md").read_text()
+    assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_one_way_layer_gets_the_two_way_layer_s_parameter_budget():
+    model = ModelConfig()
+    hidden = matched_hidden(model, 128)
+    two_way = recurrent_parameters(model, 128, True)
+    assert hidden > 128 and abs(recurrent_parameters(model, hidden, False) - two_way) < 0.01 * two_way
