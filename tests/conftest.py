@@ -8,6 +8,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def token_cache(tmp_path_factory):
+    """Token-id caches of the tests go to a temporary directory, not the user's ~/.cache (subprocesses too)."""
+    import os
+
+    os.environ["RNNKIT_CACHE"] = str(tmp_path_factory.mktemp("token-cache"))
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(run directory, corpus) of a tiny language model trained for 5 steps, once per test module."""

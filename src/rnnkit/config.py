@@ -33,7 +33,7 @@ else:  # pragma: no cover - Python 3.10 ships no TOML reader
 
 DEFAULT_PRESET = "shakespeare-char"
 DEFAULT_TASK = "language_model"
-OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "nt-asgd")
 SCHEDULES = ("constant", "cosine", "plateau")
 CLIPPING = ("norm", "value", "none")
 DEVICES = ("auto", "cpu", "cuda")
@@ -137,6 +137,7 @@ class OptimConfig(Section):
     min_lr_fraction: float = 0.1  # cosine: the final lr as a fraction of lr
     plateau_factor: float = 0.5  # plateau: the lr is multiplied by this ...
     plateau_patience: int = 1  # ... after this many evaluations without improvement
+    nonmono: int = 5  # nt-asgd: switch from SGD to averaged SGD when validation has not improved for this many
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,6 +156,7 @@ class OptimConfig(Section):
                 self.min_lr_fraction)
         require(0 < self.plateau_factor < 1, "optim.plateau_factor", "expected a factor in (0, 1)", self.plateau_factor)
         require(self.plateau_patience >= 0, "optim.plateau_patience", "expected 0 or more", self.plateau_patience)
+        require(self.nonmono >= 1, "optim.nonmono", "expected a positive integer", self.nonmono)
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,8 @@ class RunConfig:
                              "train.max_epochs or train.max_time")
 
 
-TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+              tuple[int, ...]: "a list of integers, e.g. [1000, 5000]"}
 
 
 def sections(schema: type[RunConfig]) -> dict[str, type[Section]]:
@@ -241,6 +244,10 @@ def _check_key(schema: type[RunConfig], section: str, key: str) -> type:
 def _check_type(schema: type[RunConfig], section: str, key: str, value: object) -> object:
     """The value, if it has the key's type (an integer is accepted where a number is expected)."""
     expected = _check_key(schema, section, key)
+    if expected == tuple[int, ...]:  # TOML and JSON give lists; a frozen config holds tuples
+        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+        raise UsageError(f"{section}.{key}: expected {TYPE_NAMES[expected]}, got {value!r}")
     fits = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

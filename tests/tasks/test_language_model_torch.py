@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from helpers import assert_close
 from language_model_helpers import tiny_config, write_tiny_corpus
-from rnnkit.data.corpus import load_language_corpus
+from rnnkit.data.corpus import build_vocabulary, load_language_corpus
 from rnnkit.data.streams import Window
 from rnnkit.tasks import language_model_torch as language_model
 from rnnkit.tasks.language_model import ModelConfig
@@ -78,7 +78,7 @@ def test_window_loss_is_the_mean_cross_entropy():
     inputs = np.random.default_rng(3).integers(0, VOCABULARY_SIZE, (4, 2))
     targets = np.random.default_rng(4).integers(0, VOCABULARY_SIZE, (4, 2))
     window = Window(inputs, targets, starts_epoch=False)
-    total, count, _ = language_model.window_loss(model, window, model.initial_state(2, torch.device("cpu")), torch.device("cpu"))
+    total, count, *_ = language_model.window_loss(model, window, model.initial_state(2, torch.device("cpu")), torch.device("cpu"))
     logits, _ = model(torch.from_numpy(inputs), model.initial_state(2, torch.device("cpu")))
     expected = F.cross_entropy(logits.reshape(-1, VOCABULARY_SIZE), torch.from_numpy(targets).reshape(-1))
     assert count == 8
@@ -87,7 +87,8 @@ def test_window_loss_is_the_mean_cross_entropy():
 
 def test_periodic_validation_reads_at_most_eval_tokens(tmp_path):
     config = tiny_config(write_tiny_corpus(tmp_path), "data.eval_tokens=10", "train.eval_batch_size=2")
-    corpus = load_language_corpus(config.data.corpus, "", 0.9, "char", 33, "test")
+    vocabulary = build_vocabulary("char", config.data.corpus, "")
+    corpus = load_language_corpus(config.data.corpus, "", 0.9, vocabulary, 33, "test")
     task = LanguageModelTraining(config, corpus, torch.device("cpu"))
     metrics = task.evaluate()
     assert (metrics["tokens"], metrics["batch_size"]) == (10, 2)

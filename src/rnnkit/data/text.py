@@ -36,6 +36,39 @@ def looks_like_utf16(data: bytes) -> bool:
     return len(sample) >= 4 and any(sample[offset::2].count(0) >= 0.9 * len(sample[offset::2]) for offset in (0, 1))
 
 
+def check_text_start(path: Path, start: bytes) -> None:
+    """UsageError if a file's first bytes show it is UTF-16 or binary."""
+    if looks_like_utf16(start):
+        raise UsageError(f"{path}: looks like UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+
+
+def iter_lines(path: Path | str):
+    """The file's lines (each with its line break), read and checked as they come, so a corpus of
+    any size costs the memory of one line: UTF-8, no NUL byte, not UTF-16."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file")
+        if not path.is_file():
+            raise UsageError(f"{path}: not a regular file")
+        with path.open("rb") as file:
+            check_text_start(path, file.read(4096))
+            file.seek(0)
+            offset = 0
+            for line in file:
+                nul = line.find(b"\x00")
+                if nul >= 0:
+                    raise UsageError(f"{path}: looks like binary data, not text (NUL byte at byte offset {offset + nul})")
+                try:
+                    yield line.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise UsageError(f"{path}: not valid UTF-8 at byte offset {offset + error.start} "
+                                     f"(byte 0x{line[error.start]:02x}); convert the file to UTF-8") from None
+                offset += len(line)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read the file ({error.strerror or error})") from None
+
+
 def read_text(path: Path | str, minimum_characters: int = 1) -> str:
     """The file's text; UsageError if missing, not UTF-8, binary, or shorter than the minimum."""
     path = Path(path)
@@ -49,8 +82,7 @@ def read_text(path: Path | str, minimum_characters: int = 1) -> str:
         raise UsageError(f"{path}: cannot read the file ({error.strerror or error})") from None
     if not data and minimum_characters > 0:
         raise UsageError(f"{path}: the file is empty; at least {plural(minimum_characters, 'character')} are needed")
-    if looks_like_utf16(data):
-        raise UsageError(f"{path}: looks like UTF-16 text; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+    check_text_start(path, data[:4096])
     nul = data.find(b"\x00")
     if nul >= 0:
         raise UsageError(f"{path}: looks like binary data, not text (NUL byte at byte offset {nul})")

@@ -1,9 +1,7 @@
 """Tokenizers and the vocabulary that maps tokens to integer ids.
 
-A tokenizer splits text into tokens and joins tokens back into text. The character tokenizer makes
-each Unicode code point a token (a multi-byte UTF-8 character is one token); the word tokenizer
-splits on whitespace. The vocabulary records which tokenizer it was built with, so a saved run
-reads new text the way it read its corpus. A vocabulary may name an unknown token (`<unk>`): then
+The tokenizers are in rnnkit.data.tokenizers. The vocabulary records which tokenizer it was built
+with, so a saved run reads new text the way it read its corpus. A vocabulary may name an unknown token (`<unk>`): then
 a token it does not hold maps to that one instead of being an error.
 """
 from __future__ import annotations
@@ -16,42 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.atomic import read_json, write_text_atomically
+from rnnkit.data.tokenizers import TOKENIZERS, CharacterTokenizer, WordTokenizer, make_tokenizer
 from rnnkit.errors import UsageError
 
 FORMAT = "rnnkit-vocabulary"
 SHOWN_UNKNOWN = 10  # how many unknown tokens an error message lists before "and N more"
 
 
-class CharacterTokenizer:
-    name = "char"
-    unit = "characters"
-
-    def split(self, text: str) -> list[str]:
-        return list(text)
-
-    def join(self, tokens: Iterable[str]) -> str:
-        return "".join(tokens)
-
-
-class WordTokenizer:
-    name = "word"
-    unit = "words"
-
-    def split(self, text: str) -> list[str]:
-        return text.split()
-
-    def join(self, tokens: Iterable[str]) -> str:
-        return " ".join(tokens)
-
-
-TOKENIZERS = {CharacterTokenizer.name: CharacterTokenizer, WordTokenizer.name: WordTokenizer}
 PAD, UNKNOWN = "<pad>", "<unk>"
-
-
-def make_tokenizer(name: str):
-    if name not in TOKENIZERS:
-        raise UsageError(f"unknown tokenizer {name!r}; known: {', '.join(TOKENIZERS)}")
-    return TOKENIZERS[name]()
 
 
 def describe_tokens(tokens: Sequence[str]) -> str:
@@ -70,9 +40,9 @@ def describe_tokens(tokens: Sequence[str]) -> str:
 class Vocabulary:
     """An ordered list of distinct tokens; a token's id is its position."""
 
-    def __init__(self, tokens: Sequence[str], tokenizer: str = "char", unknown: str | None = None) -> None:
+    def __init__(self, tokens: Sequence[str], tokenizer: str | object = "char", unknown: str | None = None) -> None:
         self.tokens = list(tokens)
-        self.tokenizer = make_tokenizer(tokenizer)
+        self.tokenizer = make_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
         self.ids = {token: index for index, token in enumerate(self.tokens)}
         if len(self.ids) != len(self.tokens):
             raise UsageError("vocabulary: the token list contains duplicates")
@@ -96,6 +66,14 @@ class Vocabulary:
     def from_text(cls, text: str, tokenizer: str = "char") -> "Vocabulary":
         """Every distinct token of the text, sorted (so the ids do not depend on the text's order)."""
         return cls(sorted(set(make_tokenizer(tokenizer).split(text))), tokenizer)
+
+    def fingerprint(self) -> str:
+        """A digest of everything that decides how text becomes ids: the tokenizer and the tokens."""
+        import hashlib
+
+        model = getattr(self.tokenizer, "model", None)
+        text = json.dumps([self.tokenizer.name, self.tokens, self.unknown_token, model.to_str() if model else None])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -133,7 +111,7 @@ class Vocabulary:
         return record | ({"unknown": self.unknown_token} if self.unknown_token is not None else {})
 
     @classmethod
-    def from_json(cls, record: object) -> "Vocabulary":
+    def from_json(cls, record: object, directory: Path | None = None) -> "Vocabulary":
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             raise UsageError("vocabulary: not an rnnkit vocabulary record")
         tokens, tokenizer = record.get("tokens"), record.get("tokenizer", "char")
@@ -152,7 +130,7 @@ class Vocabulary:
         unknown = record.get("unknown")
         if unknown is not None and not isinstance(unknown, str):
             raise UsageError(f"vocabulary: 'unknown' must be a token, got {unknown!r}")
-        return cls(tokens, tokenizer, unknown)
+        return cls(tokens, make_tokenizer(tokenizer, directory), unknown)
 
     def save(self, path: Path | str) -> None:
         write_text_atomically(path, json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n")
@@ -161,6 +139,6 @@ class Vocabulary:
     def load(cls, path: Path | str) -> "Vocabulary":
         record = read_json(path, "vocabulary")
         try:
-            return cls.from_json(record)
+            return cls.from_json(record, Path(path).parent)
         except UsageError as error:
             raise UsageError(f"{path}: {error}") from None

@@ -168,14 +168,21 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
     def _public_state(self, state: tuple[Tensor, ...]):
         return state if self.spec.has_cell_state else state[0]
 
+    def effective_weights(self) -> list[Tensor]:
+        """The weights both engines compute with, in `_flat_weights_names` order: the parameters as
+        they are (reparametrised ones included). A subclass may return others, e.g. DropConnect's
+        masked weight_hh (rnnkit.nn.regularisers.WeightDrop); the fused kernel takes them all the same."""
+        return self._flat_weights
+
     def _run_fused(self, input: Tensor, batch_sizes: Tensor | None, hx):
         """torch.nn's own kernels (cuDNN on CUDA), for the standard cell only, called as torch.nn calls them."""
         kernel = FUSED_KERNELS[self.mode]
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        weights = self.effective_weights()
         if batch_sizes is None:
-            result = kernel(input, hx, self._flat_weights, *options, self.batch_first)
+            result = kernel(input, hx, weights, *options, self.batch_first)
         else:
-            result = kernel(input, batch_sizes, hx, self._flat_weights, *options)
+            result = kernel(input, batch_sizes, hx, weights, *options)
         return result[0], self._public_state(tuple(result[1:]))
 
     def _run_equations(self, input: Tensor, batch_sizes: Tensor | None, hx):
@@ -199,7 +206,7 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         if lengths is not None:
             mask = torch.arange(T)[:, None] < lengths[None, :]  # (T, B)
             mask = mask.to(x.device)
-        weights = dict(zip(self._flat_weights_names, self._flat_weights))
+        weights = dict(zip(self._flat_weights_names, self.effective_weights()))
         finals: list[tuple[Tensor, ...]] = []
         layer_input = x
         for layer in range(self.num_layers):

@@ -23,12 +23,51 @@ SUMMARY = "language model"
 
 @dataclass(frozen=True)
 class ModelConfig(SequenceModelSettings):
-    tie_weights: bool = False  # decoder shares the embedding matrix (needs embedding_size == hidden_size)
+    tie_weights: bool = False  # decoder shares the embedding matrix (needs the last layer's size == embedding_size)
+    hidden_sizes: tuple[int, ...] = ()  # one hidden size per layer (AWD-LSTM's last layer has the embedding size)
+    hidden_dropout: float = -1.0  # between layers; -1: the same as model.dropout
+    locked_dropout: bool = False  # embedding, hidden and output dropout with one mask per sequence (variational)
+    token_dropout: float = 0.0  # drop whole word types from the embedding matrix (AWD's dropoute)
+    weight_drop: float = 0.0  # DropConnect on every weight_hh (AWD's wdrop)
+    softmax: str = "full"  # full, or adaptive (torch.nn.AdaptiveLogSoftmaxWithLoss over model.cutoffs)
+    cutoffs: tuple[int, ...] = ()  # adaptive softmax: increasing token-id cutoffs of its clusters
+    ar: float = 0.0  # activation regularisation α: α · mean(y_t²) of the last layer's dropped-out output
+    tar: float = 0.0  # temporal activation regularisation β: β · mean((h_t − h_{t−1})²) of its raw output
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(not self.tie_weights or self.embedding_size == self.hidden_size, "model.tie_weights",
-                f"needs embedding_size == hidden_size ({self.hidden_size})", self.embedding_size)
+        require(not self.hidden_sizes or len(self.hidden_sizes) == self.num_layers, "model.hidden_sizes",
+                f"expected one size per layer (model.num_layers = {self.num_layers})", list(self.hidden_sizes))
+        require(all(size >= 1 for size in self.hidden_sizes), "model.hidden_sizes", "expected positive sizes",
+                list(self.hidden_sizes))
+        require(self.hidden_dropout == -1 or 0 <= self.hidden_dropout < 1, "model.hidden_dropout",
+                "expected a probability in [0, 1), or -1 (the same as model.dropout)", self.hidden_dropout)
+        for key in ("token_dropout", "weight_drop"):
+            require(0 <= getattr(self, key) < 1, f"model.{key}", "expected a probability in [0, 1)", getattr(self, key))
+        for key in ("ar", "tar"):
+            require(getattr(self, key) >= 0, f"model.{key}", "expected 0 or more", getattr(self, key))
+        choice("model.softmax", self.softmax, ("full", "adaptive"))
+        cutoffs = list(self.cutoffs)
+        require(self.softmax == "full" or (cutoffs and cutoffs == sorted(set(cutoffs)) and cutoffs[0] > 0),
+                "model.cutoffs", "the adaptive softmax needs increasing positive cutoffs, e.g. [2000, 10000]", cutoffs)
+        require(not self.tie_weights or self.layer_sizes[-1] == self.embedding_size, "model.tie_weights",
+                f"needs the last layer's size == embedding_size ({self.embedding_size})", self.layer_sizes[-1])
+        require(not (self.tie_weights and self.softmax == "adaptive"), "model.tie_weights",
+                "cannot share the embedding with an adaptive softmax (its clusters project the output); use one of them",
+                self.tie_weights)
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        return self.hidden_sizes or (self.hidden_size,) * self.num_layers
+
+    @property
+    def between_layers(self) -> float:
+        return self.dropout if self.hidden_dropout == -1 else self.hidden_dropout
+
+    @property
+    def per_layer(self) -> bool:
+        """One module per layer: layers of different sizes, or variational dropout between them."""
+        return bool(self.hidden_sizes) or (self.locked_dropout and self.num_layers > 1)
 
 
 @dataclass(frozen=True)
@@ -37,14 +76,23 @@ class DataConfig(Section):
     corpus: str = "tinyshakespeare"  # a text file, or the name of a corpus shipped with rnnkit
     validation: str = ""  # a separate validation file; empty: the corpus's last (1 - train_fraction)
     train_fraction: float = 0.9
-    tokenizer: str = "char"
+    tokenizer: str = "char"  # char, word (with <eos> at line ends), or bpe (byte-level, learned from the corpus)
+    min_count: int = 1  # word: a word seen fewer times in the corpus is <unk>
+    max_vocabulary: int = 0  # word: at most this many words, <unk> included; 0: no limit
+    bpe_vocabulary: int = 8000  # bpe: the vocabulary size to learn
     window: int = 64  # truncated BPTT length: gradients flow back at most this many steps
+    variable_window: bool = False  # AWD-LSTM's variable-length windows around data.window (lr scaled by length)
     eval_tokens: int = 0  # the periodic validation reads at most this many tokens; 0: all of them
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
-        choice("data.tokenizer", self.tokenizer, ("char",))
+        choice("data.tokenizer", self.tokenizer, ("char", "word", "bpe"))
+        require(self.min_count >= 1, "data.min_count", "expected a positive integer", self.min_count)
+        require(self.max_vocabulary == 0 or self.max_vocabulary >= 2, "data.max_vocabulary",
+                "expected 0 (no limit) or at least 2", self.max_vocabulary)
+        require(self.bpe_vocabulary >= 260, "data.bpe_vocabulary", "expected at least 260 (256 bytes and merges)",
+                self.bpe_vocabulary)
         require(self.window >= 1, "data.window", "expected a positive integer", self.window)
         require(self.eval_tokens >= 0, "data.eval_tokens", "expected 0 (all) or more", self.eval_tokens)
 

@@ -1,12 +1,18 @@
 """The language model in PyTorch: the network, its loss over TBPTT windows, its evaluation, and the
 step function that sampling drives.
 
-Dimension letters: T time, B batch (streams), E embedding size, H hidden size, L layers, V vocabulary.
+Dimension letters: T time, B batch (streams), E embedding size, H hidden size (of a layer),
+L layers, V vocabulary.
 
-    ids (T, B) -> Embedding -> (T, B, E) -> recurrent layer -> (T, B, H) -> dropout -> Linear -> logits (T, B, V)
+    ids (T, B) -> Embedding -> (T, B, E) -> dropout -> recurrent layers -> (T, B, H) -> dropout
+        -> Linear -> logits (T, B, V), or an adaptive softmax's log-probabilities
 
-The recurrent state at the end of each window is carried into the next (detached by the trainer),
-so gradients flow back at most one window while values flow forward through the whole stream.
+The recurrent layers are one rnnkit.nn module (`rnn.*`), or one module per layer (`layers.K.*`) when
+they differ in size or have variational dropout between them. AWD-LSTM's regularisers are options
+(rnnkit.nn.regularisers): variational dropout, dropped word types, DropConnect on the recurrent
+weights, and AR/TAR in the loss. The recurrent state at the end of each window is carried into the
+next (detached by the trainer), so gradients flow back at most one window while values flow forward
+through the whole stream.
 """
 from __future__ import annotations
 
@@ -19,12 +25,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnkit.data.corpus import LanguageCorpus, load_evaluation_ids, load_language_corpus
+from rnnkit.data.corpus import (
+    LanguageCorpus, build_vocabulary, corpus_minimum, load_evaluation_ids, load_language_corpus,
+)
 from rnnkit.data.streams import TokenStreams, Window
 from rnnkit.data.text import PACKAGED_CORPORA, resolve_corpus
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.device import resolve_device, use_threads
+from rnnkit.errors import UsageError
 from rnnkit.generate import generate_text
+from rnnkit.nn.regularisers import LockedDropout, embedding_dropout
 from rnnkit.rundir import VOCABULARY
 from rnnkit.tasks.language_model import LanguageModelConfig, ModelConfig
 from rnnkit.tasks.shared_torch import build_recurrent_layer
@@ -37,35 +47,92 @@ class LanguageModel(nn.Module):
     def __init__(self, vocabulary_size: int, model: ModelConfig) -> None:
         super().__init__()
         self.config = model
+        sizes = model.layer_sizes
+        dropout = LockedDropout if model.locked_dropout else nn.Dropout
         self.embedding = nn.Embedding(vocabulary_size, model.embedding_size)
-        self.embedding_dropout = nn.Dropout(model.embedding_dropout)
-        self.rnn = build_recurrent_layer(model, model.embedding_size)
-        self.dropout = nn.Dropout(model.dropout)
-        self.decoder = nn.Linear(model.hidden_size, vocabulary_size)
-        if model.tie_weights:
-            self.decoder.weight = self.embedding.weight  # (V, E) with E == H
+        self.embedding_dropout = dropout(model.embedding_dropout)
+        if model.per_layer:
+            inputs = (model.embedding_size, *sizes[:-1])
+            self.layers = nn.ModuleList(build_recurrent_layer(model, size_in, hidden_size=size, num_layers=1,
+                                                              weight_drop=model.weight_drop)
+                                        for size_in, size in zip(inputs, sizes))
+            self.hidden_dropout = dropout(model.between_layers)
+        else:
+            self.rnn = build_recurrent_layer(model, model.embedding_size, between_layers=model.between_layers,
+                                             weight_drop=model.weight_drop)
+        self.dropout = dropout(model.dropout)
+        if model.softmax == "adaptive":
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(sizes[-1], vocabulary_size, list(model.cutoffs), div_value=4.0)
+        else:
+            self.decoder = nn.Linear(sizes[-1], vocabulary_size)
+            if model.tie_weights:
+                self.decoder.weight = self.embedding.weight  # (V, E) with E == the last layer's size
 
     def initial_state(self, batch_size: int, device: torch.device) -> dict[str, Tensor]:
-        shape = (self.config.num_layers, batch_size, self.config.hidden_size)  # (L, B, H)
+        """Zeros: {"h", "c"} of shape (L, B, H) for one module, {"h.K", "c.K"} of (1, B, H_K) per layer."""
         names = ("h", "c") if self.config.cell == "lstm" else ("h",)
-        return {name: torch.zeros(shape, device=device) for name in names}
+        if not self.config.per_layer:
+            shape = (self.config.num_layers, batch_size, self.config.hidden_size)  # (L, B, H)
+            return {name: torch.zeros(shape, device=device) for name in names}
+        return {f"{name}.{k}": torch.zeros(1, batch_size, size, device=device)
+                for k, size in enumerate(self.config.layer_sizes) for name in names}
+
+    def hidden(self, ids: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """(the last layer's output after dropout (T, B, H), before dropout, the new state)."""
+        embedded = embedding_dropout(self.embedding, ids, self.config.token_dropout, self.training)  # (T, B, E)
+        x = self.embedding_dropout(embedded)
+        if not self.config.per_layer:
+            output, new_state = self.run_layer(self.rnn, x, state, "")
+        else:
+            new_state = {}
+            for k, layer in enumerate(self.layers):
+                output, final = self.run_layer(layer, x, state, f".{k}")
+                new_state |= final
+                x = self.hidden_dropout(output) if k < len(self.layers) - 1 else output
+        return self.dropout(output), output, new_state
+
+    @staticmethod
+    def run_layer(layer: nn.Module, x: Tensor, state: dict[str, Tensor], suffix: str):
+        hx = (state["h" + suffix], state["c" + suffix]) if "c" + suffix in state else state["h" + suffix]
+        output, final = layer(x, hx)  # (T, B, H)
+        return output, ({"h" + suffix: final[0], "c" + suffix: final[1]} if isinstance(final, tuple)
+                        else {"h" + suffix: final})
+
+    def scores(self, output: Tensor) -> Tensor:
+        """Next-token scores (T, B, V) whose softmax is the model's distribution: logits, or log-probabilities."""
+        if self.config.softmax == "adaptive":
+            return self.adaptive.log_prob(output.reshape(-1, output.shape[-1])).reshape(*output.shape[:-1], -1)
+        return self.decoder(output)
+
+    def nll(self, output: Tensor, targets: Tensor) -> Tensor:
+        """The summed negative log-likelihood (nats) of the targets (T, B) given the outputs (T, B, H)."""
+        flat = output.reshape(-1, output.shape[-1])
+        if self.config.softmax == "adaptive":
+            return -self.adaptive(flat, targets.reshape(-1)).output.sum()
+        return F.cross_entropy(self.decoder(flat), targets.reshape(-1), reduction="sum")
 
     def forward(self, ids: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        embedded = self.embedding_dropout(self.embedding(ids))  # (T, B, E)
-        hx = (state["h"], state["c"]) if "c" in state else state["h"]
-        output, final = self.rnn(embedded, hx)  # (T, B, H); (L, B, H) each
-        logits = self.decoder(self.dropout(output))  # (T, B, V)
-        new_state = {"h": final[0], "c": final[1]} if "c" in state else {"h": final}
-        return logits, new_state
+        output, _, state = self.hidden(ids, state)
+        return self.scores(output), state
 
 
 def window_loss(model: LanguageModel, window: Window, state: dict[str, Tensor], device: torch.device):
-    """Summed cross-entropy (nats) over a window, the number of predictions, and the final state."""
+    """Summed cross-entropy (nats) over a window, the number of predictions, the final state, and the
+    last layer's outputs after and before dropout (for AR and TAR)."""
     inputs = torch.from_numpy(window.inputs).to(device)  # (T, B)
     targets = torch.from_numpy(window.targets).to(device)  # (T, B)
-    logits, state = model(inputs, state)  # (T, B, V)
-    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
-    return total, targets.numel(), state
+    output, raw, state = model.hidden(inputs, state)  # (T, B, H)
+    return model.nll(output, targets), targets.numel(), state, output, raw
+
+
+def activation_regularisation(model: ModelConfig, output: Tensor, raw: Tensor) -> Tensor | float:
+    """AR = α · mean(y_t²) over the dropped-out output; TAR = β · mean((h_t − h_{t−1})²) over the raw one."""
+    penalty = 0.0
+    if model.ar:
+        penalty = penalty + model.ar * output.pow(2).mean()
+    if model.tar and raw.shape[0] > 1:
+        penalty = penalty + model.tar * (raw[1:] - raw[:-1]).pow(2).mean()
+    return penalty
 
 
 @torch.no_grad()
@@ -81,7 +148,7 @@ def evaluate_language_model(model: LanguageModel, ids: np.ndarray, device: torch
     state = model.initial_state(batch_size, device)
     total, count = 0.0, 0
     for _ in range(streams.windows_per_epoch):
-        window_total, window_count, state = window_loss(model, streams.next_window(), state, device)
+        window_total, window_count, state, _, _ = window_loss(model, streams.next_window(), state, device)
         total, count = total + float(window_total), count + window_count  # float64 sum across windows
     model.train(was_training)
     nll = total / count
@@ -90,15 +157,16 @@ def evaluate_language_model(model: LanguageModel, ids: np.ndarray, device: torch
 
 
 def torch_step_function(model: LanguageModel, device: torch.device):
-    """Sampling's view of the model: step(ids, state) -> (logits of the next token (V,), new state);
-    state None is the zero state. Nothing is kept between calls."""
+    """Sampling's view of the model: step(ids, state) -> (scores of the next token (V,), new state),
+    scores whose softmax is the model's distribution; state None is the zero state. Nothing is kept
+    between calls."""
 
     @torch.no_grad()
     def step(ids: list[int], state):
         state = model.initial_state(1, device) if state is None else state
         inputs = torch.tensor(ids, dtype=torch.long, device=device).reshape(-1, 1)  # (T, 1)
-        logits, state = model(inputs, state)  # (T, 1, V)
-        return logits[-1, 0].double().cpu().numpy(), state  # (V,)
+        output, _, state = model.hidden(inputs, state)  # (T, 1, H)
+        return model.scores(output[-1:])[0, 0].double().cpu().numpy(), state  # (V,)
 
     return step
 
@@ -122,11 +190,20 @@ def absolute_data_paths(config: LanguageModelConfig) -> LanguageModelConfig:
 
 def prepare(config: LanguageModelConfig, run_path: Path | None) -> tuple[LanguageModelConfig, LanguageCorpus]:
     """Read and check the corpus; a new run builds its vocabulary, an existing one reads its own."""
-    vocabulary = Vocabulary.load(run_path / VOCABULARY) if run_path else None
+    data = config.data
     if run_path is None:
         config = absolute_data_paths(config)
-    corpus = load_language_corpus(config.data.corpus, config.data.validation, config.data.train_fraction,
-                                  config.data.tokenizer, *training_minimum(config), vocabulary=vocabulary)
+        data = config.data
+        minimum = corpus_minimum(*training_minimum(config), data.validation, data.train_fraction)
+        vocabulary = build_vocabulary(data.tokenizer, data.corpus, data.validation, data.min_count,
+                                      data.max_vocabulary, data.bpe_vocabulary, minimum)
+    else:
+        vocabulary = Vocabulary.load(run_path / VOCABULARY)
+    if config.model.softmax == "adaptive" and config.model.cutoffs[-1] >= len(vocabulary):
+        raise UsageError(f"model.cutoffs: the last cutoff ({config.model.cutoffs[-1]}) must be below the vocabulary "
+                         f"size ({len(vocabulary)})")
+    corpus = load_language_corpus(data.corpus, data.validation, data.train_fraction, vocabulary,
+                                  *training_minimum(config))
     return config, corpus
 
 
@@ -138,7 +215,8 @@ class LanguageModelTraining:
     def __init__(self, config: LanguageModelConfig, corpus: LanguageCorpus, device: torch.device) -> None:
         self.config, self.corpus, self.device = config, corpus, device
         self.model = LanguageModel(len(corpus.vocabulary), config.model).to(device)
-        self.streams = TokenStreams(corpus.train_ids, config.train.batch_size, config.data.window)
+        self.streams = TokenStreams(corpus.train_ids, config.train.batch_size, config.data.window,
+                                    variable=config.data.variable_window, seed=config.train.seed)
         self.sample_every = config.sample.every
 
     @property
@@ -158,11 +236,11 @@ class LanguageModelTraining:
         return self.streams.next_window()
 
     def loss(self, batch: Window, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]:
-        """Mean cross-entropy of the window, its token count, and the state to carry on."""
+        """Mean cross-entropy of the window (plus AR and TAR), its token count, and the state to carry on."""
         if batch.starts_epoch:
             carry = self.initial_carry()  # streams restart from their beginnings: nothing to carry
-        total, count, carry = window_loss(self.model, batch, carry, self.device)
-        return total / count, count, carry
+        total, count, carry, output, raw = window_loss(self.model, batch, carry, self.device)
+        return total / count + activation_regularisation(self.config.model, output, raw), count, carry
 
     def evaluate(self) -> dict:
         """Validation during training: eval_batch_size streams (for speed), at most eval_tokens tokens."""
@@ -191,13 +269,18 @@ def load_model(run, checkpoint: Path, vocabulary: Vocabulary) -> tuple[LanguageM
 
 
 def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
-    """{"nll", "bpc", "perplexity", "tokens"} on a text (default: the run's validation text), batch 1."""
+    """{"nll", "perplexity", "tokens"} on a text (default: the run's validation text), batch 1; "bpc"
+    for characters; "out_of_vocabulary" (tokens read as <unk>) where the vocabulary has <unk>."""
     config = run.config
     vocabulary = Vocabulary.load(run.path / VOCABULARY)
     if data_path:
-        ids = load_evaluation_ids(data_path, vocabulary)
+        ids, unknown = load_evaluation_ids(data_path, vocabulary)
     else:
-        ids = load_language_corpus(config.data.corpus, config.data.validation, config.data.train_fraction,
-                                   config.data.tokenizer, 1, "evaluation", vocabulary=vocabulary).validation_ids
+        corpus = load_language_corpus(config.data.corpus, config.data.validation, config.data.train_fraction,
+                                      vocabulary, 1, "evaluation")
+        ids, unknown = corpus.validation_ids, corpus.out_of_vocabulary
     model, device = load_model(run, checkpoint, vocabulary)
-    return evaluate_language_model(model, ids, device, batch_size=1)
+    metrics = evaluate_language_model(model, ids, device, batch_size=1)
+    if vocabulary.tokenizer.name != "char":
+        del metrics["bpc"]  # bits per character: for character models only
+    return metrics | ({"out_of_vocabulary": unknown} if vocabulary.unknown_token is not None else {})

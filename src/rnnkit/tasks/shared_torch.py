@@ -6,16 +6,27 @@ from torch import Tensor, nn
 
 from rnnkit import nn as rnn_layers
 from rnnkit.config import SequenceModelSettings
+from rnnkit.nn.regularisers import WeightDropGRU, WeightDropLSTM, WeightDropRNN
 
 LAYERS = {"rnn": rnn_layers.RNN, "lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU}
 
 
-def build_recurrent_layer(model: SequenceModelSettings, input_size: int, bidirectional: bool = False) -> nn.Module:
-    """The rnnkit.nn layer (any cell, any variant, stacked) a model config describes, time-major;
-    model.dropout applies between its layers."""
-    between_layers = model.dropout if model.num_layers > 1 else 0.0
-    return LAYERS[model.cell](input_size, model.hidden_size, num_layers=model.num_layers, dropout=between_layers,
-                              bidirectional=bidirectional, **model.cell_spec().keywords())
+WEIGHT_DROP_LAYERS = {"rnn": WeightDropRNN, "lstm": WeightDropLSTM, "gru": WeightDropGRU}
+
+
+def build_recurrent_layer(model: SequenceModelSettings, input_size: int, bidirectional: bool = False,
+                          hidden_size: int | None = None, num_layers: int | None = None,
+                          between_layers: float | None = None, weight_drop: float = 0.0) -> nn.Module:
+    """The rnnkit.nn layer (any cell, any variant, stacked) a model config describes, time-major.
+    By default its size and depth are the config's and model.dropout applies between its layers;
+    with weight_drop, DropConnect masks its recurrent weights in training."""
+    num_layers = model.num_layers if num_layers is None else num_layers
+    between_layers = model.dropout if between_layers is None else between_layers
+    keywords = {"weight_drop": weight_drop} if weight_drop else {}
+    layer = WEIGHT_DROP_LAYERS[model.cell] if weight_drop else LAYERS[model.cell]
+    return layer(input_size, hidden_size or model.hidden_size, num_layers=num_layers,
+                 dropout=between_layers if num_layers > 1 else 0.0, bidirectional=bidirectional,
+                 **model.cell_spec().keywords(), **keywords)
 
 
 def word_dropout(ids: Tensor, probability: float, unknown_id: int, padding_id: int) -> Tensor:

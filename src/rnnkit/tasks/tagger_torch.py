@@ -14,7 +14,6 @@ over real words only.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +57,9 @@ class Tagger(nn.Module):
                            if model.char_encoder == "bilstm" else None)
         input_size = model.embedding_size + (2 * model.char_hidden_size if self.characters is not None else 0)
         if model.residual:  # one module per layer, so the skip connections can go between them
-            single = replace(model, num_layers=1)
             self.layers = nn.ModuleList(
-                build_recurrent_layer(single, input_size if k == 0 else directions * model.hidden_size,
-                                      model.bidirectional) for k in range(model.num_layers))
+                build_recurrent_layer(model, input_size if k == 0 else directions * model.hidden_size,
+                                      model.bidirectional, num_layers=1) for k in range(model.num_layers))
         else:
             self.rnn = build_recurrent_layer(model, input_size, model.bidirectional)
         self.dropout = nn.Dropout(model.dropout)

@@ -217,10 +217,12 @@ class Trainer:
     def train_step(self) -> float:
         """One optimisation step (or a skipped one); returns its loss (non-finite if skipped)."""
         self.model.train()
+        batch = self.task.next_batch()
         self.lr = self.config.optim.lr * self.lr_scale * self.schedule.factor(self.step, self.progress_fraction())
+        self.lr *= getattr(batch, "lr_factor", 1.0)  # a variable-length BPTT window scales its step
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
-        loss, count, carry = self.task.loss(self.task.next_batch(), self.carry)
+        loss, count, carry = self.task.loss(batch, self.carry)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value, gradient_norm = float(loss.detach()), math.nan
         if math.isfinite(loss_value):
