@@ -99,6 +99,11 @@ def add_sample_parser(commands) -> None:
                         help="drop prime tokens that are not in the vocabulary instead of failing")
     sample.add_argument("--engine", choices=("torch", "numpy"), default="torch",
                         help="torch (default), or numpy: the NumPy engine alone, without importing torch")
+    sample.add_argument("--beam", type=int, metavar="N",
+                        help="instead of sampling, the N most likely continuations (beam search, up to --length tokens "
+                        "or a line end), as JSON lines with their log-probabilities")
+    sample.add_argument("--length-penalty", type=float, default=0.0, metavar="A",
+                        help="beam search ranks by logp / length^A (default 0: the raw sum)")
 
 
 def add_eval_parser(commands) -> None:
@@ -111,6 +116,19 @@ def add_eval_parser(commands) -> None:
     evaluate.add_argument("run", metavar="DIR", help="the run directory")
     checkpoint_option(evaluate)
     evaluate.add_argument("--data", metavar="FILE", help="data to evaluate on (default: the run's validation data)")
+
+
+def add_score_parser(commands) -> None:
+    score = commands.add_parser(
+        "score", help="score each line of a text with a language model: log-probability, tokens, perplexity",
+        description="Score each line of FILE (or standard input) with a language-model run: one JSON line per input "
+        "line with the summed natural-log probability of its tokens (its line end included), the token count, the "
+        "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry.",
+    )
+    score.add_argument("run", metavar="DIR", help="the run directory")
+    score.add_argument("file", nargs="?", metavar="FILE", help="the text to score; - or nothing: standard input")
+    checkpoint_option(score)
+    score.add_argument("--carry", action="store_true", help="carry the state from each line into the next")
 
 
 def add_predict_parser(commands) -> None:
@@ -154,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sample_parser(commands)
     add_eval_parser(commands)
     add_predict_parser(commands)
+    add_score_parser(commands)
     add_experiment_parser(commands)
     gradcheck = commands.add_parser(
         "gradcheck",
@@ -228,10 +247,14 @@ def sample_options(args: argparse.Namespace) -> dict[str, object]:
         if value is not None and not valid(value):
             raise UsageError(f"{flag} must be {expected}, got {value:g}")
     check_seed("--seed", args.seed)
+    if args.beam is not None and args.beam < 1:
+        raise UsageError(f"--beam must be 1 or more, got {args.beam}")
+    if not math.isfinite(args.length_penalty):
+        raise UsageError(f"--length-penalty must be a finite number, got {args.length_penalty:g}")
     prime = read_text(args.prime_file, minimum_characters=0) if args.prime_file else args.prime
     values = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
               "prime": prime, "seed": args.seed, "num_samples": args.num_samples, "skip_unknown": args.skip_unknown,
-              "engine": args.engine}
+              "engine": args.engine, "beam": args.beam, "length_penalty": args.length_penalty}
     return {key: value for key, value in values.items() if value is not None}
 
 
@@ -252,6 +275,14 @@ def evaluate(args: argparse.Namespace) -> int:
     finite = {name: value if not isinstance(value, float) or math.isfinite(value) else None
               for name, value in metrics.items()}  # JSON has no NaN or infinity
     print(json.dumps(finite, allow_nan=False))
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    from rnnkit.train.runs import open_run_for
+
+    run = open_run_for("score", args.run)
+    run.task.score(run, run.directory.checkpoint(args.checkpoint), args.file, {"carry": args.carry}, sys.stdout)
     return 0
 
 
@@ -288,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")  # a character the terminal cannot show becomes '?'
     try:
-        commands = {"train": train, "sample": sample, "eval": evaluate, "predict": predict, "experiment": experiment,
-                    "gradcheck": gradcheck}
+        commands = {"train": train, "sample": sample, "eval": evaluate, "predict": predict, "score": score,
+                    "experiment": experiment, "gradcheck": gradcheck}
         return commands[args.command](args)
     except UsageError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)

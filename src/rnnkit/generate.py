@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from rnnkit.data.tokenizers import stream_text
 from rnnkit.data.vocabulary import Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
 
-START_TOKEN = "\n"  # with no prime, generation starts as if after a line break
 FEED_WINDOW = 256  # a long prime is fed this many tokens at a time, the state carried: memory stays bounded
 
 StepFunction = Callable[[list[int], object], tuple[np.ndarray, object]]
@@ -51,9 +51,18 @@ def choose_token(logits: np.ndarray, settings, rng: np.random.Generator) -> int:
     return int(min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(cumulative) - 1))
 
 
+def start_ids(vocabulary: Vocabulary) -> list[int]:
+    """What generation starts from without a prime: the tokens of a line break (char "\n", word <eos>)."""
+    tokens = [token for token in vocabulary.tokenizer.split("\n") if token in vocabulary]
+    return [vocabulary.ids[token] for token in tokens] or [0]
+
+
 def prime_ids(vocabulary: Vocabulary, prime: str, skip_unknown: bool) -> list[int]:
-    """The prime's token ids; its unknown tokens are an error naming them, or dropped if asked."""
+    """The prime's token ids. Its unknown tokens are <unk> when the vocabulary has it; otherwise an
+    error naming them, or dropped if asked."""
     tokens = vocabulary.tokenizer.split(prime)
+    if vocabulary.unknown_token is not None:
+        return [int(index) for index in vocabulary.encode(tokens)]
     unknown = vocabulary.unknown(tokens)
     if unknown and not skip_unknown:
         raise UsageError(
@@ -75,9 +84,7 @@ def feed(step: StepFunction, ids: list[int], state=None, window: int = FEED_WIND
 def generate_tokens(step: StepFunction, vocabulary: Vocabulary, context: list[int], settings,
                     rng: np.random.Generator) -> Iterator[str]:
     """Yield `settings.length` tokens, one at a time, continuing the context ids."""
-    if not context:
-        context = [vocabulary.ids[START_TOKEN] if START_TOKEN in vocabulary else 0]
-    logits, state = feed(step, context)
+    logits, state = feed(step, context or start_ids(vocabulary))
     for count in range(1, settings.length + 1):
         token = choose_token(logits, settings, rng)
         yield vocabulary.tokens[token]
@@ -85,9 +92,48 @@ def generate_tokens(step: StepFunction, vocabulary: Vocabulary, context: list[in
             logits, state = step([token], state)
 
 
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores.astype(np.float64) - scores.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def beam_search(step: StepFunction, context: list[int], width: int, length: int, end: int | None = None,
+                length_penalty: float = 0.0) -> list[tuple[list[int], float, float]]:
+    """The `width` most likely continuations of the context (EQUATIONS.md, "Beam search"): each step
+    every live hypothesis is extended by each token, and the `width` best by ranking score stay; a
+    hypothesis that reaches `end` or `length` tokens is finished and leaves the beam. The ranking score
+    is logp / |y|^length_penalty (0: the raw sum of log-probabilities). Returns (ids, logp, score),
+    best first. Works for any model that gives next-token scores through a step function."""
+    def rank(logp: float, size: int) -> float:
+        return logp / size ** length_penalty if size else logp
+
+    logits, state = feed(step, context)
+    live = [([], 0.0, logits, state)]  # (ids, logp, next-token scores, state)
+    finished: list[tuple[list[int], float]] = []
+    for _ in range(length):
+        candidates = []
+        for ids, logp, scores, state in live:
+            log_probabilities = log_softmax(scores)
+            for token in np.argsort(-log_probabilities, kind="stable")[:width]:
+                candidates.append((ids + [int(token)], logp + float(log_probabilities[token]), state))
+        candidates.sort(key=lambda c: -rank(c[1], len(c[0])))
+        live = []
+        for ids, logp, state in candidates[:width]:
+            if (end is not None and ids[-1] == end) or len(ids) == length:
+                finished.append((ids, logp))
+            else:
+                scores, new_state = step([ids[-1]], state)
+                live.append((ids, logp, scores, new_state))
+        if not live:
+            break
+    finished += [(ids, logp) for ids, logp, _, _ in live]
+    ranked = sorted(finished, key=lambda f: -rank(f[1], len(f[0])))[:width]
+    return [(ids, logp, rank(logp, len(ids))) for ids, logp in ranked]
+
+
 def generate_text(step: StepFunction, vocabulary: Vocabulary, settings, seed: int | None) -> str:
     """The settings' prime followed by its continuation, as one string (for samples written during
     training; prime tokens outside the vocabulary are dropped)."""
     context = prime_ids(vocabulary, settings.prime, skip_unknown=True)
     tokens = generate_tokens(step, vocabulary, context, settings, np.random.default_rng(seed))
-    return settings.prime + vocabulary.tokenizer.join(tokens)
+    return settings.prime + "".join(stream_text(vocabulary.tokenizer, tokens, settings.prime))

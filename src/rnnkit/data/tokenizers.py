@@ -97,6 +97,30 @@ def train_bpe(lines: Iterator[str], vocabulary_size: int, source: str) -> BPETok
     return BPETokenizer(model)
 
 
+def stream_text(tokenizer, tokens: Iterable[str], after: str = "") -> Iterator[str]:
+    """The text of tokens, a piece as each token comes (for streaming generation), continuing the text
+    `after`: "".join of the pieces is what follows `after` in after + join(tokens)."""
+    if tokenizer.name == WordTokenizer.name:
+        at_line_start = after == "" or after.endswith("\n")
+        for token in tokens:
+            piece = "\n" if token == EOS else (token if at_line_start else " " + token)
+            at_line_start = token == EOS
+            yield piece
+    elif tokenizer.name == BPETokenizer.name:
+        ids, written = [], ""
+        for token in tokens:
+            ids.append(tokenizer.model.token_to_id(token))
+            text = tokenizer.model.decode(ids)
+            if not text.endswith("\ufffd"):  # hold back a character whose bytes have not all come
+                yield text[len(written):]
+                written = text
+        text = tokenizer.model.decode(ids)
+        if len(text) > len(written):
+            yield text[len(written):]
+    else:
+        yield from tokens
+
+
 TOKENIZERS = {CharacterTokenizer.name: CharacterTokenizer, WordTokenizer.name: WordTokenizer, BPETokenizer.name: None}
 
 

@@ -9,12 +9,15 @@ Sections it owns: [model], [data] (including the truncated-BPTT window) and [sam
 """
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, TextIO
 
 from rnnkit.config import RunConfig, Section, SequenceModelSettings, choice, require
-from rnnkit.data.vocabulary import Vocabulary
+from rnnkit.data.tokenizers import BPE_FILE, stream_text
+from rnnkit.data.vocabulary import Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
 from rnnkit.rundir import MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
 
@@ -160,26 +163,80 @@ def step_function(run, checkpoint: Path, vocabulary: Vocabulary, engine: str):
 def sample_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     """Write samples (the prime, then its continuation) to `out` as they are generated. `options`:
     overrides of the [sample] settings (length, temperature, top_k, top_p, prime), and seed,
-    num_samples, skip_unknown and engine. Everything is checked before the first character is written."""
+    num_samples, skip_unknown, engine, and beam (with length_penalty): the `beam` most likely
+    continuations as JSON lines. Everything is checked before the first character is written."""
     import numpy as np
 
-    from rnnkit.generate import generate_tokens, prime_ids
+    from rnnkit.generate import generate_tokens, prime_ids, start_ids
 
     overrides = {key: options[key] for key in ("length", "temperature", "top_k", "top_p", "prime") if key in options}
     settings = replace(run.config.sample, **overrides)
     vocabulary = Vocabulary.load(run.path / VOCABULARY)
     context = prime_ids(vocabulary, settings.prime, options.get("skip_unknown", False))
+    unknown = vocabulary.unknown(vocabulary.tokenizer.split(settings.prime)) if vocabulary.unknown_token else []
     step = step_function(run, checkpoint, vocabulary, options.get("engine", "torch"))
+    if unknown:
+        print(f"rnnkit sample: the prime's {vocabulary.tokenizer.unit} {describe_tokens(unknown)} are not in the "
+              f"vocabulary and read as {vocabulary.unknown_token}", file=sys.stderr)
+    if options.get("beam"):
+        return beam_run(step, vocabulary, context or start_ids(vocabulary), settings, options, out)
     rng = np.random.default_rng(options.get("seed"))
     samples = options.get("num_samples", 1)
     for number in range(1, samples + 1):
         if samples > 1:
             out.write(f"--- sample {number} of {samples} ---\n")
         out.write(settings.prime)
-        for token in generate_tokens(step, vocabulary, context, settings, rng):
-            out.write(token)
+        for piece in stream_text(vocabulary.tokenizer, generate_tokens(step, vocabulary, context, settings, rng),
+                                 settings.prime):
+            out.write(piece)
             out.flush()  # stream: the reader sees each token as it is chosen
         out.write("\n")
+    out.flush()
+
+
+def beam_run(step, vocabulary: Vocabulary, context: list[int], settings, options: dict, out: TextIO) -> None:
+    """The beam's continuations of the prime, best first, as JSON lines with their log-probabilities;
+    a continuation ends at a line end or at the length limit."""
+    from rnnkit.generate import beam_search, start_ids
+
+    end = start_ids(vocabulary)[-1]  # a line break's (last) token
+    results = beam_search(step, context, options["beam"], settings.length, end, options.get("length_penalty", 0.0))
+    for ids, logp, score in results:
+        text = "".join(stream_text(vocabulary.tokenizer, vocabulary.decode(ids), settings.prime))
+        record = {"text": settings.prime + text, "logprob": logp, "score": score, "tokens": len(ids)}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def score_run(run, checkpoint: Path, source: str | None, options: dict, out: TextIO) -> None:
+    """`rnnkit score`: per line of the file (or standard input), the summed natural-log probability, the
+    token count (a line's end included) and the perplexity, as JSON lines; each line from a fresh
+    state, or with `carry` the state carried across lines. Words outside the vocabulary are <unk>,
+    and listed."""
+    import math
+
+    from rnnkit.data.text import read_text
+    from rnnkit.generate import start_ids
+    from rnnkit.tasks.language_model_torch import line_log_probabilities, load_model
+
+    vocabulary = Vocabulary.load(run.path / VOCABULARY)
+    text = read_text(source, minimum_characters=0) if source not in (None, "-") else options.get("stdin", sys.stdin).read()
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise UsageError(f"{source if source not in (None, '-') else 'standard input'}: nothing to score (no lines)")
+    tokens = [vocabulary.tokenizer.split(line + "\n") for line in lines]
+    if vocabulary.unknown_token is None:
+        missing = vocabulary.unknown([token for line in tokens for token in line])
+        if missing:
+            raise UsageError(f"{vocabulary.tokenizer.unit} not in the vocabulary: {describe_tokens(missing)}")
+    ids = [[int(i) for i in vocabulary.encode(line)] for line in tokens]
+    model, device = load_model(run, checkpoint, vocabulary)
+    scores = line_log_probabilities(model, device, ids, start_ids(vocabulary), options.get("carry", False))
+    for number, (line, line_tokens, logprob) in enumerate(zip(lines, tokens, scores), 1):
+        record = {"line": number, "logprob": logprob, "tokens": len(line_tokens),
+                  "perplexity": math.exp(-logprob / len(line_tokens)) if -logprob / len(line_tokens) < 700 else None,
+                  "unknown": vocabulary.unknown(line_tokens) if vocabulary.unknown_token else []}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
 
 
@@ -189,12 +246,13 @@ class LanguageModelTask:
     name = "language_model"
     summary = SUMMARY
     config_class = LanguageModelConfig
-    commands = ("eval", "sample")
+    commands = ("eval", "sample", "score")
     data_keys = {"train": "data.corpus", "validation": "data.validation"}  # what --data and --val set
     resumable_keys = ("data.eval_tokens", "sample.length", "sample.temperature", "sample.top_k", "sample.top_p",
                       "sample.prime", "sample.every")
     upgrade_record = staticmethod(upgrade_record)
     sample = staticmethod(sample_run)
+    score = staticmethod(score_run)
 
     @staticmethod
     def prepare(config: LanguageModelConfig, run_path: Path | None):
@@ -205,6 +263,9 @@ class LanguageModelTask:
     @staticmethod
     def save(data, directory: Path) -> None:
         data.vocabulary.save(directory / VOCABULARY)
+        bpe = getattr(data.vocabulary.tokenizer, "model", None)
+        if bpe is not None:  # a BPE vocabulary's tokenizer.json (the staging directory is renamed into place whole)
+            bpe.save(str(directory / BPE_FILE))
 
     @staticmethod
     def model(config: LanguageModelConfig, data):

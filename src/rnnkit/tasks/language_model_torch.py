@@ -171,6 +171,29 @@ def torch_step_function(model: LanguageModel, device: torch.device):
     return step
 
 
+@torch.no_grad()
+def line_log_probabilities(model: LanguageModel, device: torch.device, lines: list[list[int]], start: list[int],
+                           carry: bool):
+    """Yield the summed natural-log probability of each line's token ids, each from a fresh state
+    after the start tokens, or (carry) with the state and the last token carried from line to line."""
+    state, previous = None, start
+    for ids in lines:
+        if not carry or state is None:
+            state, previous = model.initial_state(1, device), start
+            if len(start) > 1:  # all but the last start token only set up the state
+                _, _, state = model.hidden(torch.tensor(start[:-1], device=device).reshape(-1, 1), state)
+                previous = start[-1:]
+        inputs = [previous[-1], *ids[:-1]]
+        total = 0.0
+        for begin in range(0, len(ids), EVALUATION_WINDOW):
+            window = torch.tensor(inputs[begin:begin + EVALUATION_WINDOW], device=device).reshape(-1, 1)  # (T, 1)
+            targets = torch.tensor(ids[begin:begin + EVALUATION_WINDOW], device=device)
+            output, _, state = model.hidden(window, state)
+            total -= float(model.nll(output, targets.reshape(-1, 1)))
+        previous = ids
+        yield total
+
+
 # ---- the run lifecycle's hooks ---------------------------------------------------------------------
 def training_minimum(config: LanguageModelConfig) -> tuple[int, str]:
     """The fewest training tokens that fill one window of every stream, and why."""
@@ -248,6 +271,8 @@ class LanguageModelTraining:
         ids = self.corpus.validation_ids[: limit + 1] if limit else self.corpus.validation_ids
         batch_size = min(self.config.train.eval_batch_size, len(ids) - 1)
         metrics = evaluate_language_model(self.model, ids, self.device, batch_size)
+        if self.corpus.vocabulary.tokenizer.name != "char":
+            del metrics["bpc"]  # bits per character: for character models only
         return {"loss": metrics["nll"], **metrics, "batch_size": batch_size}
 
     def sample(self, seed: int) -> str:

@@ -182,7 +182,8 @@ def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], 
                 tensors[f"optimizer.{index}.{name}"] = value
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+    extra = {key: value for key, value in state_dict.items() if key not in ("state", "param_groups")}
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars, **extra}
 
 
 def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], record: dict) -> dict:
@@ -196,7 +197,8 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], record: dict) ->
     # JSON turned tuples (Adam's betas) into lists; torch expects them as it wrote them.
     groups = [{key: tuple(value) if isinstance(value, list) and key != "params" else value for key, value in group.items()}
               for group in record["param_groups"]]
-    return {"state": state, "param_groups": groups}
+    extra = {key: value for key, value in record.items() if key not in ("param_groups", "scalars")}
+    return {"state": state, "param_groups": groups, **extra}
 
 
 def capture_random_state() -> tuple[dict[str, torch.Tensor], dict]:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -20,6 +21,8 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim: OptimConfig
 
 
 def _build(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+    if optim.optimizer == "nt-asgd":
+        return NTASGD(parameters, optim)
     if optim.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
                                 weight_decay=optim.weight_decay)
@@ -32,6 +35,71 @@ def _build(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torch.op
         return torch.optim.Adagrad(parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay)
     return torch.optim.RMSprop(parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay,
                                momentum=optim.momentum)
+
+
+class NTASGD:
+    """Non-monotonically triggered averaged SGD (Merity et al. 2017; EQUATIONS.md): plain SGD until the
+    validation loss has not beaten the best of the evaluations from more than `nonmono` evaluations
+    ago; from then on averaged SGD (torch.optim.ASGD, averaging from its first step), and evaluation
+    uses the running average of the weights since the switch (`averaged()`). It offers what the
+    trainer uses of a torch optimiser (param_groups, zero_grad, step, state_dict, load_state_dict); its
+    state_dict is torch's for the optimiser in use plus {"averaging", "history"}."""
+
+    def __init__(self, parameters: list[torch.nn.Parameter], optim: OptimConfig) -> None:
+        self.parameters, self.settings = parameters, optim
+        self.averaging, self.history = False, []
+        self.optimizer = torch.optim.SGD(parameters, lr=optim.lr, weight_decay=optim.weight_decay)
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def observe_validation(self, loss: float) -> bool:
+        """Record a validation loss; True when it switches to averaging."""
+        nonmono = self.settings.nonmono
+        switch = not self.averaging and len(self.history) > nonmono and loss > min(self.history[:-nonmono])
+        self.history.append(loss)
+        if switch:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer = torch.optim.ASGD(self.parameters, lr=lr, t0=0, lambd=0.0,
+                                              weight_decay=self.settings.weight_decay)
+            self.averaging = True
+        return switch
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Within the block the parameters hold their running average (while averaging); then their own values."""
+        if not self.averaging or not self.optimizer.state:
+            yield
+            return
+        saved = [parameter.detach().clone() for parameter in self.parameters]
+        with torch.no_grad():
+            for parameter in self.parameters:
+                if "ax" in self.optimizer.state.get(parameter, {}):
+                    parameter.copy_(self.optimizer.state[parameter]["ax"])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, value in zip(self.parameters, saved):
+                    parameter.copy_(value)
+
+    def state_dict(self) -> dict:
+        return {**self.optimizer.state_dict(), "averaging": self.averaging, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.averaging, self.history = bool(state.pop("averaging")), [float(loss) for loss in state.pop("history")]
+        if self.averaging and isinstance(self.optimizer, torch.optim.SGD):
+            self.optimizer = torch.optim.ASGD(self.parameters, lr=self.settings.lr, t0=0, lambd=0.0,
+                                              weight_decay=self.settings.weight_decay)
+        self.optimizer.load_state_dict(state)
 
 
 def clip_gradients(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> float:

@@ -15,6 +15,7 @@ limited by steps or epochs is bit-identical on CPU however often it is interrupt
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -35,6 +36,7 @@ from rnnkit.train.progress import MetricsLog, ProgressLine, finite_or_none
 from rnnkit.train.schedules import LearningRateSchedule
 
 CARRY_PREFIX = "carry."
+RAW_PREFIX = "raw."  # with NT-ASGD averaging, model.safetensors holds the average and these the raw weights
 
 
 class Task(Protocol):
@@ -138,10 +140,19 @@ class Trainer:
         self.last_checkpoint, self.saved_at = time.monotonic(), (self.step, self.rollbacks)
         self.log({"event": "checkpoint", "step": self.step, **({"best": True} if best else {})})
 
+    def averaged(self):
+        """A context in which the model holds the weights it is evaluated with (NT-ASGD's average)."""
+        return getattr(self.optimizer, "averaged", contextlib.nullcontext)()
+
     def _write_checkpoint(self, best: bool) -> None:
         optimizer_tensors, optimizer_record = flatten_optimizer_state(self.optimizer.state_dict())
         random_tensors, random_record = capture_random_state()
         carry_tensors = {CARRY_PREFIX + name: tensor for name, tensor in self.carry.items()}
+        raw_tensors = {}
+        if getattr(self.optimizer, "averaging", False):  # eval and sample read the average; resume the raw weights
+            raw_tensors = {RAW_PREFIX + name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
+        with self.averaged():
+            model_tensors = {name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
         state = {
             "step": self.step, "tokens": self.tokens, "elapsed_seconds": self.elapsed(),
             "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
@@ -150,8 +161,8 @@ class Trainer:
             "optimizer": optimizer_record, "random": random_record, "config": config_to_dict(self.config),
         }
         checkpoints = self.run_directory.checkpoints_path
-        name = write_checkpoint(checkpoints, self.step, self.model.state_dict(),
-                                {**optimizer_tensors, **random_tensors, **carry_tensors}, state)
+        name = write_checkpoint(checkpoints, self.step, model_tensors,
+                                {**optimizer_tensors, **random_tensors, **carry_tensors, **raw_tensors}, state)
         point(checkpoints, LATEST, name)
         if best:
             point(checkpoints, BEST, name)
@@ -178,6 +189,9 @@ class Trainer:
         check_weights_fit(self.model, model_tensors, directory)
         try:
             self.model.load_state_dict(model_tensors, strict=True)
+            raw = {name[len(RAW_PREFIX):]: tensor for name, tensor in trainer_tensors.items() if name.startswith(RAW_PREFIX)}
+            if raw:
+                self.model.load_state_dict(raw, strict=True)
             self.optimizer.load_state_dict(unflatten_optimizer_state(trainer_tensors, state["optimizer"]))
             self.schedule.load_state_dict(state["schedule"])
             self.task.restore_data_position(state["data_position"])
@@ -256,7 +270,8 @@ class Trainer:
             self.metrics.write({**record, "elapsed": round(self.elapsed(), 3)})
 
     def evaluate(self) -> None:
-        metrics = self.task.evaluate()
+        with self.averaged():
+            metrics = self.task.evaluate()
         self.last_evaluation = self.step
         self.log({"event": "eval", "step": self.step, **metrics})
         shown = ", ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
@@ -264,6 +279,9 @@ class Trainer:
         self.progress.message(f"step {self.step}: validation {shown}")
         if self.schedule.observe_validation(metrics["loss"]):
             self.log({"event": "lr_drop", "step": self.step, "plateau_factor": self.schedule.plateau_factor})
+        if hasattr(self.optimizer, "observe_validation") and self.optimizer.observe_validation(metrics["loss"]):
+            self.log({"event": "averaging", "step": self.step})
+            self.progress.message(f"step {self.step}: NT-ASGD switches to averaging")
         self.observe_best(float(metrics[self.task.best_metric]))
 
     def observe_best(self, value: float) -> None:
