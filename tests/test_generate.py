@@ -130,3 +130,53 @@ def test_sample_run_prints_prime_then_continuation(trained_run):
     again = io.StringIO()
     sample_run(run, run.directory.checkpoint(), options, again)
     assert again.getvalue() == lines
+
+
+def markov_step(table):
+    """A model whose next-token scores depend on the last token only (table: (V, V) log-probabilities)."""
+    return lambda ids, state: (table[ids[-1]], None)
+
+
+def exhaustive(table, context, length, end=None):
+    """Every continuation of exactly `length` tokens (or ending at `end`) with its log-probability."""
+    results = []
+
+    def extend(ids, logp):
+        if ids and (len(ids) == length or ids[-1] == end):
+            results.append((ids, logp))
+            return
+        previous = ids[-1] if ids else context[-1]
+        for token in range(table.shape[0]):
+            extend(ids + [token], logp + table[previous, token])
+
+    extend([], 0.0)
+    return sorted(results, key=lambda r: -r[1])
+
+
+@pytest.mark.parametrize("end", [None, 2])
+def test_beam_search_with_a_wide_beam_is_exhaustive_search(end):
+    from rnnkit.generate import beam_search, log_softmax
+
+    rng = np.random.default_rng(0)
+    table = np.stack([log_softmax(row) for row in rng.normal(size=(4, 4)) * 2])
+    found = beam_search(markov_step(table), [1], width=64, length=3, end=end)
+    expected = exhaustive(table, [1], 3, end)[:64]
+    assert [ids for ids, _, _ in found] == [ids for ids, _ in expected]
+    np.testing.assert_allclose([logp for _, logp, _ in found], [logp for _, logp in expected], rtol=1e-12)
+    narrow = beam_search(markov_step(table), [1], width=1, length=3, end=end)  # width 1: greedy
+    greedy, previous = [], 1
+    for _ in range(3):
+        previous = int(np.argmax(table[previous]))
+        greedy.append(previous)
+        if previous == end:
+            break
+    assert narrow[0][0] == greedy
+
+
+def test_beam_length_penalty_ranks_by_logp_over_length():
+    from rnnkit.generate import beam_search, log_softmax
+
+    table = np.stack([log_softmax(np.array(row)) for row in ([0.0, 3.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, 0.0])])
+    results = beam_search(markov_step(table), [0], width=9, length=4, end=2, length_penalty=1.0)
+    assert all(score == pytest.approx(logp / len(ids)) for ids, logp, score in results)
+    assert [score for _, _, score in results] == sorted((score for _, _, score in results), reverse=True)

@@ -21,6 +21,7 @@ EXPERIMENT_MODULES = {
     "gate-ablation": "rnnkit.experiments.gate_ablation",
     "bidirectional": "rnnkit.experiments.bidirectional",
     "depth": "rnnkit.experiments.depth",
+    "ngram-vs-rnn": "rnnkit.experiments.ngram_vs_rnn",
 }
 
 

@@ -40,8 +40,8 @@ def _build(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torch.op
 class NTASGD:
     """Non-monotonically triggered averaged SGD (Merity et al. 2017; EQUATIONS.md): plain SGD until the
     validation loss has not beaten the best of the evaluations from more than `nonmono` evaluations
-    ago; from then on averaged SGD (torch.optim.ASGD, averaging from its first step), and evaluation
-    uses the running average of the weights since the switch (`averaged()`). It offers what the
+    ago; from then on averaged SGD (torch.optim.ASGD with t0 = 0, whose average starts at its second
+    step), and evaluation uses that running average of the weights (`averaged()`). It offers what the
     trainer uses of a torch optimiser (param_groups, zero_grad, step, state_dict, load_state_dict); its
     state_dict is torch's for the optimiser in use plus {"averaging", "history"}."""
 
