@@ -64,7 +64,7 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: Path) -> "BPETokenizer":
-        from tokenizers import Tokenizer
+        Tokenizer = tokenizers_library().Tokenizer
 
         try:
             return cls(Tokenizer.from_file(str(path)))
@@ -82,10 +82,20 @@ class BPETokenizer:
         return [self.model.id_to_token(index) for index in range(self.model.get_vocab_size())]
 
 
+def tokenizers_library():
+    """The `tokenizers` package (an optional dependency); one line naming it when it is missing."""
+    try:
+        import tokenizers
+    except ImportError:
+        raise UsageError("data.tokenizer = 'bpe' needs the tokenizers package: pip install 'rnnkit[bpe]'") from None
+    return tokenizers
+
+
 def train_bpe(lines: Iterator[str], vocabulary_size: int, source: str) -> BPETokenizer:
     """A byte-level BPE learned from training text; refused if the text is too small to learn merges."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
+    library = tokenizers_library()
+    Tokenizer, decoders, models, pre_tokenizers, trainers = (library.Tokenizer, library.decoders, library.models,
+                                                             library.pre_tokenizers, library.trainers)
     model = Tokenizer(models.BPE())
     model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     model.decoder = decoders.ByteLevel()
