@@ -38,3 +38,16 @@ def assert_close(ours, ref, name: str = "tensor", rtol: float = 1e-5, atol: floa
             f"ours {a64[where]:.10g}, reference {b64[where]:.10g}); "
             f"{int((error > bound).sum())} of {error.size} elements outside atol={atol:g}, rtol={rtol:g}"
         )
+
+
+def stop_at(trainer, step: int) -> None:
+    """Make a trainer stop after `step` as Ctrl-C would (the signal handler only sets this flag)."""
+    original = trainer.train_step
+
+    def train_step():
+        loss = original()
+        if trainer.step == step:
+            trainer.stop_requested = True
+        return loss
+
+    trainer.train_step = train_step

@@ -121,6 +121,26 @@ class SequenceModelSettings(CellSettings):
 
 
 @dataclass(frozen=True)
+class LabelledDataSettings(Section):
+    """The [data] of a task that learns from labelled files (classifier, tagger): what every such task shares."""
+
+    name: ClassVar[str] = "data"
+    train: str = ""  # the labelled training file (--data)
+    validation: str = ""  # the labelled validation file (--val); empty: the training file's last sentences
+    train_fraction: float = 0.9  # without a validation file: the first fraction of sentences train
+    lowercase: bool = False  # words are looked up lowercased
+    min_count: int = 1  # a word seen fewer times in training is <unk>
+    max_vocabulary: int = 0  # at most this many words, <pad> and <unk> included; 0: no limit
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
+        require(self.min_count >= 1, "data.min_count", "expected a positive integer", self.min_count)
+        require(self.max_vocabulary == 0 or self.max_vocabulary >= 3, "data.max_vocabulary",
+                "expected 0 (no limit) or at least 3", self.max_vocabulary)
+
+
+@dataclass(frozen=True)
 class OptimConfig(Section):
     name: ClassVar[str] = "optim"
     optimizer: str = "adam"  # adam, adamw, sgd, adagrad, rmsprop

@@ -10,6 +10,7 @@ import torch
 
 from classifier_helpers import tiny_config, tiny_files, train_tiny_classifier
 from cli_helpers import assert_usage_error, run_main
+from helpers import stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
@@ -99,16 +100,6 @@ def test_training_learns_and_writes_its_run_files(tmp_path):
     assert metrics["examples"] == 60 and set(metrics["per_class"]) == {"0", "1"}
 
 
-def stop_at(trainer, step):
-    original = trainer.train_step
-
-    def train_step():
-        loss = original()
-        if trainer.step == step:
-            trainer.stop_requested = True
-        return loss
-
-    trainer.train_step = train_step
 
 
 def test_an_interrupted_run_resumes_bit_identical(tmp_path):

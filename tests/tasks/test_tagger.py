@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cli_helpers import assert_usage_error, run_main
+from helpers import stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.data.tagged import read_tagged
 from rnnkit.errors import UsageError
@@ -161,15 +162,7 @@ def test_an_interrupted_tagger_resumes_bit_identical(tmp_path):
     settings = ("train.max_steps=45", "train.eval_every=15", "model.word_dropout=0.2", "model.crf=true")
     train_tiny_tagger(tmp_path / "straight", train, dev, *settings)
     first = start_run(tiny_config(train, dev, *settings), str(tmp_path / "resumed"), progress_stream=io.StringIO())
-    original = first.train_step
-
-    def train_step():
-        loss = original()
-        if first.step == 20:
-            first.stop_requested = True
-        return loss
-
-    first.train_step = train_step
+    stop_at(first, 20)
     assert first.run() == "interrupted"
     torch.manual_seed(5)
     assert resume_run(tmp_path / "resumed", {}, progress_stream=io.StringIO()).run(resumed=True) == "max_steps"

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cli_helpers import assert_usage_error, run_main
+from helpers import stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.config import apply_assignments
 from rnnkit.tasks.language_model import LanguageModelConfig, ModelConfig
@@ -84,16 +85,6 @@ def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_lay
     np.testing.assert_allclose(numpy_step([3], numpy_state)[0], torch_step([3], state)[0], rtol=1e-5, atol=1e-5)
 
 
-def stop_at(trainer, step):
-    original = trainer.train_step
-
-    def train_step():
-        loss = original()
-        if trainer.step == step:
-            trainer.stop_requested = True
-        return loss
-
-    trainer.train_step = train_step
 
 
 @pytest.mark.parametrize("settings", [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics, tiny_config, write_tiny_corpus
 from rnnkit.train.runs import resume_run, start_run
 
@@ -24,17 +25,6 @@ CONFIGS = {
 }
 
 
-def stop_at(trainer, step: int) -> None:
-    """Make the trainer stop after `step` as Ctrl-C would (the signal handler only sets this flag)."""
-    original = trainer.train_step
-
-    def train_step():
-        loss = original()
-        if trainer.step == step:
-            trainer.stop_requested = True
-        return loss
-
-    trainer.train_step = train_step
 
 
 def scramble_random_generators() -> None:

@@ -36,6 +36,13 @@ def looks_like_utf16(data: bytes) -> bool:
     return len(sample) >= 4 and any(sample[offset::2].count(0) >= 0.9 * len(sample[offset::2]) for offset in (0, 1))
 
 
+def check_regular_file(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+
+
 def check_text_start(path: Path, start: bytes) -> None:
     """UsageError if a file's first bytes show it is UTF-16 or binary."""
     if looks_like_utf16(start):
@@ -47,10 +54,7 @@ def iter_lines(path: Path | str):
     any size costs the memory of one line: UTF-8, no NUL byte, not UTF-16."""
     path = Path(path)
     try:
-        if not path.exists():
-            raise UsageError(f"{path}: no such file")
-        if not path.is_file():
-            raise UsageError(f"{path}: not a regular file")
+        check_regular_file(path)
         with path.open("rb") as file:
             check_text_start(path, file.read(4096))
             file.seek(0)
@@ -73,10 +77,7 @@ def read_text(path: Path | str, minimum_characters: int = 1) -> str:
     """The file's text; UsageError if missing, not UTF-8, binary, or shorter than the minimum."""
     path = Path(path)
     try:
-        if not path.exists():
-            raise UsageError(f"{path}: no such file")
-        if not path.is_file():
-            raise UsageError(f"{path}: not a regular file")
+        check_regular_file(path)
         data = path.read_bytes()
     except OSError as error:
         raise UsageError(f"{path}: cannot read the file ({error.strerror or error})") from None

@@ -43,6 +43,14 @@ def output_directory(out: str | None, name: str) -> Path:
     return path
 
 
+def add_common_arguments(parser, name: str, data: str, validation: str, quick: str) -> None:
+    """--data, --val, --quick and --out, which every experiment takes."""
+    parser.add_argument("--data", metavar="TRAIN", required=True, help=data)
+    parser.add_argument("--val", metavar="DEV", required=True, help=validation)
+    parser.add_argument("--quick", action="store_true", help=f"a smoke version: {quick}")
+    parser.add_argument("--out", metavar="DIR", help=f"a new directory for the outputs (default: runs/{name}-TIME)")
+
+
 def train_once(preset: str | None, settings: list[str], values: dict, directory: Path) -> dict:
     """One run through the normal lifecycle (rnnkit.train.runs): the early-stopped (best) validation
     metric, when it was reached, the epochs and seconds trained, the model's size and the run's path."""

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
-from rnnkit.experiments import mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
+from rnnkit.experiments import add_common_arguments, mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
 from rnnkit.spec import layer_parameter_shapes
 
 NAME = "bidirectional"
@@ -28,12 +28,10 @@ QUICK = {"train": 60, "dev": 20, "steps": 4, "seeds": 1,
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", metavar="TRAIN", required=True, help="tagged training data (CoNLL-U or tsv)")
-    parser.add_argument("--val", metavar="DEV", required=True, help="tagged dev data")
+    add_common_arguments(parser, NAME, "tagged training data (CoNLL-U or tsv)", "tagged dev data",
+                         "a few sentences and steps, 1 seed")
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="runs per direction, seeds 0..N-1 (default 3)")
     parser.add_argument("--seconds", type=float, default=240.0, metavar="S", help="training time per run (default 240)")
-    parser.add_argument("--quick", action="store_true", help="a smoke version: a few sentences and steps, 1 seed")
-    parser.add_argument("--out", metavar="DIR", help="a new directory for the outputs (default: runs/bidirectional-TIME)")
 
 
 def recurrent_parameters(model, hidden: int, bidirectional: bool) -> int:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
-from rnnkit.experiments import mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
+from rnnkit.experiments import add_common_arguments, mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
 
 NAME = "depth"
 SUMMARY = "taggers of 1 to 6 stacked layers, with and without residual connections"
@@ -27,12 +27,10 @@ QUICK = {"train": 60, "dev": 20, "steps": 3, "depths": (1, 2, 6),
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", metavar="TRAIN", required=True, help="tagged training data (CoNLL-U or tsv)")
-    parser.add_argument("--val", metavar="DEV", required=True, help="tagged dev data")
+    add_common_arguments(parser, NAME, "tagged training data (CoNLL-U or tsv)", "tagged dev data",
+                         "a few sentences and steps, depths 1, 2, 6")
     parser.add_argument("--epochs", type=float, default=2.0, metavar="N", help="training epochs per run (default 2)")
     parser.add_argument("--seeds", type=int, default=1, metavar="N", help="runs per configuration (default 1)")
-    parser.add_argument("--quick", action="store_true", help="a smoke version: a few sentences and steps, depths 1, 2, 6")
-    parser.add_argument("--out", metavar="DIR", help="a new directory for the outputs (default: runs/depth-TIME)")
 
 
 def run(args) -> int:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
-from rnnkit.experiments import mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
+from rnnkit.experiments import add_common_arguments, mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
 from rnnkit.spec import CellSpec
 
 NAME = "gate-ablation"
@@ -42,15 +42,11 @@ QUICK = {"train_lines": 150, "dev_lines": 60, "epochs": 1, "seeds": 1}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", metavar="TRAIN", required=True,
-                        help="SST-2 training sentences: stsa.binary.train, the SST trees' train.txt, or a labelled file")
-    parser.add_argument("--val", metavar="DEV", required=True, help="the dev sentences that early stopping watches")
+    add_common_arguments(parser, NAME, "SST-2 training sentences: stsa.binary.train, the SST trees' train.txt, "
+                         "or a labelled file", "the dev sentences that early stopping watches",
+                         f"{QUICK['train_lines']} training and {QUICK['dev_lines']} dev lines, 1 epoch, 1 seed")
     parser.add_argument("--test", metavar="TEST", help="also report the accuracy of each early-stopped model here")
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="runs per row, seeds 0..N-1 (default 3)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke version: {QUICK['train_lines']} training and {QUICK['dev_lines']} dev lines, "
-                        "1 epoch, 1 seed")
-    parser.add_argument("--out", metavar="DIR", help="a new directory for the outputs (default: runs/gate-ablation-TIME)")
 
 
 def train_row(row: tuple, seed: int, files: dict, epochs: int, directory: Path) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rnnkit.data.text import iter_lines
 from rnnkit.errors import UsageError
-from rnnkit.experiments import output_directory, pyplot, subset, train_once, write_report, write_results
+from rnnkit.experiments import add_common_arguments, output_directory, pyplot, subset, train_once, write_report, write_results
 from rnnkit.ngram import KneserNey
 
 NAME = "ngram-vs-rnn"
@@ -29,13 +29,11 @@ QUICK = {"train": 400, "valid": 80, "settings": ["model.embedding_size=32", "mod
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", metavar="TRAIN", required=True, help="the training text (ptb.train.txt)")
-    parser.add_argument("--val", metavar="VALID", required=True, help="the validation text (ptb.valid.txt)")
+    add_common_arguments(parser, NAME, "the training text (ptb.train.txt)", "the validation text (ptb.valid.txt)",
+                         "a few hundred lines, a tiny LM")
     parser.add_argument("--seconds", type=float, default=1800.0, metavar="S",
                         help="training time of the word LM (default 1800, the ptb-word preset's)")
     parser.add_argument("--run", metavar="DIR", help="use this trained word-LM run instead of training one")
-    parser.add_argument("--quick", action="store_true", help="a smoke version: a few hundred lines, a tiny LM")
-    parser.add_argument("--out", metavar="DIR", help="a new directory for the outputs (default: runs/ngram-vs-rnn-TIME)")
 
 
 def sentences(path: str) -> list[list[str]]:

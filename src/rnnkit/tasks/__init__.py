@@ -29,6 +29,15 @@ TASK_MODULES = {
 }
 
 
+ENGINES = ("torch", "numpy")  # what --engine chooses for sample and predict
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    return engine
+
+
 def get_task(name: str):
     """The TASK of a registered task module."""
     if name not in TASK_MODULES:

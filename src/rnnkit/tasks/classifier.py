@@ -17,17 +17,18 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, TextIO
+from typing import TextIO
 
 import numpy as np
 
 from rnnkit.atomic import read_json, write_text_atomically
-from rnnkit.config import RunConfig, Section, SequenceModelSettings, choice, require
+from rnnkit.config import LabelledDataSettings, RunConfig, SequenceModelSettings, choice, require
 from rnnkit.data.labelled import FORMATS, Example, read_examples
 from rnnkit.data.text import resolve_corpus
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
 from rnnkit.rundir import MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
+from rnnkit.tasks import check_engine
 
 LABELS = "labels.json"
 LABELS_FORMAT = "rnnkit-labels"
@@ -54,24 +55,13 @@ class ModelConfig(SequenceModelSettings):
 
 
 @dataclass(frozen=True)
-class DataConfig(Section):
-    name: ClassVar[str] = "data"
-    train: str = ""  # the labelled training file (--data)
-    validation: str = ""  # the labelled validation file (--val); empty: the training file's last sentences
-    train_fraction: float = 0.9  # without a validation file: the first fraction of sentences train
+class DataConfig(LabelledDataSettings):
     format: str = "auto"  # auto, label (label and sentence), tsv (sentence, tab, label), trees (SST)
     phrases: bool = False  # trees: train on every labelled phrase, not only whole sentences
-    lowercase: bool = False
-    min_count: int = 1  # a word seen fewer times in training is <unk>
-    max_vocabulary: int = 0  # at most this many words, <pad> and <unk> included; 0: no limit
 
     def __post_init__(self) -> None:
         super().__post_init__()
         choice("data.format", self.format, FORMATS)
-        require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
-        require(self.min_count >= 1, "data.min_count", "expected a positive integer", self.min_count)
-        require(self.max_vocabulary == 0 or self.max_vocabulary >= 3, "data.max_vocabulary",
-                "expected 0 (no limit) or at least 3", self.max_vocabulary)
 
 
 @dataclass(frozen=True)
@@ -196,13 +186,9 @@ def classification_metrics(true: np.ndarray, predicted: np.ndarray, labels: list
 
 
 # ---- commands -----------------------------------------------------------------------------------------
-ENGINES = ("torch", "numpy")
-
-
 def probability_function(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str], engine: str):
     """The checkpoint's model as a function: list of token-id arrays -> probabilities (N, K)."""
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    check_engine(engine)
     if engine == "numpy":
         from rnnkit.tasks.classifier_numpy import numpy_probability_function
 

@@ -26,7 +26,7 @@ from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.device import resolve_device, use_threads
 from rnnkit.tasks.classifier import ClassifierConfig, ClassifierData, Encoded, ModelConfig, classification_metrics
-from rnnkit.tasks.shared_torch import build_recurrent_layer, word_dropout
+from rnnkit.tasks.shared_torch import ExampleBatches, build_recurrent_layer, word_dropout
 from rnnkit.train.checkpoint import load_model_weights
 
 PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabulary's first two tokens (classifier.load_vocabulary checks)
@@ -98,10 +98,10 @@ def apply_pretrained_vectors(model: SentenceClassifier, data: ClassifierData) ->
             model.embedding.weight[index] = torch.from_numpy(vector)
 
 
-class ClassifierTraining:
+class ClassifierTraining(ExampleBatches):
     """What the trainer needs from a task (see rnnkit.train.trainer.Task), for classification."""
 
-    best_metric, higher_is_better, sample_every, count_unit = "accuracy", True, 0, "sentences"
+    best_metric, higher_is_better, count_unit = "accuracy", True, "sentences"
 
     def __init__(self, config: ClassifierConfig, data: ClassifierData, device: torch.device) -> None:
         self.config, self.data, self.device = config, data, device
@@ -117,19 +117,6 @@ class ClassifierTraining:
         return {"pretrained_vectors": {"found": len(self.data.vectors), "vocabulary": len(self.data.vocabulary),
                                        "file_lines": self.data.vector_lines}}
 
-    @property
-    def epochs_done(self) -> float:
-        return self.batches.epochs_done
-
-    def data_position(self) -> dict:
-        return self.batches.position()
-
-    def restore_data_position(self, position: dict) -> None:
-        self.batches.restore(position)
-
-    def initial_carry(self) -> dict[str, Tensor]:
-        return {}  # sentences are independent: no state is carried between batches
-
     def next_batch(self):
         return to_batch(self.data.train, self.batches.next_batch(), self.device)
 
@@ -144,9 +131,6 @@ class ClassifierTraining:
         metrics = classification_metrics(encoded.labels, logits.argmax(dim=1).numpy(), self.data.labels)
         return {"loss": float(F.cross_entropy(logits, labels)), "accuracy": metrics["accuracy"],
                 "macro_f1": metrics["macro_f1"], "examples": metrics["examples"]}
-
-    def sample(self, seed: int) -> None:
-        return None
 
 
 def load_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):

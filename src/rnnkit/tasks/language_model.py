@@ -20,6 +20,7 @@ from rnnkit.data.tokenizers import BPE_FILE, stream_text
 from rnnkit.data.vocabulary import Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
 from rnnkit.rundir import MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
+from rnnkit.tasks import check_engine
 
 SUMMARY = "language model"
 
@@ -143,13 +144,9 @@ def upgrade_record(record: dict) -> dict:
     return {"task": "language_model", **record}
 
 
-ENGINES = ("torch", "numpy")
-
-
 def step_function(run, checkpoint: Path, vocabulary: Vocabulary, engine: str):
     """The checkpoint's model as a step function for sampling, on the chosen engine."""
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    check_engine(engine)
     if engine == "numpy":
         from rnnkit.tasks.language_model_numpy import numpy_step_function
 

@@ -29,6 +29,29 @@ def build_recurrent_layer(model: SequenceModelSettings, input_size: int, bidirec
                  **model.cell_spec().keywords(), **keywords)
 
 
+class ExampleBatches:
+    """The trainer's Task methods of a task whose examples are independent sentences read in
+    LengthBatches (`self.batches`): no state is carried between batches and nothing is sampled."""
+
+    sample_every = 0
+
+    @property
+    def epochs_done(self) -> float:
+        return self.batches.epochs_done
+
+    def data_position(self) -> dict:
+        return self.batches.position()
+
+    def restore_data_position(self, position: dict) -> None:
+        self.batches.restore(position)
+
+    def initial_carry(self) -> dict[str, Tensor]:
+        return {}
+
+    def sample(self, seed: int) -> None:
+        return None
+
+
 def word_dropout(ids: Tensor, probability: float, unknown_id: int, padding_id: int) -> Tensor:
     """In training, each real token becomes the unknown token with the given probability."""
     if probability == 0:

@@ -17,16 +17,17 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, TextIO
+from typing import TextIO
 
 import numpy as np
 
-from rnnkit.config import RunConfig, Section, SequenceModelSettings, choice, require
+from rnnkit.config import LabelledDataSettings, RunConfig, SequenceModelSettings, choice, require
 from rnnkit.data.tagged import COLUMN_INDEX, COLUMNS, FORMATS, TaggedSentence, read_tagged, tsv_sentences
 from rnnkit.data.text import resolve_corpus
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.rundir import MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
+from rnnkit.tasks import check_engine
 from rnnkit.tasks.classifier import load_labels, save_labels
 
 CHARACTERS, TAGS = "characters.json", "tags.json"
@@ -58,25 +59,14 @@ class ModelConfig(SequenceModelSettings):
 
 
 @dataclass(frozen=True)
-class DataConfig(Section):
-    name: ClassVar[str] = "data"
-    train: str = ""  # the tagged training file (--data): CoNLL-U or tsv
-    validation: str = ""  # the tagged validation file (--val); empty: the training file's last sentences
-    train_fraction: float = 0.9  # without a validation file: the first fraction of sentences train
+class DataConfig(LabelledDataSettings):
     format: str = "auto"  # auto, conllu, tsv
     column: str = "upos"  # CoNLL-U: the tag column, upos or xpos
-    lowercase: bool = False  # words are looked up lowercased (their characters keep their case)
-    min_count: int = 1  # a word seen fewer times in training is <unk>
-    max_vocabulary: int = 0  # at most this many words, <pad> and <unk> included; 0: no limit
 
     def __post_init__(self) -> None:
         super().__post_init__()
         choice("data.format", self.format, FORMATS)
         choice("data.column", self.column, COLUMNS)
-        require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
-        require(self.min_count >= 1, "data.min_count", "expected a positive integer", self.min_count)
-        require(self.max_vocabulary == 0 or self.max_vocabulary >= 3, "data.max_vocabulary",
-                "expected 0 (no limit) or at least 3", self.max_vocabulary)
 
 
 @dataclass(frozen=True)
@@ -199,13 +189,9 @@ def tagging_metrics(gold: list[np.ndarray], predicted: list[np.ndarray], unseen:
 
 
 # ---- commands -------------------------------------------------------------------------------------------
-ENGINES = ("torch", "numpy")
-
-
 def tagging_function(run, checkpoint: Path, data: TaggerData, engine: str):
     """The checkpoint's model as a function: EncodedSentences -> predicted tag ids per sentence."""
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    check_engine(engine)
     if engine == "numpy":
         from rnnkit.tasks.tagger_numpy import numpy_tagging_function
 

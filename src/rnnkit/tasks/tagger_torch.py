@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnkit import nn as rnn_layers
 from rnnkit.data.batching import LengthBatches
 from rnnkit.device import resolve_device, use_threads
-from rnnkit.tasks.shared_torch import build_recurrent_layer, word_dropout
+from rnnkit.tasks.shared_torch import ExampleBatches, build_recurrent_layer, word_dropout
 from rnnkit.tasks.tagger import EncodedSentences, ModelConfig, TaggerConfig, TaggerData
 from rnnkit.train.checkpoint import load_model_weights
 
@@ -146,28 +146,15 @@ def tag_sentences(model: Tagger, encoded: EncodedSentences, device: torch.device
     return predicted, total, count
 
 
-class TaggerTraining:
+class TaggerTraining(ExampleBatches):
     """What the trainer needs from a task (see rnnkit.train.trainer.Task), for tagging."""
 
-    best_metric, higher_is_better, sample_every, count_unit = "accuracy", True, 0, "tokens"
+    best_metric, higher_is_better, count_unit = "accuracy", True, "tokens"
 
     def __init__(self, config: TaggerConfig, data: TaggerData, device: torch.device) -> None:
         self.config, self.data, self.device = config, data, device
         self.model = Tagger(len(data.vocabulary), len(data.characters), len(data.tags), config.model).to(device)
         self.batches = LengthBatches(data.train.lengths, config.train.batch_size, config.train.seed)
-
-    @property
-    def epochs_done(self) -> float:
-        return self.batches.epochs_done
-
-    def data_position(self) -> dict:
-        return self.batches.position()
-
-    def restore_data_position(self, position: dict) -> None:
-        self.batches.restore(position)
-
-    def initial_carry(self) -> dict[str, Tensor]:
-        return {}
 
     def next_batch(self):
         return to_batch(self.data.train, self.batches.next_batch(), self.device)
@@ -183,9 +170,6 @@ class TaggerTraining:
         gold, guessed = np.concatenate(encoded.tags), np.concatenate(predicted)
         accuracy = float((gold == guessed).mean())
         return {"loss": total / count if count else 1.0 - accuracy, "accuracy": accuracy, "tokens": int(len(gold))}
-
-    def sample(self, seed: int) -> None:
-        return None
 
 
 def torch_tagging_function(run, checkpoint: Path, data: TaggerData):
