@@ -20,19 +20,29 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim: OptimConfig
         raise UsageError(f"optim: torch refuses the optimiser settings ({error})") from None
 
 
+def fused(parameters: list[torch.nn.Parameter]) -> dict:
+    """torch's fused (single-kernel) update where it has one: on CPU it is several times faster than
+    the loop over tensors, which matters most for large embedding matrices."""
+    devices = {parameter.device.type for parameter in parameters}
+    floating = all(parameter.is_floating_point() for parameter in parameters)
+    return {"fused": True} if floating and devices <= {"cpu", "cuda"} else {}
+
+
 def _build(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
     if optim.optimizer == "nt-asgd":
         return NTASGD(parameters, optim)
     if optim.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
-                                weight_decay=optim.weight_decay)
+                                weight_decay=optim.weight_decay, **fused(parameters))
     if optim.optimizer == "adamw":
         return torch.optim.AdamW(parameters, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
-                                 weight_decay=optim.weight_decay)
+                                 weight_decay=optim.weight_decay, **fused(parameters))
     if optim.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+        return torch.optim.SGD(parameters, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
+                               **fused(parameters))
     if optim.optimizer == "adagrad":
-        return torch.optim.Adagrad(parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay)
+        return torch.optim.Adagrad(parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay,
+                                   **fused(parameters))
     return torch.optim.RMSprop(parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay,
                                momentum=optim.momentum)
 
@@ -48,7 +58,7 @@ class NTASGD:
     def __init__(self, parameters: list[torch.nn.Parameter], optim: OptimConfig) -> None:
         self.parameters, self.settings = parameters, optim
         self.averaging, self.history = False, []
-        self.optimizer = torch.optim.SGD(parameters, lr=optim.lr, weight_decay=optim.weight_decay)
+        self.optimizer = torch.optim.SGD(parameters, lr=optim.lr, weight_decay=optim.weight_decay, **fused(parameters))
 
     @property
     def param_groups(self):
