@@ -16,6 +16,7 @@ import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TextIO
 
@@ -79,7 +80,7 @@ class Encoded:
     ids: list[np.ndarray]
     labels: np.ndarray
 
-    @property
+    @cached_property  # read for every batch
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.ids])
 

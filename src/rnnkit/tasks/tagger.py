@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TextIO
 
@@ -85,7 +86,7 @@ class EncodedSentences:
     characters: list[list[np.ndarray]]
     tags: list[np.ndarray]
 
-    @property
+    @cached_property  # read for every batch
     def lengths(self) -> np.ndarray:
         return np.array([len(words) for words in self.words])
 
