@@ -43,8 +43,11 @@ def test_single_discount_matches_nltk(order):
 
 def test_higher_orders_help_on_text_with_structure():
     rng = random.Random(0)
-    grammar = lambda: [rng.choice(["the", "a"]), rng.choice(["cat", "dog"]), rng.choice(["sat", "ran"]),
-                       rng.choice(["on", "under"]), "the", rng.choice(["mat", "rug"]), "<eos>"]  # noqa: E731
+
+    def grammar():
+        return [rng.choice(["the", "a"]), rng.choice(["cat", "dog"]), rng.choice(["sat", "ran"]),
+                rng.choice(["on", "under"]), "the", rng.choice(["mat", "rug"]), "<eos>"]
+
     train, valid = [grammar() for _ in range(400)], [grammar() for _ in range(50)]
     perplexities = [KneserNey(n).fit(train).perplexity(valid)[0] for n in (1, 2, 3)]
     assert perplexities[0] > perplexities[1] > perplexities[2] > 1.0

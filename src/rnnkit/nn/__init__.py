@@ -10,10 +10,14 @@ from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.crf import CRF
 from rnnkit.nn.interop import to_torch
 from rnnkit.nn.layers import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.nn.regularisers import LockedDropout, WeightDropGRU, WeightDropLSTM, WeightDropRNN, embedding_dropout
+from rnnkit.nn.trace import Trace, trace
 from rnnkit.spec import CellSpec
 
 # Everything a pickled rnnkit layer or cell refers to, for torch.load(weights_only=True).
-SAFE_GLOBALS = [RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, CellSpec]
+SAFE_GLOBALS = [RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, WeightDropRNN, WeightDropLSTM, WeightDropGRU, CRF,
+                LockedDropout, CellSpec]
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "CRF", "SAFE_GLOBALS",
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "CRF", "LockedDropout",
+           "embedding_dropout", "WeightDropRNN", "WeightDropLSTM", "WeightDropGRU", "trace", "Trace", "SAFE_GLOBALS",
            "to_torch"]

@@ -62,6 +62,8 @@ def refuse_projection_keyword(proj_size) -> None:
 class RecurrentLayer(HasTorchTwin, nn.RNNBase):
     """The machinery shared by RNN, LSTM and GRU; a subclass only chooses its CellSpec."""
 
+    _trace = None  # the rnnkit.nn.trace.Trace recording this layer's steps, while one does
+
     _input_rank_message: str  # torch.nn's message for input of the wrong rank, one per class
 
     def __init__(
@@ -138,8 +140,10 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         else:
             hx = self.permute_hidden(hx, sorted_indices)  # the state follows the packed (sorted) order
         self.check_forward_args(input, hx, batch_sizes)
-        run = self._run_fused if self.fused else self._run_equations
+        run = self._run_fused if self.fused and self._trace is None else self._run_equations
         output, hidden = run(input, batch_sizes, hx)
+        if self._trace is not None:
+            self._trace.commit(unsorted_indices)
         if packed:
             output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
         elif not batched:
@@ -215,7 +219,8 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
                 index = layer * self.num_directions + direction
                 initial = tuple(s[index] for s in state)
                 p = cell_parameters(weights, layer_suffix(layer, direction == 1))
-                output, final = self._run_direction(layer_input, mask, lengths, initial, p, direction == 1)
+                output, final = self._run_direction(layer_input, mask, lengths, initial, p, direction == 1,
+                                                    layer_suffix(layer, direction == 1)[1:])
                 outputs.append(output)
                 finals.append(final)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H)
@@ -224,22 +229,27 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         final_state = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, H)
         return layer_input, final_state
 
-    def _run_direction(self, x, mask, lengths, state, p, reverse):
+    def _run_direction(self, x, mask, lengths, state, p, reverse, name):
         if reverse:
             x = reverse_padded(x, lengths)
         xw = nn.functional.linear(x, p["weight_ih"], p["bias_ih"])  # (T, B, G*H)
-        outputs = []
+        outputs, records = [], [] if self._trace is not None else None
         for t in range(x.shape[0]):
-            new_state = cell_step(self.spec, xw[t], state, p)
+            record = {} if records is not None else None
+            new_state = cell_step(self.spec, xw[t], state, p, record)
             if mask is not None:  # past a sequence's end its state stays as it was
                 new_state = tuple(torch.where(mask[t, :, None], n, s) for n, s in zip(new_state, state))
             state = new_state
             outputs.append(state[0])
+            if records is not None:
+                records.append(record)
         output = torch.stack(outputs)  # (T, B, H)
         if mask is not None:
             output = output * mask[..., None].to(output.dtype)  # padded steps output zeros, as torch
         if reverse:
             output = reverse_padded(output, lengths)
+        if records is not None:
+            self._trace.add(self, name, records, mask, lengths, reverse)
         return output, state
 
     def extra_repr(self) -> str:
@@ -254,12 +264,13 @@ def cell_parameters(weights: dict[str, Tensor], suffix: str) -> dict[str, Tensor
     return {name: weights.get(name + suffix) for name in CELL_WEIGHT_NAMES}
 
 
-def cell_step(spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None]) -> tuple[Tensor, ...]:
+def cell_step(spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None],
+              record: dict | None = None) -> tuple[Tensor, ...]:
     """One step of any cell from its input projection xw (B, G*H); the state as a tuple, (h,) or (h, c)."""
     if spec.kind == "lstm":
-        return lstm_step(spec, xw, state[0], state[1], p["weight_hh"], p["bias_hh"], p["weight_ch"])
+        return lstm_step(spec, xw, state[0], state[1], p["weight_hh"], p["bias_hh"], p["weight_ch"], record)
     step = rnn_step if spec.kind == "rnn" else gru_step
-    return (step(spec, xw, state[0], p["weight_hh"], p["bias_hh"]),)
+    return (step(spec, xw, state[0], p["weight_hh"], p["bias_hh"], record),)
 
 
 def variant_repr(spec: CellSpec, fused: bool) -> str:

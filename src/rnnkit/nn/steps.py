@@ -6,6 +6,10 @@ Every step takes `xw`, the input projection `W_ih x_t + b_ih` of all row blocks,
 computes for the whole sequence in one matrix product before its time loop (the only part of a
 recurrent layer that is not sequential). A gate the variant removes is the constant 1: its value
 here is `None` and the products it would scale are skipped.
+
+`record`, when a dict is given (rnnkit.nn.trace does), receives the step's named values: the gates
+that exist (i, f, g, o; r, z, n) and the states (c, h), each (B, H). The return value is the same
+either way.
 """
 from __future__ import annotations
 
@@ -21,9 +25,13 @@ def split_blocks(spec: CellSpec, rows: Tensor) -> dict[str, Tensor]:
     return dict(zip(spec.blocks, rows.tensor_split(len(spec.blocks), dim=-1)))  # (also when H = 0)
 
 
-def rnn_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:
+def rnn_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+             record: dict | None = None) -> Tensor:
     pre = xw + F.linear(h_prev, weight_hh, bias_hh)  # (B, H)
-    return torch.tanh(pre) if spec.nonlinearity == "tanh" else torch.relu(pre)  # (B, H)
+    h = torch.tanh(pre) if spec.nonlinearity == "tanh" else torch.relu(pre)  # (B, H)
+    if record is not None:
+        record["h"] = h
+    return h
 
 
 def lstm_step(
@@ -34,6 +42,7 @@ def lstm_step(
     weight_hh: Tensor,
     bias_hh: Tensor | None,
     weight_ch: Tensor | None,
+    record: dict | None = None,
 ) -> tuple[Tensor, Tensor]:
     pre = split_blocks(spec, xw + F.linear(h_prev, weight_hh, bias_hh))  # each (B, H)
     peep = dict(zip(spec.peephole_blocks, weight_ch.tensor_split(len(spec.peephole_blocks)))) if weight_ch is not None else {}
@@ -51,10 +60,13 @@ def lstm_step(
     c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)  # (B, H)
     o = gate("o", c)
     h = torch.tanh(c) if o is None else o * torch.tanh(c)  # (B, H)
+    if record is not None:
+        record.update({name: value for name, value in zip("ifgoch", (i, f, g, o, c, h)) if value is not None})
     return h, c
 
 
-def gru_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:
+def gru_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+             record: dict | None = None) -> Tensor:
     x = split_blocks(spec, xw)  # each (B, H)
     if spec.reset == "before" and spec.reset_gate:
         # n reads r ⊙ h_prev, so its recurrent product must wait for r.
@@ -67,9 +79,13 @@ def gru_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias
     else:
         hw = split_blocks(spec, F.linear(h_prev, weight_hh, bias_hh))  # each (B, H)
         z = torch.sigmoid(x["z"] + hw["z"])  # (B, H)
+        r = None
         if spec.reset_gate:  # reset="after": r scales the whole recurrent term, bias included
             r = torch.sigmoid(x["r"] + hw["r"])  # (B, H)
             n = torch.tanh(x["n"] + r * hw["n"])  # (B, H)
         else:
             n = torch.tanh(x["n"] + hw["n"])  # (B, H)
-    return (1 - z) * n + z * h_prev  # (B, H)
+    h = (1 - z) * n + z * h_prev  # (B, H)
+    if record is not None:
+        record.update({name: value for name, value in zip("rznh", (r, z, n, h)) if value is not None})
+    return h
