@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-all demo gradcheck bench clean
+.PHONY: test test-all demo shipped-model gradcheck bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(VENV)/bin/rnnkit train --out runs/demo --max-time $(DEMO_SECONDS)
 	$(VENV)/bin/rnnkit sample runs/demo --prime "ROMEO:" --length 400 --temperature 0.8 --seed 1
+
+# The model shipped as `rnnkit sample shakespeare`: the default preset trained for SHIP_SECONDS, packaged
+# into src/rnnkit/pretrained/shakespeare with its card (tools/ship_model.py).
+SHIP_SECONDS ?= 900
+shipped-model: $(STAMP)
+	rm -rf runs/shipped-shakespeare
+	$(VENV)/bin/rnnkit train --out runs/shipped-shakespeare --max-time $(SHIP_SECONDS)
+	$(PY) tools/ship_model.py runs/shipped-shakespeare shakespeare \
+		--description "character LSTM on tinyshakespeare (the default preset)" \
+		--command "rnnkit train --max-time $(SHIP_SECONDS)"
 
 gradcheck: $(STAMP)
 	$(VENV)/bin/rnnkit gradcheck

@@ -47,3 +47,20 @@ def run_rnnkit(*arguments: str, timeout: float = 120) -> subprocess.CompletedPro
     process = rnnkit_process(*arguments)
     stdout, stderr = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None  # any `import torch` now raises ImportError
+from rnnkit.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(name for name, module in sys.modules.items() if module is not None and name.split(".")[0] == "torch")
+assert not loaded, loaded
+sys.exit(code)
+"""
+
+
+def sample_without_torch(*arguments: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(SOURCE)}
+    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "sample", *arguments], env=environment,
+                          capture_output=True, text=True, timeout=120)

@@ -1,22 +1,8 @@
 """`rnnkit sample --engine numpy` works without torch and, greedy, writes what the torch engine writes."""
-import os
-import subprocess
-import sys
-
 import pytest
 
-from cli_helpers import SOURCE, run_main
+from cli_helpers import run_main, sample_without_torch
 from language_model_helpers import train_tiny_run, write_tiny_corpus
-
-WITHOUT_TORCH = """
-import sys
-sys.modules["torch"] = None  # any `import torch` now raises ImportError
-from rnnkit.cli import main
-code = main(sys.argv[1:])
-loaded = sorted(name for name, module in sys.modules.items() if module is not None and name.split(".")[0] == "torch")
-assert not loaded, loaded
-sys.exit(code)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +11,6 @@ def trained_run(tmp_path_factory):
     corpus = write_tiny_corpus(directory)
     return train_tiny_run(directory / "run", corpus, "model.cell=gru", "model.hidden_size=32", "optim.lr=0.01",
                           "train.max_steps=150")
-
-
-def sample_without_torch(*arguments: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(SOURCE)}
-    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "sample", *arguments], env=environment,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_greedy_numpy_sample_without_torch_equals_torch_sample(trained_run, capsys):

@@ -82,7 +82,7 @@ def add_sample_parser(commands) -> None:
         description="Generate text from a language-model run (its best checkpoint, or --checkpoint), streamed to "
         "stdout as it is chosen. Unset options take the run's [sample] config.",
     )
-    sample.add_argument("run", metavar="DIR", help="the run directory")
+    sample.add_argument("run", metavar="DIR", help="the run directory, or a shipped model's name (rnnkit models)")
     checkpoint_option(sample)
     prime = sample.add_mutually_exclusive_group()
     prime.add_argument("--prime", metavar="TEXT", help="text to start from (printed, then continued)")
@@ -113,7 +113,7 @@ def add_eval_parser(commands) -> None:
         "object. A language model follows the protocol of EQUATIONS.md (the whole text as one stream, batch 1, state "
         "carried): nll in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll), tokens.",
     )
-    evaluate.add_argument("run", metavar="DIR", help="the run directory")
+    evaluate.add_argument("run", metavar="DIR", help="the run directory, or a shipped model's name (rnnkit models)")
     checkpoint_option(evaluate)
     evaluate.add_argument("--data", metavar="FILE", help="data to evaluate on (default: the run's validation data)")
 
@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(commands)
     add_score_parser(commands)
     add_experiment_parser(commands)
+    commands.add_parser("models", help="list the models shipped with rnnkit (use a name in place of a run directory)",
+                        description="List the trained models that ship inside the package; `rnnkit sample NAME`, "
+                        "`rnnkit eval NAME` and the experiments take a name in place of a run directory.")
     gradcheck = commands.add_parser(
         "gradcheck",
         help="check the NumPy engine's hand-written BPTT against finite differences and torch autograd",
@@ -303,6 +306,17 @@ def experiment(args: argparse.Namespace) -> int:
     return experiment_module(args.experiment).run(args)
 
 
+def models(args: argparse.Namespace) -> int:
+    from rnnkit.pretrained import card, shipped_models
+
+    for name in shipped_models():
+        about = card(name)
+        print(f"{name}\t{about['description']}; {about['parameters']:,} parameters, validation nll "
+              f"{about['validation_nll']:.3f} ({about['validation_bpc']:.3f} bits per character) after "
+              f"{about['training_seconds']:.0f} s of training")
+    return 0
+
+
 def gradcheck(args: argparse.Namespace) -> int:
     check_seed("--seed", args.seed)
     if not (math.isfinite(args.tolerance) and args.tolerance > 0):
@@ -320,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="replace")  # a character the terminal cannot show becomes '?'
     try:
         commands = {"train": train, "sample": sample, "eval": evaluate, "predict": predict, "score": score,
-                    "experiment": experiment, "gradcheck": gradcheck}
+                    "experiment": experiment, "models": models, "gradcheck": gradcheck}
         return commands[args.command](args)
     except UsageError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)

@@ -22,6 +22,12 @@ EXPERIMENT_MODULES = {
     "bidirectional": "rnnkit.experiments.bidirectional",
     "depth": "rnnkit.experiments.depth",
     "ngram-vs-rnn": "rnnkit.experiments.ngram_vs_rnn",
+    "vanishing-scalar": "rnnkit.experiments.vanishing_scalar",
+    "gradient-flow": "rnnkit.experiments.gradient_flow",
+    "clipping": "rnnkit.experiments.clipping",
+    "sample-progression": "rnnkit.experiments.sample_progression",
+    "interpretable-cells": "rnnkit.experiments.interpretable_cells",
+    "lstm-vs-gru": "rnnkit.experiments.lstm_vs_gru",
 }
 
 
@@ -43,23 +49,53 @@ def output_directory(out: str | None, name: str) -> Path:
     return path
 
 
-def add_common_arguments(parser, name: str, data: str, validation: str, quick: str) -> None:
-    """--data, --val, --quick and --out, which every experiment takes."""
-    parser.add_argument("--data", metavar="TRAIN", required=True, help=data)
-    parser.add_argument("--val", metavar="DEV", required=True, help=validation)
+def add_output_arguments(parser, name: str, quick: str) -> None:
+    """--quick and --out, which every experiment takes."""
     parser.add_argument("--quick", action="store_true", help=f"a smoke version: {quick}")
     parser.add_argument("--out", metavar="DIR", help=f"a new directory for the outputs (default: runs/{name}-TIME)")
 
 
+def add_common_arguments(parser, name: str, data: str, validation: str, quick: str) -> None:
+    """--data and --val (both required), --quick and --out: the experiments on a task's data files."""
+    parser.add_argument("--data", metavar="TRAIN", required=True, help=data)
+    parser.add_argument("--val", metavar="DEV", required=True, help=validation)
+    add_output_arguments(parser, name, quick)
+
+
+def add_corpus_arguments(parser, name: str, quick: str) -> None:
+    """--corpus (default: the shipped tinyshakespeare), --quick and --out: the character-LM experiments."""
+    parser.add_argument("--corpus", metavar="TEXT", default="tinyshakespeare",
+                        help="the training text: a file or a shipped corpus's name (default tinyshakespeare; "
+                        "its last tenth is the validation text)")
+    add_output_arguments(parser, name, quick)
+
+
+QUICK_CHARACTERS = 20_000
+QUICK_CHAR_MODEL = ["model.embedding_size=8", "model.hidden_size=16", "data.window=16", "train.batch_size=4",
+                    "data.eval_tokens=500", "train.eval_every=5", "train.log_every=1"]
+
+
+def quick_corpus(corpus: str, directory: Path) -> str:
+    """The first QUICK_CHARACTERS characters of a corpus, written into directory: what a quick version of a
+    character-LM experiment trains on."""
+    from rnnkit.data.text import read_text, resolve_corpus
+
+    make_directory(directory, exist_ok=True)
+    target = directory / "corpus.txt"
+    write_text_atomically(target, read_text(resolve_corpus(corpus))[:QUICK_CHARACTERS])
+    return str(target)
+
+
 def train_once(preset: str | None, settings: list[str], values: dict, directory: Path) -> dict:
     """One run through the normal lifecycle (rnnkit.train.runs): the early-stopped (best) validation
-    metric, when it was reached, the epochs and seconds trained, the model's size and the run's path."""
+    metric, when it was reached, the steps, tokens (or examples), epochs and seconds trained, the model's
+    size and the run's path."""
     from rnnkit.train.runs import new_config, start_run
 
     trainer = start_run(new_config(preset, settings, values), str(directory), progress_stream=io.StringIO())
     trainer.run()
     best = trainer.best or {"value": None, "step": None}
-    return {"best": best["value"], "best_step": best["step"], "steps": trainer.step,
+    return {"best": best["value"], "best_step": best["step"], "steps": trainer.step, "trained": trainer.tokens,
             "epochs": round(trainer.task.epochs_done, 3), "seconds": round(trainer.elapsed(), 1),
             "parameters": sum(parameter.numel() for parameter in trainer.parameters),
             "run": str(trainer.run_directory.path)}

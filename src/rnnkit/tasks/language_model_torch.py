@@ -293,6 +293,20 @@ def load_model(run, checkpoint: Path, vocabulary: Vocabulary) -> tuple[LanguageM
     return model.to(device).eval(), device
 
 
+def load_run_model(run, which: str | None = None) -> tuple[LanguageModel, torch.device, Vocabulary]:
+    """A run's model (its best checkpoint, else its latest, or the one named) in evaluation mode, with
+    its device and vocabulary: what analysis tools read."""
+    vocabulary = Vocabulary.load(run.path / VOCABULARY)
+    return *load_model(run, run.directory.checkpoint(which), vocabulary), vocabulary
+
+
+def validation_ids(config: LanguageModelConfig, vocabulary: Vocabulary) -> tuple[np.ndarray, int]:
+    """The run's validation text as token ids, and how many of its tokens were read as <unk>."""
+    corpus = load_language_corpus(config.data.corpus, config.data.validation, config.data.train_fraction,
+                                  vocabulary, 1, "evaluation")
+    return corpus.validation_ids, corpus.out_of_vocabulary
+
+
 def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
     """{"nll", "perplexity", "tokens"} on a text (default: the run's validation text), batch 1; "bpc"
     for characters; "out_of_vocabulary" (tokens read as <unk>) where the vocabulary has <unk>."""
@@ -301,9 +315,7 @@ def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
     if data_path:
         ids, unknown = load_evaluation_ids(data_path, vocabulary)
     else:
-        corpus = load_language_corpus(config.data.corpus, config.data.validation, config.data.train_fraction,
-                                      vocabulary, 1, "evaluation")
-        ids, unknown = corpus.validation_ids, corpus.out_of_vocabulary
+        ids, unknown = validation_ids(config, vocabulary)
     model, device = load_model(run, checkpoint, vocabulary)
     metrics = evaluate_language_model(model, ids, device, batch_size=1)
     if vocabulary.tokenizer.name != "char":

@@ -25,6 +25,7 @@ from rnnkit.config import (
     split_assignment, task_of, with_values,
 )
 from rnnkit.errors import UsageError
+from rnnkit.pretrained import resolve_run_path
 from rnnkit.rundir import CONFIG, LATEST, RunDirectory, enclosing_run, new_run_path, path_problem
 from rnnkit.tasks import get_task
 
@@ -54,7 +55,8 @@ class OpenedRun:
 
 
 def open_run(path: str | Path) -> OpenedRun:
-    directory = RunDirectory.existing(path)
+    """A run directory, or a shipped model by name (rnnkit.pretrained), read for its config and task."""
+    directory = RunDirectory.existing(resolve_run_path(path))
     record = read_config_record(directory.config_path)
     task = get_task(task_of(record))
     config = config_from_dict(task.upgrade_record(record), task.config_class, str(directory.config_path))
@@ -197,6 +199,9 @@ def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: 
     from rnnkit.device import check_model_size, resolve_device, use_threads
     from rnnkit.train.trainer import Trainer
 
+    if resolve_run_path(path) != Path(path):
+        raise UsageError(f"{path}: no such run directory ({path} names a model shipped with rnnkit, which is read, "
+                         "never trained further)")
     run = open_run(path)
     lock = run.directory.lock()
     try:
