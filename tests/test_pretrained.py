@@ -4,6 +4,7 @@ import json
 import math
 
 from cli_helpers import assert_usage_error, run_main, sample_without_torch
+
 from rnnkit.pretrained import card, resolve_run_path, shipped_models
 
 GREEDY = ["--prime", "ROMEO:\n", "--length", "120", "--temperature", "0"]

@@ -4,8 +4,8 @@ import io
 import json
 
 import pytest
-
 from cli_helpers import assert_usage_error, run_main
+
 from rnnkit.experiments.vanishing_scalar import closed_form, state_gradients
 from rnnkit.train.runs import start_run
 

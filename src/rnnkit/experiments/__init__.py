@@ -101,6 +101,11 @@ def train_once(preset: str | None, settings: list[str], values: dict, directory:
             "run": str(trainer.run_directory.path)}
 
 
+def step_limit(steps: int) -> dict:
+    """Train for exactly `steps` steps: the preset's time limit, if it has one, is lifted."""
+    return {"train.max_steps": steps, "train.max_time": 0.0}
+
+
 def subset(path: str, count: int, directory: Path) -> str:
     """The first `count` sentences of a data file (lines, or blank-line-separated blocks such as
     CoNLL-U's), written into directory: what a quick version trains on."""

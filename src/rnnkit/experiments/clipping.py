@@ -20,8 +20,8 @@ from pathlib import Path
 
 from rnnkit.errors import UsageError
 from rnnkit.experiments import (
-    QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, train_once, write_report,
-    write_results,
+    QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, step_limit, train_once,
+    write_report, write_results,
 )
 
 NAME = "clipping"
@@ -105,11 +105,11 @@ def run(args) -> int:
     pyplot()
     directory = output_directory(args.out, NAME)
     grid, starts, descent_steps = 300, 29, DESCENT_STEPS
-    corpus, settings, limit = args.corpus, list(CHAR_RNN), {"train.max_steps": args.steps}
+    corpus, settings, limit = args.corpus, list(CHAR_RNN), step_limit(args.steps)
     if args.quick:
         grid, starts, descent_steps = QUICK["grid"], QUICK["starts"], QUICK["descent_steps"]
         corpus, settings = quick_corpus(args.corpus, directory / "data"), settings + QUICK_CHAR_MODEL
-        limit = {"train.max_steps": QUICK["steps"]}
+        limit = step_limit(QUICK["steps"])
     points = starting_points(starts)
     plain, clipped = descend(points, descent_steps, None), descend(points, descent_steps, THRESHOLD)
     single = {"plain": summarise(plain), "clipped": summarise(clipped), "starts": len(points),

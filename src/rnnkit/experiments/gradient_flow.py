@@ -7,7 +7,7 @@ Each model reads the same validation sequences; L_T is the cross-entropy of the 
 step. For the RNN the report sets the largest singular value of W_hh and of the step Jacobians
 ∂h_t/∂h_{t-1} beside the decay rate actually seen.
 
-    rnnkit experiment gradient-flow [--corpus TEXT] [--steps 200] [--train-seconds 120] [--quick] [--out DIR]
+    rnnkit experiment gradient-flow [--corpus TEXT] [--steps 200] [--train-steps 1000] [--quick] [--out DIR]
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import numpy as np
 
 from rnnkit.errors import UsageError
 from rnnkit.experiments import (
-    QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, train_once, write_report,
-    write_results,
+    QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, step_limit, train_once,
+    write_report, write_results,
 )
 
 NAME = "gradient-flow"
@@ -35,22 +35,22 @@ SEQUENCES = 8  # validation sequences the norms are averaged over
 def add_arguments(parser) -> None:
     add_corpus_arguments(parser, NAME, "a small corpus and model, T = 12, 3 training steps")
     parser.add_argument("--steps", type=int, default=200, metavar="T", help="sequence length T (default 200)")
-    parser.add_argument("--train-seconds", type=float, default=120.0, metavar="S",
-                        help="training seconds per cell (default 120)")
+    parser.add_argument("--train-steps", type=int, default=1000, metavar="N",
+                        help="training steps per cell (default 1000)")
 
 
 def run(args) -> int:
     if args.steps < 2:
         raise UsageError(f"--steps: the gradient flows over T >= 2 steps, got {args.steps}")
-    if not args.train_seconds > 0:
-        raise UsageError(f"--train-seconds must be positive, got {args.train_seconds:g}")
+    if args.train_steps < 1:
+        raise UsageError(f"--train-steps must be 1 or more, got {args.train_steps}")
     pyplot()
     directory = output_directory(args.out, NAME)
     corpus, steps, settings = args.corpus, args.steps, []
-    limit = {"train.max_time": args.train_seconds}
+    limit = step_limit(args.train_steps)
     if args.quick:
         corpus, steps, settings = quick_corpus(args.corpus, directory / "data"), 12, list(QUICK_CHAR_MODEL)
-        limit = {"train.max_steps": 3}
+        limit = step_limit(3)
     rows = []
     for name, cell in CELLS.items():
         outcome = train_once("shakespeare-char", settings + cell, {"data.corpus": corpus, **limit},
@@ -77,8 +77,16 @@ def measure(run_path: str, stage: str, steps: int, vanilla: bool) -> dict:
     import torch
     from torch.nn import functional as F
 
-    from rnnkit.analysis import gradient_flow, step_jacobian_singular_values, weight_singular_values
-    from rnnkit.tasks.language_model_torch import LanguageModel, load_run_model, validation_ids
+    from rnnkit.analysis import (
+        gradient_flow,
+        step_jacobian_singular_values,
+        weight_singular_values,
+    )
+    from rnnkit.tasks.language_model_torch import (
+        LanguageModel,
+        load_run_model,
+        validation_ids,
+    )
     from rnnkit.train.runs import open_run, seed_everything
 
     run = open_run(run_path)
@@ -124,7 +132,7 @@ def describe_vanishing(value: int | None, steps: int) -> str:
 
 
 def report(rows: list[dict], steps: int, limit: dict, quick: bool) -> str:
-    budget = (f"{limit['train.max_time']:g} s" if "train.max_time" in limit else f"{limit['train.max_steps']} steps")
+    budget = f"{limit['train.max_steps']} steps"
     lines = [
         "# Gradient flow through time: vanilla RNN, LSTM and GRU", "",
         f"**The lecture's claim.** {CLAIM}", "",

@@ -6,7 +6,7 @@ indicators computed from the text (rnnkit.analysis.cells); the best units are dr
 It reads the shipped `shakespeare` model by default (or --run DIR), and also trains a model on code:
 rnnkit's own Python source as one text file, through the normal training path.
 
-    rnnkit experiment interpretable-cells [--run DIR|NAME] [--code-seconds 600] [--quick] [--out DIR]
+    rnnkit experiment interpretable-cells [--run DIR|NAME] [--code-steps 4000] [--quick] [--out DIR]
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import numpy as np
 from rnnkit.atomic import make_directory, write_text_atomically
 from rnnkit.errors import UsageError
 from rnnkit.experiments import (
-    QUICK_CHAR_MODEL, add_output_arguments, output_directory, pyplot, train_once, write_report, write_results,
+    QUICK_CHAR_MODEL, add_output_arguments, output_directory, pyplot, step_limit, train_once, write_report,
+    write_results,
 )
 
 NAME = "interpretable-cells"
@@ -35,8 +36,8 @@ def add_arguments(parser) -> None:
     add_output_arguments(parser, NAME, "500 characters, the code model trained for 3 steps")
     parser.add_argument("--run", default="shakespeare", metavar="DIR",
                         help="a character LM run, or a shipped model's name (default: shakespeare)")
-    parser.add_argument("--code-seconds", type=float, default=600.0, metavar="S",
-                        help="training seconds of the model on rnnkit's source; 0 skips it (default 600)")
+    parser.add_argument("--code-steps", type=int, default=4000, metavar="N",
+                        help="training steps of the model on rnnkit's source; 0 skips it (default 4000)")
 
 
 def code_corpus(directory: Path) -> str:
@@ -63,14 +64,14 @@ def character_model_run(path: str):
 
 
 def run(args) -> int:
-    if args.code_seconds < 0:
-        raise UsageError(f"--code-seconds must be 0 (skip) or positive, got {args.code_seconds:g}")
+    if args.code_steps < 0:
+        raise UsageError(f"--code-steps must be 0 (skip) or more, got {args.code_steps}")
     models = [("shipped" if args.run == "shakespeare" else "given", character_model_run(args.run))]
     pyplot()
     directory = output_directory(args.out, NAME)
     characters = 500 if args.quick else CHARACTERS
-    if args.code_seconds:
-        limit = {"train.max_steps": 3} if args.quick else {"train.max_time": args.code_seconds}
+    if args.code_steps:
+        limit = step_limit(3 if args.quick else args.code_steps)
         outcome = train_once("shakespeare-char", QUICK_CHAR_MODEL if args.quick else [],
                              {"data.corpus": code_corpus(directory / "data"), **limit}, directory / "runs" / "code")
         models.append(("code", character_model_run(outcome["run"])))
@@ -88,7 +89,12 @@ def run(args) -> int:
 
 def analyse(run, characters: int, directory: Path, label: str) -> dict:
     """Rank the run's units on its validation text; write cells-LABEL.html and cells-LABEL.png."""
-    from rnnkit.analysis.cells import coloured_html, indicators, rank_units, unit_signals
+    from rnnkit.analysis.cells import (
+        coloured_html,
+        indicators,
+        rank_units,
+        unit_signals,
+    )
     from rnnkit.tasks.language_model_torch import load_run_model, validation_ids
 
     model, _, vocabulary = load_run_model(run)

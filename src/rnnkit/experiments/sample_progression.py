@@ -6,7 +6,7 @@ The run is the default preset's, with samples written to samples.txt during trai
 the samples at increasing steps and, as one number for each, the share of its words that occur in
 the training text.
 
-    rnnkit experiment sample-progression [--corpus TEXT] [--train-seconds 600] [--quick] [--out DIR]
+    rnnkit experiment sample-progression [--corpus TEXT] [--train-steps 4000] [--quick] [--out DIR]
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from rnnkit.errors import UsageError
 from rnnkit.experiments import (
-    QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, train_once, write_report,
-    write_results,
+    QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, step_limit, train_once,
+    write_report, write_results,
 )
 
 NAME = "sample-progression"
@@ -35,20 +35,20 @@ WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 def add_arguments(parser) -> None:
     add_corpus_arguments(parser, NAME, "a tiny model for 4 steps, samples at steps 1, 2, 3")
-    parser.add_argument("--train-seconds", type=float, default=600.0, metavar="S",
-                        help="training seconds (default 600, the default preset's)")
+    parser.add_argument("--train-steps", type=int, default=4000, metavar="N",
+                        help="training steps (default 4000; the schedule spans them)")
 
 
 def run(args) -> int:
-    if not args.train_seconds > 0:
-        raise UsageError(f"--train-seconds must be positive, got {args.train_seconds:g}")
+    if args.train_steps < 1:
+        raise UsageError(f"--train-steps must be 1 or more, got {args.train_steps}")
     pyplot()
     directory = output_directory(args.out, NAME)
     corpus, steps, length, settings = args.corpus, STEPS, LENGTH, []
-    limit = {"train.max_time": args.train_seconds}
+    limit = step_limit(args.train_steps)
     if args.quick:
         corpus, settings = quick_corpus(args.corpus, directory / "data"), list(QUICK_CHAR_MODEL)
-        steps, length, limit = QUICK["steps"], QUICK["length"], {"train.max_steps": QUICK["max_steps"]}
+        steps, length, limit = QUICK["steps"], QUICK["length"], step_limit(QUICK["max_steps"])
     every = steps[0]
     outcome = train_once("shakespeare-char", settings + [f"sample.every={every}", f"sample.length={length}"],
                          {"data.corpus": corpus, **limit}, directory / "runs" / "char-lm")
