@@ -223,3 +223,19 @@ def test_bad_inputs_of_the_classifier_commands(capsys, classifier_run, tmp_path,
         tiny.write_text("3 good\n")
         opened = open_run(run)
         opened.task.evaluate(opened, opened.directory.checkpoint(), str(tiny))
+
+
+def test_embedding_init_scale_draws_uniform_embeddings_with_a_zero_padding_row():
+    default = small_model({})
+    uniform = small_model({"embedding_init_scale": 0.1})
+    weight = uniform.embedding.weight
+    assert torch.all(weight[0] == 0) and weight[1:].abs().max() <= 0.1
+    assert weight[1:].abs().max() > 0.05 and weight[1:].std() > 0.03  # spread over the interval, not all near 0
+    assert default.embedding.weight[1:].abs().max() > 0.5  # the default stays torch's N(0, 1)
+
+
+def test_a_negative_embedding_init_scale_is_refused(capsys, tmp_path):
+    train, dev = tiny_files(tmp_path)
+    assert_usage_error(capsys, ["train", "--set", "task=classifier", "--data", str(train), "--val", str(dev),
+                                "--out", str(tmp_path / "run"), "--set", "model.embedding_init_scale=-0.1"],
+                       "model.embedding_init_scale")

@@ -29,6 +29,7 @@ CLAIM = ("Vanilla RNN gradients vanish exponentially with distance when the larg
          "below 1 (Pascanu et al. 2013); the LSTM's additive cell state keeps the gradient alive.")
 CELLS = {"RNN-tanh": ["model.cell=rnn"], "LSTM": ["model.cell=lstm"], "GRU": ["model.cell=gru"]}
 THRESHOLD = 1e-6  # the relative gradient norm at which the report says a cell's gradient has vanished
+PLOT_FLOOR = 1e-40  # float32 gradients underflow to 0 below about 1e-38; the plot draws 0 here
 SEQUENCES = 8  # validation sequences the norms are averaged over
 
 
@@ -183,12 +184,13 @@ def plot(rows: list[dict], path: Path) -> None:
     for axes, stage in zip(panels, ("untrained", "trained")):
         for row in rows:
             relative = row[stage]["relative_norm"]
-            axes.semilogy(range(1, len(relative) + 1), [max(v, 1e-300) for v in relative], label=row["cell"])
+            axes.semilogy(range(1, len(relative) + 1), [max(v, PLOT_FLOOR) for v in relative], label=row["cell"])
         axes.axhline(THRESHOLD, color="grey", linewidth=0.8, linestyle=":")
+        axes.set_ylim(bottom=PLOT_FLOOR)
         axes.set_title(stage)
         axes.set_xlabel("distance T - k (steps)")
         axes.legend()
-    panels[0].set_ylabel("‖∂L_T/∂h_k‖ / ‖∂L_T/∂h_{T-1}‖")
+    panels[0].set_ylabel("‖∂L_T/∂h_k‖ / ‖∂L_T/∂h_{T-1}‖ (0 drawn at 1e-40)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -63,6 +63,10 @@ def character_model_run(path: str):
     return run
 
 
+def model_name(label: str, run: str) -> str:
+    return "`shakespeare`, the model shipped with rnnkit" if label == "shipped" else run
+
+
 def run(args) -> int:
     if args.code_steps < 0:
         raise UsageError(f"--code-steps must be 0 (skip) or more, got {args.code_steps}")
@@ -145,8 +149,8 @@ def report(results: dict, quick: bool) -> str:
         f"**The lecture's claim.** {CLAIM}", "",
         f"**Our setup.** {'QUICK SMOKE VERSION: not a measurement. ' if quick else ''}Every unit's c, tanh(c) and h over "
         "the first characters of each model's validation text, correlated (Pearson r) with each indicator; a unit "
-        "scores its best signal. Models: " + "; ".join(f"{label}: {results[label]['run']} ({results[label]['units']} units)"
-                                                       for label in labels) + ".", "",
+        "scores its best signal. Models: " + "; ".join(f"{label}: {model_name(label, results[label]['run'])} "
+                                                       f"({results[label]['units']} units)" for label in labels) + ".", "",
         "| indicator | " + " | ".join(f"best r, {label} model" for label in labels) + " |",
         "|---|" + "---:|" * len(labels),
     ]

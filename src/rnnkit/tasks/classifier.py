@@ -48,11 +48,14 @@ class ModelConfig(SequenceModelSettings):
     word_dropout: float = 0.0  # in training, a word becomes <unk> with this probability
     embeddings_file: str = ""  # pretrained word vectors (GloVe or word2vec text format); empty: none
     freeze_embeddings: bool = False  # keep the embeddings as initialised
+    embedding_init_scale: float = 0.0  # >0: embeddings start uniform in ±scale; 0: torch's normal N(0, 1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         choice("model.pooling", self.pooling, POOLINGS)
         require(0 <= self.word_dropout < 1, "model.word_dropout", "expected a probability in [0, 1)", self.word_dropout)
+        require(self.embedding_init_scale >= 0, "model.embedding_init_scale", "expected 0 or a positive number",
+                self.embedding_init_scale)
 
 
 @dataclass(frozen=True)

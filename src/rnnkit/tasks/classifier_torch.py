@@ -38,6 +38,10 @@ class SentenceClassifier(nn.Module):
         self.config = model
         directions = 2 if model.bidirectional else 1
         self.embedding = nn.Embedding(vocabulary_size, model.embedding_size, padding_idx=PADDING_ID)
+        if model.embedding_init_scale > 0:
+            with torch.no_grad():
+                nn.init.uniform_(self.embedding.weight, -model.embedding_init_scale, model.embedding_init_scale)
+                self.embedding.weight[PADDING_ID].zero_()
         self.embedding_dropout = nn.Dropout(model.embedding_dropout)
         self.rnn = build_recurrent_layer(model, model.embedding_size, model.bidirectional)
         self.dropout = nn.Dropout(model.dropout)
