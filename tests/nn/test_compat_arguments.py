@@ -5,7 +5,8 @@ forward pass) and asserts the same exception type and message, or the same resul
 own arguments and the deliberate differences are at the end."""
 import pytest
 import torch
-from compat import CELLS, LAYERS, NAMES, assert_same_outcome, assert_same_tensors, our_classes, outcome, torch_class
+from compat import (CELLS, LAYERS, NAMES, assert_same_outcome, assert_same_tensors, bit_exact, our_classes, outcome,
+                    torch_class)
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnkit import nn as rnn
@@ -104,7 +105,7 @@ def test_layer_forward_arguments(name, what, kwargs, inputs, engine):
         return
     assert_same_outcome(ours, theirs, f"{name} {what}")
     if theirs.error is None:
-        assert_same_tensors(ours.value, theirs.value, f"{name} {what}", exact=engine == "fused")
+        assert_same_tensors(ours.value, theirs.value, f"{name} {what}", exact=bit_exact(name, engine))
 
 
 def _cell_forward_cases(name):
@@ -138,7 +139,7 @@ def test_cell_forward_arguments(name, what, inputs, engine):
     theirs, ours = outcome(lambda: theirs_cell(*inputs)), outcome(lambda: ours_cell(*inputs))
     assert_same_outcome(ours, theirs, f"{name} {what}")
     if theirs.error is None:
-        assert_same_tensors(ours.value, theirs.value, f"{name} {what}", exact=engine == "fused")
+        assert_same_tensors(ours.value, theirs.value, f"{name} {what}", exact=bit_exact(name, engine))
 
 
 @pytest.mark.parametrize("name", CELLS)
@@ -210,8 +211,6 @@ def test_variant_layout_in_the_weight_bookkeeping():
     (lambda: rnn.LSTMCell(3, 4, gates="if", coupled=True, peephole=1), ValueError, "peephole: expected True or False"),
     (lambda: rnn.GRU(3, 4, reset="middle"), ValueError, "reset: got 'middle', expected 'after' or 'before'"),
     (lambda: rnn.LSTM(3, 4, proj_size=2), ValueError, "proj_size: got 2; rnnkit layers support only proj_size=0"),
-    (lambda: rnn.LSTM(3, 4, peephole=True, fused=True), ValueError, "fused: fused=True needs the standard"),
-    (lambda: rnn.GRUCell(3, 4, reset_gate=False, fused=True), ValueError, "fused: fused=True needs the standard"),
     (lambda: rnn.LSTM(3, 4, fused=1), TypeError, "fused should be of type bool or None, got: int"),
     (lambda: rnn.GRU(3, 4, peephole=True), TypeError, "unexpected keyword argument 'peephole'"),
     # torch's RNNCell accepts an unknown nonlinearity and fails at its first forward call; rnnkit refuses

@@ -12,7 +12,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from compat import LAYERS, NAMES, assert_same_tensors, torch_class
+from compat import LAYERS, NAMES, assert_same_tensors, bit_exact, torch_class
 from torch.nn.utils import parametrize, prune
 
 from rnnkit import nn as rnn
@@ -97,7 +97,7 @@ def test_reparametrised_recurrent_weight(name, how, fused):
     for module in (theirs, ours):
         REPARAMETRISATIONS[how](module, weight)
     for step in range(2):  # a second call after the first one's backward
-        assert_same_behaviour(theirs, ours, name, exact=fused is None)
+        assert_same_behaviour(theirs, ours, name, exact=bit_exact(name, "fused" if fused is None else "equations"))
         theirs.zero_grad(), ours.zero_grad()
     assert ours.state_dict().keys() == theirs.state_dict().keys()
 
@@ -147,7 +147,7 @@ def test_weights_tied_across_layers_of_one_module(name, fused):
         module.weight_hh_l2 = module.weight_hh_l0
         module.weight_ih_l1 = module.weight_ih_l0
     assert len(list(ours.parameters())) == len(list(theirs.parameters()))
-    assert_same_behaviour(theirs, ours, name, exact=fused is None)
+    assert_same_behaviour(theirs, ours, name, exact=bit_exact(name, "fused" if fused is None else "equations"))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -162,7 +162,7 @@ def test_weight_tied_between_two_modules(name):
         setattr(second, weight, getattr(first, weight))
     x = _inputs(name)
     for index in (0, 1):
-        assert_same_tensors(our_pair[index](x), their_pair[index](x), f"{name} module {index}")
+        assert_same_tensors(our_pair[index](x), their_pair[index](x), f"{name} module {index}", exact=bit_exact(name))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -174,7 +174,7 @@ def test_every_parameter_deleted_and_re_assigned(name, fused):
             value = getattr(module, key)
             delattr(module, key)
             setattr(module, key, value)
-    assert_same_behaviour(theirs, ours, name, exact=fused is None)
+    assert_same_behaviour(theirs, ours, name, exact=bit_exact(name, "fused" if fused is None else "equations"))
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -191,7 +191,8 @@ def test_extra_parameter_on_the_module(name):
         output, _ = module(x, hx)
         output.sum().backward()
         results.append((output, module.initial_state.grad))
-    assert_same_tensors(results[1], results[0], f"{name} with a learnable initial state")
+    assert_same_tensors(results[1], results[0], f"{name} with a learnable initial state",
+                        exact=bit_exact(name))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -200,8 +201,9 @@ def test_functional_call_with_other_weights(name):
     replacement = {key: torch.randn_like(value) for key, value in theirs.named_parameters()}
     x = _inputs(name)
     assert_same_tensors(torch.func.functional_call(ours, replacement, (x,)),
-                        torch.func.functional_call(theirs, replacement, (x,)), f"{name} functional_call")
-    assert_same_tensors(ours(x), theirs(x), f"{name} after functional_call")  # own weights again
+                        torch.func.functional_call(theirs, replacement, (x,)), f"{name} functional_call",
+                        exact=bit_exact(name))
+    assert_same_tensors(ours(x), theirs(x), f"{name} after functional_call", exact=bit_exact(name))  # own weights again
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -210,7 +212,7 @@ def test_dtype_moves_and_copies(name):
     for move in (lambda m: m.float(), lambda m: m.double(), copy.deepcopy, lambda m: m.to(torch.float64)):
         theirs, ours = move(theirs), move(ours)
         x = _inputs(name, dtype=next(theirs.parameters()).dtype)
-        assert_same_tensors(ours(x), theirs(x), f"{name} after a move")
+        assert_same_tensors(ours(x), theirs(x), f"{name} after a move", exact=bit_exact(name))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -236,7 +238,7 @@ def test_to_torch_gives_the_twin_with_the_same_outputs(name):
     converted = rnn.to_torch(model)
     assert type(converted[0]) is torch_class(name) and type(model[0]) is getattr(rnn, name)
     x = _inputs(name)
-    assert_same_tensors(converted(x), model(x), f"{name} to_torch")
+    assert_same_tensors(converted(x), model(x), f"{name} to_torch", exact=bit_exact(name))
 
 
 def test_to_torch_refuses_a_variant():

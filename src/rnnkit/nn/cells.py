@@ -4,14 +4,17 @@ Dimension letters: B batch, I input size, H hidden size, G row blocks.
 
 They subclass `torch.nn.RNNCellBase` (torch's parameter creation and initialisation) and carry
 torch's cell parameter names (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, and `weight_ch` for
-peepholes). The standard cell runs torch's fused cell kernel, as torch.nn does; a variant, or
-`fused=False`, runs the same step functions as the layers (steps.py).
+peepholes). The standard cell runs torch's fused cell kernel, as torch.nn does; a variant runs one
+step of rnnkit's fused kernel (rnnkit.nn.kernels), which with no gradient to record is one C++ call
+(what sampling needs). `fused=False`, or an unavailable kernel, runs the same step functions as the
+layers (steps.py).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, _VF, nn
 
+from rnnkit.nn import kernels
 from rnnkit.nn.interop import HasTorchTwin
 from rnnkit.nn.layers import CELL_WEIGHT_NAMES, cell_step, check_fused, set_forget_bias, variant_repr
 from rnnkit.spec import CellSpec
@@ -25,7 +28,7 @@ class RecurrentCell(HasTorchTwin, nn.RNNCellBase):
                  dtype=None, fused: bool | None = None):
         self.spec = spec  # before RNNCellBase.__init__, which calls reset_parameters (it reads the spec)
         super().__init__(input_size, hidden_size, bias, num_chunks=len(spec.blocks), device=device, dtype=dtype)
-        self.fused = check_fused(fused, spec)
+        self.fused = check_fused(fused)
         if spec.peephole_blocks:
             self.weight_ch = nn.Parameter(
                 torch.empty(len(spec.peephole_blocks) * hidden_size, device=device, dtype=dtype))
@@ -52,13 +55,18 @@ class RecurrentCell(HasTorchTwin, nn.RNNCellBase):
             states = (zeros,) * (2 if self.spec.has_cell_state else 1)
         elif not batched:
             states = tuple(s.unsqueeze(0) for s in states)
-        if self.fused:
+        kernel = kernels.kernel_for(x) if self.fused and not self.spec.is_standard else None
+        if self.fused and self.spec.is_standard:
             new = self._run_fused(x, states)
         else:
             self._check_shapes(x, states)
             p = {name: getattr(self, name, None) for name in CELL_WEIGHT_NAMES}  # reparametrised ones too
             xw = nn.functional.linear(x, p["weight_ih"], p["bias_ih"])  # (B, G*H)
-            new = cell_step(self.spec, xw, states, p)
+            if kernel is not None:
+                sizes = torch.tensor([x.shape[0]], dtype=torch.int64)  # one step of batch B
+                new = kernels.run_direction(kernel, self.spec, xw, sizes, False, states, p)[1]
+            else:
+                new = cell_step(self.spec, xw, states, p)
         if not batched:
             new = tuple(s.squeeze(0) for s in new)
         return new if self.spec.has_cell_state else new[0]

@@ -9,9 +9,12 @@ norm, pruning, parametrizations, `functional_call`, tying and re-assigned weight
 pickling and DataParallel replication. They do not subclass torch.nn.LSTM and its siblings: a
 variant has other equations and another parameter layout than the torch class promises.
 
-When the variant is exactly torch's (CellSpec.is_standard), the forward pass goes to the same fused
-kernels torch.nn uses, with the same arguments; otherwise (or with `fused=False`) it runs the
-equations of `steps.py` one step at a time, which autograd differentiates into BPTT.
+The forward pass has two engines. The fused one (the default) runs a whole direction of a layer in
+one kernel call: torch.nn's own kernels for the standard LSTM and RNN (cuDNN on CUDA), and rnnkit's
+kernel (rnnkit.nn.kernels: forward and hand-written backward) for the standard GRU on the CPU and for
+every variant. With `fused=False`, or where rnnkit's kernel is unavailable (a failed build, a CUDA
+tensor), it runs the equations of `steps.py` one step at a time, which autograd differentiates into
+BPTT: the readable oracle the kernels are tested against.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import torch
 from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.nn import kernels
 from rnnkit.nn.interop import HasTorchTwin
 from rnnkit.nn.steps import gru_step, lstm_step, rnn_step
 from rnnkit.spec import CellSpec, layer_parameter_groups, layer_suffix
@@ -33,16 +37,17 @@ def torch_mode(spec: CellSpec) -> str:
     return spec.kind.upper()
 
 
-def check_fused(fused: object, spec: CellSpec) -> bool:
-    """The value of a layer's or cell's `fused` keyword: None chooses the fused kernel when it applies."""
+def check_fused(fused: object) -> bool:
+    """The value of a layer's or cell's `fused` keyword: None (the default) and True choose a fused kernel."""
     if fused is not None and not isinstance(fused, bool):
         raise TypeError(f"fused should be of type bool or None, got: {type(fused).__name__}")
-    if fused and not spec.is_standard:
-        raise ValueError(
-            f"fused: fused=True needs the standard torch.nn cell, got the variant '{spec.variant_name}'; "
-            "use fused=None (automatic) or fused=False"
-        )
-    return spec.is_standard if fused is None else fused
+    return fused is not False
+
+
+def uses_torch_kernel(spec: CellSpec, device: torch.device) -> bool:
+    """Whether the fused path is torch.nn's own kernel: the standard LSTM and RNN everywhere, and the
+    standard GRU off the CPU (on the CPU rnnkit's GRU kernel is the faster one, see BENCHMARKS.md)."""
+    return spec.is_standard and (spec.kind != "gru" or device.type != "cpu")
 
 
 def refuse_projection(proj_size: int) -> None:
@@ -86,7 +91,7 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         super().__init__(torch_mode(spec), input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype)
         refuse_projection(proj_size)
-        self.fused = check_fused(fused, spec)
+        self.fused = check_fused(fused)
         groups = layer_parameter_groups(spec, input_size, hidden_size, num_layers, bias, bidirectional)
         if [name for group in groups for name in group] != self._flat_weights_names or any(
             tuple(getattr(self, name).shape) != shape for group in groups for name, shape in group.items()
@@ -179,6 +184,14 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         return self._flat_weights
 
     def _run_fused(self, input: Tensor, batch_sizes: Tensor | None, hx):
+        if not uses_torch_kernel(self.spec, input.device):
+            kernel = kernels.kernel_for(input)
+            if kernel is None:
+                return self._run_equations(input, batch_sizes, hx)
+            return self._run_kernel(kernel, input, batch_sizes, hx)
+        return self._run_torch_kernel(input, batch_sizes, hx)
+
+    def _run_torch_kernel(self, input: Tensor, batch_sizes: Tensor | None, hx):
         """torch.nn's own kernels (cuDNN on CUDA), for the standard cell only, called as torch.nn calls them."""
         kernel = FUSED_KERNELS[self.mode]
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
@@ -188,6 +201,38 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         else:
             result = kernel(input, batch_sizes, hx, weights, *options)
         return result[0], self._public_state(tuple(result[1:]))
+
+    def _run_kernel(self, kernel, input: Tensor, batch_sizes: Tensor | None, hx):
+        """rnnkit's kernel, one call per direction and layer, on packed rows: a packed batch as it is,
+        a padded one as T steps of batch B."""
+        state = self._state_tuple(hx)
+        if batch_sizes is None:
+            x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+            T, B = x.shape[:2]
+            rows = x.reshape(T * B, x.shape[2])  # (N, I)
+            sizes = torch.full((T,), B, dtype=torch.int64)
+        else:
+            rows, sizes = input, batch_sizes
+        weights = dict(zip(self._flat_weights_names, self.effective_weights()))
+        finals: list[tuple[Tensor, ...]] = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                suffix = layer_suffix(layer, direction == 1)
+                p = cell_parameters(weights, suffix)
+                xw = nn.functional.linear(rows, p["weight_ih"], p["bias_ih"])  # (N, G*H), every step at once
+                initial = tuple(s[layer * self.num_directions + direction] for s in state)
+                output, final = kernels.run_direction(kernel, self.spec, xw, sizes, direction == 1, initial, p)
+                outputs.append(output)
+                finals.append(final)
+            rows = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, D*H)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                rows = nn.functional.dropout(rows, self.dropout, training=True)
+        final_state = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, H)
+        if batch_sizes is None:
+            rows = rows.reshape(T, B, rows.shape[-1])
+            rows = rows.transpose(0, 1) if self.batch_first else rows
+        return rows, self._public_state(final_state)
 
     def _run_equations(self, input: Tensor, batch_sizes: Tensor | None, hx):
         """The equations engine on the same input forms as the fused kernels: a padded batch, or
@@ -276,7 +321,7 @@ def cell_step(spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str
 def variant_repr(spec: CellSpec, fused: bool) -> str:
     """The constructor keywords that differ from torch's defaults, as a repr shows them."""
     keywords = spec.changed_keywords()
-    if spec.is_standard and not fused:
+    if not fused:
         keywords["fused"] = False
     return "".join(f", {name}={value!r}" for name, value in keywords.items())
 

@@ -1,0 +1,165 @@
+"""rnnkit's fused recurrence: every cell and variant, forward and hand-written backward over a whole
+sequence in one C++ call per direction (recurrence_cpu.cpp says how it works).
+
+Dimension letters: N packed rows (the sum of the per-step batch sizes), B batch, H hidden size,
+G row blocks, GH = G * H.
+
+The extension is compiled with torch.utils.cpp_extension on first use (g++ and ninja) and cached in
+`$RNNKIT_KERNEL_CACHE`, by default `~/.cache/rnnkit/kernels`, under a name keyed by the source and the
+torch version, so a build is reused until either changes. `RNNKIT_KERNELS=0` turns it off. When it
+cannot be built the layers run the equations path (steps.py), which computes the same values, and a
+warning says why, once.
+
+`kernel_for(x)` is the one place that chooses by device: the CPU build for CPU tensors, None (the
+equations path) elsewhere until a CUDA kernel of the same design exists.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from rnnkit.spec import CellSpec
+
+SOURCE = Path(__file__).with_name("recurrence_cpu.cpp")
+SUPPORTED_DTYPES = (torch.float32, torch.float64)
+
+_lock = threading.Lock()
+_state: dict = {}  # "module": the loaded extension or None; "reason": why not
+
+
+def cache_directory() -> Path:
+    root = os.environ.get("RNNKIT_KERNEL_CACHE") or Path.home() / ".cache" / "rnnkit" / "kernels"
+    return Path(root)
+
+
+def _compile_flags() -> list[str]:
+    """-O3, and the widest SIMD vectors (ATen's, with SLEEF's exp and tanh) torch found the CPU able to run."""
+    flags = ["-O3"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512":
+        flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c",
+                  "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+    elif capability == "AVX2":
+        flags += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    return flags
+
+
+def _build_name() -> str:
+    key = SOURCE.read_bytes() + torch.__version__.encode() + " ".join(_compile_flags()).encode()
+    return f"rnnkit_recurrence_{hashlib.sha256(key).hexdigest()[:12]}"
+
+
+def _ninja_on_path() -> None:
+    """torch's builder runs `ninja`; the pip package's binary is not on PATH outside an activated venv."""
+    if shutil.which("ninja"):
+        return
+    try:
+        import ninja  # the pip package
+    except ImportError:
+        return
+    os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+def _why_build_failed(error: BaseException) -> str:
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler ({compiler} not found)"
+    if shutil.which("ninja") is None:
+        return "ninja not found (pip install ninja)"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line.lower()]
+    return ((errors or lines or [type(error).__name__])[0])[:200]
+
+
+def load():
+    """The compiled extension, built on first use; None (after one warning) if it cannot be."""
+    if "module" in _state:
+        return _state["module"]
+    with _lock:
+        if "module" in _state:
+            return _state["module"]
+        module, reason = None, None
+        if os.environ.get("RNNKIT_KERNELS", "1") == "0":
+            reason = "RNNKIT_KERNELS=0"
+        else:
+            try:
+                from torch.utils import cpp_extension
+
+                _ninja_on_path()
+                directory = cache_directory() / _build_name()
+                directory.mkdir(parents=True, exist_ok=True)
+                module = cpp_extension.load(name=_build_name(), sources=[str(SOURCE)], build_directory=str(directory),
+                                            extra_cflags=_compile_flags(), verbose=False)
+            except Exception as error:  # any failure to build or import: the equations path stays correct
+                reason = _why_build_failed(error)
+        if module is None:
+            warnings.warn(f"rnnkit: the fused recurrence kernel is unavailable ({reason}); "
+                          "variants run the equations path, with the same results, more slowly", stacklevel=3)
+        _state.update(module=module, reason=reason)
+        return module
+
+
+def unavailable_reason() -> str | None:
+    """Why the kernel is not in use (None when it is, or has not been tried)."""
+    return _state.get("reason")
+
+
+def kernel_for(x: Tensor):
+    """The kernel for x's device and dtype, or None for the equations path (device dispatch is here)."""
+    if x.device.type != "cpu":
+        return None  # the design carries over to CUDA; until that kernel exists, the equations path
+    if x.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"the fused recurrence kernel supports float32 and float64 on the CPU, got {x.dtype}; "
+                        "pass fused=False for the equations path")
+    return load()
+
+
+def layout(spec: CellSpec) -> list[int]:
+    """The variant as the kernel reads it: row-block and peephole-block offsets (-1 when absent)."""
+    block = {name: index for index, name in enumerate(spec.blocks)}
+    peep = {name: index for index, name in enumerate(spec.peephole_blocks)}
+    kind = {"rnn": 0, "lstm": 1, "gru": 2}[spec.kind]
+    reset_before = spec.kind == "gru" and spec.reset == "before" and spec.reset_gate
+    return [kind, int(spec.nonlinearity == "relu"), *(block.get(g, -1) for g in "ifgo"),
+            *(peep.get(g, -1) for g in "ifo"), int(spec.coupled), *(block.get(g, -1) for g in "rzn"), int(reset_before)]
+
+
+class FusedRecurrence(torch.autograd.Function):
+    """One direction of one layer over packed rows: xw (N, GH) is the input projection W_ih x + b_ih of
+    every step; returns the output (N, H) and the final h (B, H), and c (B, H) for an LSTM."""
+
+    @staticmethod
+    def forward(ctx, kernel, cell_layout, batch_sizes, reverse, xw, h0, c0, w_hh, b_hh, w_ch):
+        save = any(ctx.needs_input_grad)  # False under no_grad: nothing is kept for a backward
+        result = kernel.forward(cell_layout, xw, h0, c0, w_hh, b_hh, w_ch, batch_sizes, reverse, save)
+        output, h_n, c_n = result[:3]
+        ctx.kernel, ctx.cell_layout, ctx.reverse, ctx.has_bias = kernel, cell_layout, reverse, b_hh is not None
+        ctx.lstm = c0 is not None
+        if save:
+            ctx.save_for_backward(batch_sizes, w_hh, w_ch, *result[3:])
+        return (output, h_n, c_n) if ctx.lstm else (output, h_n)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, dh_n, dc_n=None):
+        batch_sizes, w_hh, w_ch, *saved = ctx.saved_tensors
+        dxw, dh0, dc0, dw_hh, db_hh, dw_ch = ctx.kernel.backward(
+            ctx.cell_layout, d_output, dh_n, dc_n, w_hh, ctx.has_bias, w_ch, batch_sizes, ctx.reverse, saved)
+        return None, None, None, None, dxw, dh0, dc0, dw_hh, db_hh, dw_ch
+
+
+def run_direction(kernel, spec: CellSpec, xw: Tensor, batch_sizes: Tensor, reverse: bool,
+                  state: tuple[Tensor, ...], p: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The output (N, H) and final state of one direction, from its input projection xw (N, GH)."""
+    c0 = state[1] if spec.has_cell_state else None
+    result = FusedRecurrence.apply(kernel, layout(spec), batch_sizes, reverse, xw, state[0], c0,
+                                   p["weight_hh"], p["bias_hh"], p["weight_ch"])
+    return result[0], tuple(result[1:])

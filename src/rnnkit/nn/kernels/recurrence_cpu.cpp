@@ -1,0 +1,551 @@
+// The fused recurrence of one direction of one layer, for every cell and variant (EQUATIONS.md):
+// a forward over the whole sequence and its hand-written backward (BPTT), on the CPU.
+//
+// Dimension letters: N packed rows (sum of the batch sizes), T steps, B batch (the first step's),
+// H hidden size, G row blocks of the cell, GH = G * H.
+//
+// The layout is torch's packed one, which also covers a padded batch (every step's batch size B):
+// step t owns rows offset[t] .. offset[t] + batch_sizes[t] of every (N, .) tensor, and its active
+// sequences are rows 0 .. batch_sizes[t] of the (B, H) state, sorted by length, so the batch shrinks
+// over time. A reverse direction walks the steps from last to first with a growing batch; a row that
+// joins starts from its h0, which its state still holds. Padding is never computed.
+//
+// Per step the work is one matrix product (ATen: MKL or oneDNN) for the recurrent term, the input
+// projection having been done for all steps before the loop, then one element-wise pass over (n, H)
+// that computes every gate and state and saves what backward needs. Backward walks the steps in
+// reverse: one element-wise pass, then the product that carries dh to the previous step. The weight
+// gradient is one product over all steps at the end.
+//
+// Nothing here is CPU-only by design except the element-wise loops over raw pointers: a CUDA kernel
+// of the same design replaces them and keeps the rest.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <cmath>
+#include <vector>
+
+namespace {
+
+// The variant, as the Python side describes it: row-block offsets (in units of H, -1 when the
+// block is absent) and peephole-block offsets of weight_ch.
+struct Layout {
+  int64_t kind;  // 0 rnn, 1 lstm, 2 gru
+  bool relu;     // rnn
+  int64_t i, f, g, o;  // lstm row blocks
+  int64_t pi, pf, po;  // lstm peephole blocks of weight_ch
+  bool coupled;        // lstm: i = 1 - f
+  int64_t r, z, n;     // gru row blocks
+  bool reset_before;   // gru: n reads W_hn (r * h_prev) + b_hn
+};
+
+Layout parse_layout(const std::vector<int64_t>& v) {
+  TORCH_CHECK(v.size() == 14, "rnnkit fused kernel: bad layout");
+  return Layout{v[0], v[1] != 0, v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] != 0, v[10], v[11], v[12], v[13] != 0};
+}
+
+// ---- the per-step matrix products --------------------------------------------------------------
+// The BLAS torch links (MKL in its x86 wheels) called on raw pointers, so a step costs no tensor
+// bookkeeping; declared weak, so a torch without them falls back to ATen's mm on the same memory.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
+            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
+inline auto blas(float) { return sgemm_; }
+inline auto blas(double) { return dgemm_; }
+
+// Row-major C (rows, cols; leading dimension ldc) = beta C + A (rows, inner; lda) op(B), where op(B)
+// is B^T for a B of (cols, inner) when `b_transposed`, else B of (inner, cols); ldb is B's leading
+// dimension. In BLAS's column-major terms this is C^T = op(B)^T A^T.
+template <typename S>
+void gemm(bool b_transposed, int64_t rows, int64_t cols, int64_t inner, const S* a, int64_t lda, const S* b,
+          int64_t ldb, S beta, S* c, int64_t ldc) {
+  if (rows == 0 || cols == 0) return;
+  auto routine = blas(S());
+  if (routine != nullptr && inner > 0) {
+    const int m = cols, n = rows, k = inner, la = ldb, lb = lda, lc = ldc;
+    const S one = 1;
+    routine(b_transposed ? "T" : "N", "N", &m, &n, &k, &one, b, &la, a, &lb, &beta, c, &lc);
+    return;
+  }
+  auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<S>::value);
+  auto A = at::from_blob(const_cast<S*>(a), {rows, inner}, {lda, 1}, options);
+  auto B = b_transposed ? at::from_blob(const_cast<S*>(b), {cols, inner}, {ldb, 1}, options).t()
+                        : at::from_blob(const_cast<S*>(b), {inner, cols}, {ldb, 1}, options);
+  auto C = at::from_blob(c, {rows, cols}, {ldc, 1}, options);
+  if (beta == S(0)) C.copy_(at::mm(A, B));
+  else C.add_(at::mm(A, B));
+}
+
+// The element-wise passes run on SIMD vectors of ATen (AVX2 or AVX-512 when the build enables them,
+// with SLEEF's exp and tanh, as torch's own kernels); `k` lanes of a vector are in use at the end of a row.
+template <typename S> using Vec = at::vec::Vectorized<S>;
+
+// exp and tanh: SLEEF's AVX-512 or AVX2 functions called directly (its dispatching entry points cost
+// more per call from an extension), or ATen's portable ones in a build without either.
+#if defined(CPU_CAPABILITY_AVX512)
+inline Vec<float> vexp(const Vec<float>& x) { return Sleef_expf16_u10avx512f(x); }
+inline Vec<double> vexp(const Vec<double>& x) { return Sleef_expd8_u10avx512f(x); }
+inline Vec<float> vtanh(const Vec<float>& x) { return Sleef_tanhf16_u10avx512f(x); }
+inline Vec<double> vtanh(const Vec<double>& x) { return Sleef_tanhd8_u10avx512f(x); }
+#elif defined(CPU_CAPABILITY_AVX2)
+inline Vec<float> vexp(const Vec<float>& x) { return Sleef_expf8_u10avx2(x); }
+inline Vec<double> vexp(const Vec<double>& x) { return Sleef_expd4_u10avx2(x); }
+inline Vec<float> vtanh(const Vec<float>& x) { return Sleef_tanhf8_u10avx2(x); }
+inline Vec<double> vtanh(const Vec<double>& x) { return Sleef_tanhd4_u10avx2(x); }
+#else
+template <typename S> inline Vec<S> vexp(const Vec<S>& x) { return x.exp(); }
+template <typename S> inline Vec<S> vtanh(const Vec<S>& x) { return x.tanh(); }
+#endif
+
+template <typename S> inline Vec<S> sigmoid(const Vec<S>& x) {
+  return Vec<S>(S(1)) / (Vec<S>(S(1)) + vexp(x.neg()));
+}
+
+template <typename S, typename F> inline void for_lanes(int64_t H, const F& body) {
+  for (int64_t j = 0; j < H; j += Vec<S>::size()) body(j, std::min<int64_t>(Vec<S>::size(), H - j));
+}
+
+// Parallel over rows when the pass is large enough to pay for it (torch's thread pool and setting).
+template <typename F> inline void for_rows(int64_t rows, int64_t width, const F& body) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) body(b);
+  });
+}
+
+struct Steps {
+  std::vector<int64_t> order, offset, size;  // processing order of the steps; their rows
+};
+
+Steps make_steps(const at::Tensor& batch_sizes, bool reverse) {
+  auto bs = batch_sizes.contiguous();
+  const int64_t T = bs.size(0);
+  const int64_t* p = bs.data_ptr<int64_t>();
+  Steps s;
+  s.offset.resize(T);
+  s.size.assign(p, p + T);
+  int64_t at = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    s.offset[t] = at;
+    at += p[t];
+  }
+  for (int64_t k = 0; k < T; ++k) s.order.push_back(reverse ? T - 1 - k : k);
+  return s;
+}
+
+// ---- forward ------------------------------------------------------------------------------------
+// Returns {output (N, H), h_n (B, H), c_n (B, H) or empty, saved...}. Saved tensors (only when
+// `save`): acts (N, GH) the gate values, h_prev (N, H), and per kind: lstm c (N, H), c_prev (N, H),
+// tanh(c) (N, H); gru (reset after) hn (N, H) = the recurrent term of n; gru (reset before) rh (N, H).
+template <typename S>
+std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, const at::Tensor& h0,
+                                     const at::Tensor& c0, const at::Tensor& w_hh, const at::Tensor& b_hh,
+                                     const at::Tensor& w_ch, const Steps& steps, bool save) {
+  using V = Vec<S>;
+  const int64_t N = xw_in.size(0), GH = xw_in.size(1), H = h0.size(1);
+  const bool lstm = L.kind == 1, gru = L.kind == 2;
+  const bool has_bias = b_hh.defined();
+  auto opts = xw_in.options();
+  auto output = at::empty({N, H}, opts);
+  auto h = h0.clone();
+  auto c = lstm ? c0.clone() : at::Tensor();
+  at::Tensor acts, h_prev, c_all, c_prev, tanh_c, extra;
+  if (save) {
+    acts = at::empty({N, GH}, opts);
+    h_prev = at::empty({N, H}, opts);
+    if (lstm) {
+      c_all = at::empty({N, H}, opts);
+      c_prev = at::empty({N, H}, opts);
+      tanh_c = at::empty({N, H}, opts);
+    }
+    if (gru) extra = at::empty({N, H}, opts);
+  }
+  const at::Tensor& xw = xw_in;
+  const int64_t rz = gru && L.r >= 0 ? 2 * H : H;  // gru reset before: rows of the r and z blocks
+  auto pre = at::empty({h0.size(0), GH}, opts);  // rnn/lstm: pre-activation; gru: W_hh h_prev + b_hh
+  auto rh = gru && L.reset_before ? at::empty({h0.size(0), H}, opts) : at::Tensor();
+
+  S* out_p = output.data_ptr<S>();
+  S* h_p = h.data_ptr<S>();
+  S* c_p = lstm ? c.data_ptr<S>() : nullptr;
+  const S* wc = w_ch.defined() ? w_ch.data_ptr<S>() : nullptr;
+  S* acts_p = save ? acts.data_ptr<S>() : nullptr;
+  S* hprev_p = save ? h_prev.data_ptr<S>() : nullptr;
+  S* call_p = save && lstm ? c_all.data_ptr<S>() : nullptr;
+  S* cprev_p = save && lstm ? c_prev.data_ptr<S>() : nullptr;
+  S* tanhc_p = save && lstm ? tanh_c.data_ptr<S>() : nullptr;
+  S* extra_p = save && gru ? extra.data_ptr<S>() : nullptr;
+  S* pre_p = pre.data_ptr<S>();
+  S* rh_p = rh.defined() ? rh.data_ptr<S>() : nullptr;
+  const S* xw_p = xw.data_ptr<S>();
+  const S* w_p = w_hh.data_ptr<S>();
+  // b_hh is added in the element-wise pass (zeros without a bias): to the pre-activation, or for a gru to
+  // the recurrent term W_hh h_prev + b_hh that r scales.
+  const at::Tensor bias = has_bias ? b_hh : at::zeros({GH}, opts);
+  const S* bh = bias.data_ptr<S>();
+  const V one(S(1)), zero(S(0));
+
+  for (int64_t t : steps.order) {
+    const int64_t n = steps.size[t], off = steps.offset[t];
+    if (n == 0) continue;
+    // h_prev W_hh^T (n, GH); with reset before only the r and z rows: n's product waits for r
+    gemm<S>(true, n, L.reset_before ? rz : GH, H, h_p, H, w_p, H, S(0), pre_p, GH);
+    const S* x_t = xw_p + off * GH;
+    if (L.kind == 0) {
+      for_rows(n, H, [&](int64_t b) {
+        const S* p = pre_p + b * GH;
+        const S* x = x_t + b * GH;
+        S* hb = h_p + b * H;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          const V u = V::loadu(x + j, k) + V::loadu(bh + j, k) + V::loadu(p + j, k);  // x W_ih^T + b_ih + b_hh + h_prev W_hh^T
+          const V v = L.relu ? at::vec::maximum(u, zero) : vtanh(u);
+          if (save) {
+            v.store(acts_p + row + j, k);  // φ' is read from the output
+            V::loadu(hb + j, k).store(hprev_p + row + j, k);
+          }
+          v.store(hb + j, k);
+          v.store(out_p + row + j, k);
+        });
+      });
+    } else if (lstm) {
+      for_rows(n, GH, [&](int64_t b) {
+        const S* p = pre_p + b * GH;
+        const S* x = x_t + b * GH;
+        S* hb = h_p + b * H;
+        S* cb = c_p + b * H;
+        S* a = save ? acts_p + (off + b) * GH : nullptr;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          auto pre = [&](int64_t block) { return ld(x + block * H) + ld(bh + block * H) + ld(p + block * H); };
+          const V cp = ld(cb);
+          V f = one, i = one;
+          if (L.f >= 0) f = sigmoid<S>(L.pf >= 0 ? pre(L.f) + ld(wc + L.pf * H) * cp : pre(L.f));
+          if (L.coupled) i = one - f;
+          else if (L.i >= 0) i = sigmoid<S>(L.pi >= 0 ? pre(L.i) + ld(wc + L.pi * H) * cp : pre(L.i));
+          const V g = vtanh(pre(L.g));
+          const V cn = f * cp + i * g;
+          V o = one;
+          if (L.o >= 0) o = sigmoid<S>(L.po >= 0 ? pre(L.o) + ld(wc + L.po * H) * cn : pre(L.o));
+          const V tc = vtanh(cn);
+          const V hn = o * tc;
+          if (save) {
+            if (L.i >= 0) i.store(a + L.i * H + j, k);
+            if (L.f >= 0) f.store(a + L.f * H + j, k);
+            g.store(a + L.g * H + j, k);
+            if (L.o >= 0) o.store(a + L.o * H + j, k);
+            ld(hb).store(hprev_p + row + j, k);
+            cp.store(cprev_p + row + j, k);
+            cn.store(call_p + row + j, k);
+            tc.store(tanhc_p + row + j, k);
+          }
+          cn.store(cb + j, k);
+          hn.store(hb + j, k);
+          hn.store(out_p + row + j, k);
+        });
+      });
+    } else if (!L.reset_before) {
+      for_rows(n, GH, [&](int64_t b) {
+        const S* p = pre_p + b * GH;  // W_hh h_prev + b_hh
+        const S* x = x_t + b * GH;
+        S* hb = h_p + b * H;
+        S* a = save ? acts_p + (off + b) * GH : nullptr;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          const V hp = ld(hb);
+          auto hw = [&](int64_t block) { return ld(p + block * H) + ld(bh + block * H); };  // W_hh h_prev + b_hh
+          const V r = L.r >= 0 ? sigmoid<S>(ld(x + L.r * H) + hw(L.r)) : one;
+          const V z = sigmoid<S>(ld(x + L.z * H) + hw(L.z));
+          const V hn_term = hw(L.n);
+          const V nv = vtanh(ld(x + L.n * H) + r * hn_term);
+          const V hv = (one - z) * nv + z * hp;
+          if (save) {
+            if (L.r >= 0) r.store(a + L.r * H + j, k);
+            z.store(a + L.z * H + j, k);
+            nv.store(a + L.n * H + j, k);
+            hp.store(hprev_p + row + j, k);
+            hn_term.store(extra_p + row + j, k);
+          }
+          hv.store(hb + j, k);
+          hv.store(out_p + row + j, k);
+        });
+      });
+    } else {
+      for_rows(n, GH, [&](int64_t b) {  // r, z, and r * h_prev for n's product
+        S* p = pre_p + b * GH;
+        const S* x = x_t + b * GH;
+        const S* hb = h_p + b * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          const V r = sigmoid<S>(ld(x + L.r * H) + ld(p + L.r * H) + ld(bh + L.r * H));
+          const V z = sigmoid<S>(ld(x + L.z * H) + ld(p + L.z * H) + ld(bh + L.z * H));
+          r.store(p + L.r * H + j, k);
+          z.store(p + L.z * H + j, k);
+          (r * ld(hb)).store(rh_p + b * H + j, k);
+        });
+      });
+      gemm<S>(true, n, H, H, rh_p, H, w_p + L.n * H * H, H, S(0), pre_p + L.n * H, GH);  // (r ⊙ h_prev) W_hn^T
+      for_rows(n, GH, [&](int64_t b) {
+        const S* p = pre_p + b * GH;
+        const S* x = x_t + b * GH;
+        S* hb = h_p + b * H;
+        S* a = save ? acts_p + (off + b) * GH : nullptr;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          const V hp = ld(hb);
+          const V z = ld(p + L.z * H);
+          const V nv = vtanh(ld(x + L.n * H) + ld(p + L.n * H) + ld(bh + L.n * H));
+          const V hv = (one - z) * nv + z * hp;
+          if (save) {
+            ld(p + L.r * H).store(a + L.r * H + j, k);
+            z.store(a + L.z * H + j, k);
+            nv.store(a + L.n * H + j, k);
+            hp.store(hprev_p + row + j, k);
+            ld(rh_p + b * H).store(extra_p + row + j, k);
+          }
+          hv.store(hb + j, k);
+          hv.store(out_p + row + j, k);
+        });
+      });
+    }
+  }
+  std::vector<at::Tensor> result{output, h, lstm ? c : at::Tensor()};
+  if (save) {
+    for (auto& saved : {acts, h_prev, c_all, c_prev, tanh_c, extra}) result.push_back(saved);
+  }
+  return result;
+}
+
+// ---- backward -----------------------------------------------------------------------------------
+// Returns {dxw (N, GH), dh0 (B, H), dc0 (B, H) or empty, dw_hh (GH, H), db_hh (GH) or empty,
+// dw_ch or empty}.
+template <typename S>
+std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_output, const at::Tensor& dh_n,
+                                      const at::Tensor& dc_n, const at::Tensor& w_hh, bool has_bias,
+                                      const at::Tensor& w_ch, const Steps& steps,
+                                      const std::vector<at::Tensor>& saved) {
+  using V = Vec<S>;
+  const at::Tensor &acts = saved[0], &h_prev = saved[1], &c_all = saved[2], &c_prev = saved[3],
+                   &tanh_c = saved[4], &extra = saved[5];
+  const int64_t N = acts.size(0), GH = acts.size(1), H = h_prev.size(1), B = dh_n.size(0);
+  const bool lstm = L.kind == 1, gru = L.kind == 2;
+  auto opts = acts.options();
+  auto dxw = at::empty({N, GH}, opts);
+  // gru with reset after: the recurrent product's gradient differs from dxw in the n rows (r * dn)
+  auto dhw = gru && L.r >= 0 && !L.reset_before ? at::empty({N, GH}, opts) : dxw;
+  auto dh = dh_n.clone();
+  auto dc = lstm ? dc_n.clone() : at::Tensor();
+  const int64_t rz = gru && L.r >= 0 ? 2 * H : H;
+  auto drh = gru && L.reset_before ? at::empty({B, H}, opts) : at::Tensor();
+
+  const S* dout_p = d_output.data_ptr<S>();
+  const S* a_p = acts.data_ptr<S>();
+  const S* hprev_p = h_prev.data_ptr<S>();
+  const S* call_p = lstm ? c_all.data_ptr<S>() : nullptr;
+  const S* cprev_p = lstm ? c_prev.data_ptr<S>() : nullptr;
+  const S* tanhc_p = lstm ? tanh_c.data_ptr<S>() : nullptr;
+  const S* extra_p = gru ? extra.data_ptr<S>() : nullptr;
+  const S* wc = w_ch.defined() ? w_ch.data_ptr<S>() : nullptr;
+  S* dxw_p = dxw.data_ptr<S>();
+  S* dhw_p = dhw.data_ptr<S>();
+  S* dh_p = dh.data_ptr<S>();
+  S* dc_p = lstm ? dc.data_ptr<S>() : nullptr;
+  S* drh_p = drh.defined() ? drh.data_ptr<S>() : nullptr;
+  const S* w_p = w_hh.data_ptr<S>();
+  // peepholes: each row's sum over its steps of dpre * c, summed over the rows at the end
+  const int64_t P = w_ch.defined() ? w_ch.size(0) : 0;
+  auto dwc_rows = at::zeros({B, P}, opts);
+  S* dwc_p = dwc_rows.data_ptr<S>();
+  const V one(S(1)), zero(S(0));
+
+  for (auto step = steps.order.rbegin(); step != steps.order.rend(); ++step) {
+    const int64_t t = *step, n = steps.size[t], off = steps.offset[t];
+    if (n == 0) continue;
+    if (L.kind == 0) {
+      for_rows(n, H, [&](int64_t b) {
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          const V d_h = V::loadu(dh_p + b * H + j, k) + V::loadu(dout_p + row + j, k);
+          const V y = V::loadu(a_p + row + j, k);  // the step's output φ(pre)
+          const V slope = L.relu ? V::blendv(zero, one, y > zero) : one - y * y;
+          (d_h * slope).store(dxw_p + row + j, k);
+        });
+      });
+      gemm<S>(false, n, H, GH, dxw_p + off * GH, GH, w_p, H, S(0), dh_p, H);  // dh_prev = dpre W_hh
+    } else if (lstm) {
+      for_rows(n, GH, [&](int64_t b) {
+        const S* a = a_p + (off + b) * GH;
+        S* dp = dxw_p + (off + b) * GH;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
+          const V tc = ld(tanhc_p + row), cp = ld(cprev_p + row);
+          const V o = L.o >= 0 ? ld(a + L.o * H) : one;
+          const V f = L.f >= 0 ? ld(a + L.f * H) : one;
+          const V i = L.coupled ? one - f : (L.i >= 0 ? ld(a + L.i * H) : one);
+          const V g = ld(a + L.g * H);
+          V dc_t = ld(dc_p + b * H) + d_h * o * (one - tc * tc);
+          auto peep = [&](int64_t block, const V& dpre, const V& state) {  // dw_ch's share of this step
+            S* acc = dwc_p + b * P + block * H;
+            (ld(acc) + dpre * state).store(acc + j, k);
+          };
+          if (L.o >= 0) {
+            const V dpo = d_h * tc * o * (one - o);
+            dpo.store(dp + L.o * H + j, k);
+            if (L.po >= 0) {
+              dc_t = dc_t + dpo * ld(wc + L.po * H);
+              peep(L.po, dpo, ld(call_p + row));
+            }
+          }
+          (dc_t * i * (one - g * g)).store(dp + L.g * H + j, k);
+          V dc_prev = dc_t * f;
+          if (L.f >= 0) {
+            const V df = L.coupled ? dc_t * (cp - g) : dc_t * cp;
+            const V dpf = df * f * (one - f);
+            dpf.store(dp + L.f * H + j, k);
+            if (L.pf >= 0) {
+              dc_prev = dc_prev + dpf * ld(wc + L.pf * H);
+              peep(L.pf, dpf, cp);
+            }
+          }
+          if (L.i >= 0) {
+            const V dpi = dc_t * g * i * (one - i);
+            dpi.store(dp + L.i * H + j, k);
+            if (L.pi >= 0) {
+              dc_prev = dc_prev + dpi * ld(wc + L.pi * H);
+              peep(L.pi, dpi, cp);
+            }
+          }
+          dc_prev.store(dc_p + b * H + j, k);
+        });
+      });
+      gemm<S>(false, n, H, GH, dxw_p + off * GH, GH, w_p, H, S(0), dh_p, H);  // dh_prev = dpre W_hh
+    } else if (!L.reset_before) {
+      for_rows(n, GH, [&](int64_t b) {
+        const S* a = a_p + (off + b) * GH;
+        S* dx = dxw_p + (off + b) * GH;
+        S* dw = dhw_p + (off + b) * GH;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
+          const V z = ld(a + L.z * H), nv = ld(a + L.n * H), hp = ld(hprev_p + row);
+          const V r = L.r >= 0 ? ld(a + L.r * H) : one;
+          const V dpn = d_h * (one - z) * (one - nv * nv);
+          const V dpz = d_h * (hp - nv) * z * (one - z);
+          dpn.store(dx + L.n * H + j, k);
+          (dpn * r).store(dw + L.n * H + j, k);  // (dw is dx without a reset gate, r = 1)
+          dpz.store(dx + L.z * H + j, k);
+          if (dw != dx) dpz.store(dw + L.z * H + j, k);
+          if (L.r >= 0) {
+            const V dpr = dpn * ld(extra_p + row) * r * (one - r);
+            dpr.store(dx + L.r * H + j, k);
+            dpr.store(dw + L.r * H + j, k);
+          }
+          (d_h * z).store(dh_p + b * H + j, k);  // the direct path; the product below adds the rest
+        });
+      });
+      gemm<S>(false, n, H, GH, dhw_p + off * GH, GH, w_p, H, S(1), dh_p, H);
+    } else {
+      for_rows(n, GH, [&](int64_t b) {  // n's and z's pre-activation gradients
+        const S* a = a_p + (off + b) * GH;
+        S* dx = dxw_p + (off + b) * GH;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
+          const V z = ld(a + L.z * H), nv = ld(a + L.n * H), hp = ld(hprev_p + row);
+          (d_h * (one - z) * (one - nv * nv)).store(dx + L.n * H + j, k);
+          (d_h * (hp - nv) * z * (one - z)).store(dx + L.z * H + j, k);
+          (d_h * z).store(dh_p + b * H + j, k);
+        });
+      });
+      gemm<S>(false, n, H, H, dxw_p + off * GH + L.n * H, GH, w_p + L.n * H * H, H, S(0), drh_p, H);
+      for_rows(n, GH, [&](int64_t b) {  // through r * h_prev: to r, and to h_prev directly
+        const S* a = a_p + (off + b) * GH;
+        S* dx = dxw_p + (off + b) * GH;
+        const int64_t row = (off + b) * H;
+        for_lanes<S>(H, [&](int64_t j, int64_t k) {
+          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+          const V r = ld(a + L.r * H), d = ld(drh_p + b * H);
+          (d * ld(hprev_p + row) * r * (one - r)).store(dx + L.r * H + j, k);
+          (ld(dh_p + b * H) + d * r).store(dh_p + b * H + j, k);
+        });
+      });
+      gemm<S>(false, n, H, rz, dxw_p + off * GH, GH, w_p, H, S(1), dh_p, H);
+    }
+  }
+
+  // The weight gradients: one product over all steps.
+  at::Tensor dw_hh;
+  if (gru && L.reset_before) {
+    dw_hh = at::empty_like(w_hh);
+    dw_hh.narrow(0, 0, rz).copy_(at::mm(dhw.narrow(1, 0, rz).t(), h_prev));
+    dw_hh.narrow(0, L.n * H, H).copy_(at::mm(dhw.narrow(1, L.n * H, H).t(), extra));  // extra = r * h_prev
+  } else {
+    dw_hh = at::mm(dhw.t(), h_prev);
+  }
+  auto db_hh = has_bias ? dhw.sum(0) : at::Tensor();
+  at::Tensor dw_ch = w_ch.defined() ? dwc_rows.sum(0) : at::Tensor();
+  return {dxw, dh, lstm ? dc : at::Tensor(), dw_hh, db_hh, dw_ch};
+}
+
+void check_inputs(const at::Tensor& xw, const at::Tensor& h0, const at::Tensor& w_hh) {
+  TORCH_CHECK(xw.device().is_cpu(), "rnnkit fused kernel: this build runs on the CPU only");
+  TORCH_CHECK(xw.scalar_type() == at::kFloat || xw.scalar_type() == at::kDouble,
+              "rnnkit fused kernel: supports float32 and float64, got ", xw.scalar_type());
+  TORCH_CHECK(xw.dim() == 2 && h0.dim() == 2 && w_hh.dim() == 2, "rnnkit fused kernel: bad ranks");
+}
+
+at::Tensor opt(const c10::optional<at::Tensor>& t) {
+  return t.has_value() ? t->contiguous() : at::Tensor();
+}
+
+std::vector<at::Tensor> forward(std::vector<int64_t> layout, at::Tensor xw, at::Tensor h0,
+                                c10::optional<at::Tensor> c0, at::Tensor w_hh, c10::optional<at::Tensor> b_hh,
+                                c10::optional<at::Tensor> w_ch, at::Tensor batch_sizes, bool reverse, bool save) {
+  check_inputs(xw, h0, w_hh);
+  const Layout L = parse_layout(layout);
+  const Steps steps = make_steps(batch_sizes, reverse);
+  xw = xw.contiguous();
+  h0 = h0.contiguous();
+  w_hh = w_hh.contiguous();
+  std::vector<at::Tensor> result;
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnnkit_recurrence_forward", [&] {
+    result = forward_impl<scalar_t>(L, xw, h0, opt(c0), w_hh, opt(b_hh), opt(w_ch), steps, save);
+  });
+  return result;
+}
+
+std::vector<at::Tensor> backward(std::vector<int64_t> layout, at::Tensor d_output, at::Tensor dh_n,
+                                 c10::optional<at::Tensor> dc_n, at::Tensor w_hh, bool has_bias,
+                                 c10::optional<at::Tensor> w_ch, at::Tensor batch_sizes, bool reverse,
+                                 std::vector<c10::optional<at::Tensor>> saved_in) {
+  const Layout L = parse_layout(layout);
+  const Steps steps = make_steps(batch_sizes, reverse);
+  d_output = d_output.contiguous();
+  dh_n = dh_n.contiguous();
+  w_hh = w_hh.contiguous();
+  std::vector<at::Tensor> saved;
+  for (const auto& s : saved_in) saved.push_back(opt(s));
+  std::vector<at::Tensor> result;
+  AT_DISPATCH_FLOATING_TYPES(d_output.scalar_type(), "rnnkit_recurrence_backward", [&] {
+    result = backward_impl<scalar_t>(L, d_output, dh_n, opt(dc_n), w_hh, has_bias, opt(w_ch), steps, saved);
+  });
+  return result;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "fused recurrence of one direction: forward");
+  m.def("backward", &backward, "fused recurrence of one direction: backward");
+}
