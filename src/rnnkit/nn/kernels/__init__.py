@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from rnnkit.spec import CellSpec
 
@@ -148,8 +147,10 @@ class FusedRecurrence(torch.autograd.Function):
         return (output, h_n, c_n) if ctx.lstm else (output, h_n)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_output, dh_n, dc_n=None):
+        if torch.is_grad_enabled():  # create_graph=True: a second derivative is asked for
+            raise RuntimeError("rnnkit's fused recurrence kernel has no double backward (create_graph=True); "
+                               "build the layer with fused=False for higher-order gradients")
         batch_sizes, w_hh, w_ch, *saved = ctx.saved_tensors
         dxw, dh0, dc0, dw_hh, db_hh, dw_ch = ctx.kernel.backward(
             ctx.cell_layout, d_output, dh_n, dc_n, w_hh, ctx.has_bias, w_ch, batch_sizes, ctx.reverse, saved)
