@@ -23,6 +23,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -84,21 +85,24 @@ void gemm(bool b_transposed, int64_t rows, int64_t cols, int64_t inner, const S*
 // with SLEEF's exp and tanh, as torch's own kernels); `k` lanes of a vector are in use at the end of a row.
 template <typename S> using Vec = at::vec::Vectorized<S>;
 
-// exp and tanh: SLEEF's AVX-512 or AVX2 functions called directly (its dispatching entry points cost
-// more per call from an extension), or ATen's portable ones in a build without either.
+// exp and tanh. float32: ATen's fast exp (exp_u20, the one its softmax uses; within 20 ulp) and tanh
+// from it, which is within float32's usual tolerance of the exact value and several times cheaper than
+// SLEEF's; float64: SLEEF's 1-ulp functions (AVX-512 or AVX2, called directly), so the float64 kernel
+// agrees with the equations to 1e-10, or ATen's portable ones in a build without either.
+inline Vec<float> vexp(const Vec<float>& x) { return x.exp_u20(); }
+inline Vec<float> vtanh(const Vec<float>& x) {  // 1 - 2 / (e^{2x} + 1): ±1 where e^{2x} is 0 or inf
+  const Vec<float> one(1.0f), two(2.0f);
+  return one - two / ((x * two).exp_u20() + one);
+}
 #if defined(CPU_CAPABILITY_AVX512)
-inline Vec<float> vexp(const Vec<float>& x) { return Sleef_expf16_u10avx512f(x); }
 inline Vec<double> vexp(const Vec<double>& x) { return Sleef_expd8_u10avx512f(x); }
-inline Vec<float> vtanh(const Vec<float>& x) { return Sleef_tanhf16_u10avx512f(x); }
 inline Vec<double> vtanh(const Vec<double>& x) { return Sleef_tanhd8_u10avx512f(x); }
 #elif defined(CPU_CAPABILITY_AVX2)
-inline Vec<float> vexp(const Vec<float>& x) { return Sleef_expf8_u10avx2(x); }
 inline Vec<double> vexp(const Vec<double>& x) { return Sleef_expd4_u10avx2(x); }
-inline Vec<float> vtanh(const Vec<float>& x) { return Sleef_tanhf8_u10avx2(x); }
 inline Vec<double> vtanh(const Vec<double>& x) { return Sleef_tanhd4_u10avx2(x); }
 #else
-template <typename S> inline Vec<S> vexp(const Vec<S>& x) { return x.exp(); }
-template <typename S> inline Vec<S> vtanh(const Vec<S>& x) { return x.tanh(); }
+inline Vec<double> vexp(const Vec<double>& x) { return x.exp(); }
+inline Vec<double> vtanh(const Vec<double>& x) { return x.tanh(); }
 #endif
 
 template <typename S> inline Vec<S> sigmoid(const Vec<S>& x) {
@@ -136,6 +140,53 @@ Steps make_steps(const at::Tensor& batch_sizes, bool reverse) {
   for (int64_t k = 0; k < T; ++k) s.order.push_back(reverse ? T - 1 - k : k);
   return s;
 }
+
+// A product by one weight matrix at every step: C (rows, cols) = beta C + A (rows, inner) op(W). MKL
+// re-packs the weight on every call of a plain gemm, which for the few rows of a step costs as much as
+// the arithmetic; its packed API packs it once per sequence (float32; weak symbols, so other BLAS
+// builds and float64 take the plain gemm).
+extern "C" {
+size_t SGEMM_PACK_GET_SIZE(const char*, const int*, const int*, const int*) __attribute__((weak));
+void SGEMM_PACK(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+                float*) __attribute__((weak));
+void SGEMM_COMPUTE(const char*, const char*, const int*, const int*, const int*, const float*, const int*,
+                   const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+}
+
+template <typename S> class StepProduct {
+ public:
+  StepProduct(bool w_transposed, int64_t cols, int64_t inner, int64_t max_rows, const S* w, int64_t ldw)
+      : w_transposed_(w_transposed), cols_(cols), inner_(inner), w_(w), ldw_(ldw) {
+    if constexpr (std::is_same_v<S, float>) {
+      if (SGEMM_PACK_GET_SIZE && SGEMM_PACK && SGEMM_COMPUTE && cols > 0 && inner > 0 && max_rows > 0) {
+        const int m = cols, n = max_rows, k = inner, ld = ldw;
+        const float one = 1;
+        packed_ = at::empty({static_cast<int64_t>(SGEMM_PACK_GET_SIZE("A", &m, &n, &k))}, at::kByte);
+        SGEMM_PACK("A", w_transposed ? "T" : "N", &m, &n, &k, &one, w, &ld,
+                   reinterpret_cast<float*>(packed_.data_ptr()));
+      }
+    }
+  }
+
+  void operator()(int64_t rows, const S* a, int64_t lda, S beta, S* c, int64_t ldc) const {
+    if constexpr (std::is_same_v<S, float>) {
+      if (packed_.defined() && rows > 0) {
+        const int m = cols_, n = rows, k = inner_, lb = lda, lc = ldc;
+        SGEMM_COMPUTE("P", "N", &m, &n, &k, reinterpret_cast<const float*>(packed_.data_ptr()), &m, a, &lb, &beta,
+                      c, &lc);
+        return;
+      }
+    }
+    gemm<S>(w_transposed_, rows, cols_, inner_, a, lda, w_, ldw_, beta, c, ldc);
+  }
+
+ private:
+  bool w_transposed_;
+  int64_t cols_, inner_;
+  const S* w_;
+  int64_t ldw_;
+  at::Tensor packed_;
+};
 
 // ---- forward ------------------------------------------------------------------------------------
 // Returns {output (N, H), h_n (B, H), c_n (B, H) or empty, saved...}. Saved tensors (only when
@@ -188,12 +239,16 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
   const at::Tensor bias = has_bias ? b_hh : at::zeros({GH}, opts);
   const S* bh = bias.data_ptr<S>();
   const V one(S(1)), zero(S(0));
+  const int64_t B = h0.size(0);
+  // h_prev W^T for every row block, or with reset before for the r and z rows; then (r ⊙ h_prev) W_hn^T
+  const StepProduct<S> recurrent(true, L.reset_before ? rz : GH, H, B, w_p, H);
+  const StepProduct<S> reset_recurrent(true, L.reset_before ? H : 0, H, B, w_p + std::max<int64_t>(L.n, 0) * H * H, H);
 
   for (int64_t t : steps.order) {
     const int64_t n = steps.size[t], off = steps.offset[t];
     if (n == 0) continue;
     // h_prev W_hh^T (n, GH); with reset before only the r and z rows: n's product waits for r
-    gemm<S>(true, n, L.reset_before ? rz : GH, H, h_p, H, w_p, H, S(0), pre_p, GH);
+    recurrent(n, h_p, H, S(0), pre_p, GH);
     const S* x_t = xw_p + off * GH;
     if (L.kind == 0) {
       for_rows(n, H, [&](int64_t b) {
@@ -290,7 +345,7 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
           (r * ld(hb)).store(rh_p + b * H + j, k);
         });
       });
-      gemm<S>(true, n, H, H, rh_p, H, w_p + L.n * H * H, H, S(0), pre_p + L.n * H, GH);  // (r ⊙ h_prev) W_hn^T
+      reset_recurrent(n, rh_p, H, S(0), pre_p + L.n * H, GH);  // (r ⊙ h_prev) W_hn^T
       for_rows(n, GH, [&](int64_t b) {
         const S* p = pre_p + b * GH;
         const S* x = x_t + b * GH;
@@ -364,6 +419,9 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
   auto dwc_rows = at::zeros({B, P}, opts);
   S* dwc_p = dwc_rows.data_ptr<S>();
   const V one(S(1)), zero(S(0));
+  // dpre W (reset before: the r and z rows of W, and d(r ⊙ h_prev) = dpre_n W_hn)
+  const StepProduct<S> back(false, H, L.reset_before ? rz : GH, B, w_p, H);
+  const StepProduct<S> reset_back(false, L.reset_before ? H : 0, H, B, w_p + std::max<int64_t>(L.n, 0) * H * H, H);
 
   for (auto step = steps.order.rbegin(); step != steps.order.rend(); ++step) {
     const int64_t t = *step, n = steps.size[t], off = steps.offset[t];
@@ -378,7 +436,7 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
           (d_h * slope).store(dxw_p + row + j, k);
         });
       });
-      gemm<S>(false, n, H, GH, dxw_p + off * GH, GH, w_p, H, S(0), dh_p, H);  // dh_prev = dpre W_hh
+      back(n, dxw_p + off * GH, GH, S(0), dh_p, H);  // dh_prev = dpre W_hh
     } else if (lstm) {
       for_rows(n, GH, [&](int64_t b) {
         const S* a = a_p + (off + b) * GH;
@@ -427,7 +485,7 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
           dc_prev.store(dc_p + b * H + j, k);
         });
       });
-      gemm<S>(false, n, H, GH, dxw_p + off * GH, GH, w_p, H, S(0), dh_p, H);  // dh_prev = dpre W_hh
+      back(n, dxw_p + off * GH, GH, S(0), dh_p, H);  // dh_prev = dpre W_hh
     } else if (!L.reset_before) {
       for_rows(n, GH, [&](int64_t b) {
         const S* a = a_p + (off + b) * GH;
@@ -453,7 +511,7 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
           (d_h * z).store(dh_p + b * H + j, k);  // the direct path; the product below adds the rest
         });
       });
-      gemm<S>(false, n, H, GH, dhw_p + off * GH, GH, w_p, H, S(1), dh_p, H);
+      back(n, dhw_p + off * GH, GH, S(1), dh_p, H);
     } else {
       for_rows(n, GH, [&](int64_t b) {  // n's and z's pre-activation gradients
         const S* a = a_p + (off + b) * GH;
@@ -468,7 +526,7 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
           (d_h * z).store(dh_p + b * H + j, k);
         });
       });
-      gemm<S>(false, n, H, H, dxw_p + off * GH + L.n * H, GH, w_p + L.n * H * H, H, S(0), drh_p, H);
+      reset_back(n, dxw_p + off * GH + L.n * H, GH, S(0), drh_p, H);  // d(r ⊙ h_prev) = dpre_n W_hn
       for_rows(n, GH, [&](int64_t b) {  // through r * h_prev: to r, and to h_prev directly
         const S* a = a_p + (off + b) * GH;
         S* dx = dxw_p + (off + b) * GH;
@@ -480,7 +538,7 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
           (ld(dh_p + b * H) + d * r).store(dh_p + b * H + j, k);
         });
       });
-      gemm<S>(false, n, H, rz, dxw_p + off * GH, GH, w_p, H, S(1), dh_p, H);
+      back(n, dxw_p + off * GH, GH, S(1), dh_p, H);  // (reset before: the r and z rows only)
     }
   }
 
