@@ -1,38 +1,46 @@
-"""Forward+backward speed of rnnkit.nn layers against torch.nn, measured in the same run.
+"""Forward+backward speed of rnnkit.nn layers against torch.nn, measured in the same run, and what the
+fused recurrence kernel changes end to end.
 
-    python benchmarks/layers.py            # the standard cells at hidden 128 and 512, then the variants
-    python benchmarks/layers.py --quick    # fewer repeats
+    python benchmarks/layers.py                 # every section but `experiment`
+    python benchmarks/layers.py --quick         # fewer repeats
+    python benchmarks/layers.py --sections variants memory
+    python benchmarks/layers.py --sections experiment   # the gate-ablation experiment, both engines (long)
 
-Each measurement interleaves the two layers (rnnkit, torch, torch, rnnkit, ...) and takes the
-median time per call, so a busy machine slows both alike. The ratio is rnnkit tokens/s divided
-by torch.nn tokens/s: above 1 rnnkit is faster. Variants have no torch.nn counterpart, so their
-ratio is against the standard torch.nn layer of the same kind and size. The `weight_norm` row puts
-torch.nn.utils.parametrizations.weight_norm on weight_hh_l0 of both layers.
+Sections:
+- standard: the six torch.nn layers' twins at hidden 128 and 512 (and weight_norm), ratio to torch.nn.
+- variants: every cell variant (rnnkit.spec.EVERY_VARIANT) and the standard GRU at H in {50, 128, 256,
+  512}, 1 and 2 layers, batch 32, window 64; ratio to torch.nn.LSTM of the same size (targets: LSTM
+  variants >= 0.9, GRU variants >= 1.0), and the standard GRU's ratio to torch.nn.GRU (target >= 1.5).
+- memory: peak resident memory of one forward+backward over a window of 512, kernel against equations.
+- sampling: `rnnkit sample --length 5000` tokens/s of small char LMs, the kernel against the equations.
+- experiment: `rnnkit experiment gate-ablation --seeds 1` end to end, the kernel against the equations.
+
+Speed is tokens/s of forward+backward. Within a section every layer of one size is timed in turn,
+round after round, and each keeps its best round, so a busy machine slows all alike. "Equations" is the
+step-by-step path every variant took before the kernel (RNNKIT_KERNELS=0 or fused=False).
 """
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from rnnkit import nn as rnn
+from rnnkit.nn import kernels
+from rnnkit.spec import EVERY_VARIANT, CellSpec
 
 TORCH = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 OURS = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}
-VARIANTS = [
-    ("lstm", {"fused": False}),
-    ("lstm", {"peephole": True}),
-    ("lstm", {"gates": ""}),
-    ("lstm", {"gates": "if"}),
-    ("lstm", {"coupled": True}),
-    ("gru", {"fused": False}),
-    ("gru", {"reset": "before"}),
-    ("gru", {"reset_gate": False}),
-    ("rnn", {"fused": False}),
-    ("rnn", {"nonlinearity": "relu"}),
-]
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SECTIONS = ("standard", "variants", "memory", "sampling", "experiment")
 
 
 def seconds_per_call(layer: torch.nn.Module, x: torch.Tensor) -> float:
@@ -42,42 +50,151 @@ def seconds_per_call(layer: torch.nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def compare(kind: str, variant: dict, hidden: int, batch: int, length: int, repeats: int,
-            weight_norm: bool = False) -> tuple[float, float]:
-    """(rnnkit tokens/s, torch.nn tokens/s), interleaved medians."""
-    torch.manual_seed(0)
-    ours, theirs = OURS[kind](hidden, hidden, **variant), TORCH[kind](hidden, hidden)
-    if weight_norm:
-        ours, theirs = (torch.nn.utils.parametrizations.weight_norm(m, "weight_hh_l0") for m in (ours, theirs))
-    x = torch.randn(length, batch, hidden)
-    for layer in (ours, theirs):  # warm-up
+def best_tokens_per_second(layers: dict[str, torch.nn.Module], x: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Each layer timed once per round, in turn (the order reversed every other round), best round kept."""
+    for layer in layers.values():  # warm-up
         seconds_per_call(layer, x)
-    times: dict[str, list[float]] = {"ours": [], "theirs": []}
+    best = {name: float("inf") for name in layers}
+    names = list(layers)
     for repeat in range(repeats):
-        order = ("ours", "theirs") if repeat % 2 == 0 else ("theirs", "ours")  # neither always goes first
-        for name in order:
-            times[name].append(seconds_per_call(ours if name == "ours" else theirs, x))
-    tokens = batch * length
-    return tokens / statistics.median(times["ours"]), tokens / statistics.median(times["theirs"])
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            best[name] = min(best[name], seconds_per_call(layers[name], x))
+    tokens = x.shape[0] * x.shape[1]
+    return {name: tokens / seconds for name, seconds in best.items()}
+
+
+def standard(args) -> None:
+    print(f"\n## standard layers against torch.nn: batch {args.batch}, window 128, best of {args.repeats}")
+    print(f"{'layer':<22} {'hidden':>6} {'rnnkit tok/s':>13} {'torch tok/s':>12} {'ratio':>6}")
+    for hidden in (128, 512):
+        for kind in ("rnn", "lstm", "gru"):
+            torch.manual_seed(0)
+            layers = {"ours": OURS[kind](hidden, hidden), "theirs": TORCH[kind](hidden, hidden)}
+            speed = best_tokens_per_second(layers, torch.randn(128, args.batch, hidden), args.repeats)
+            print(f"{kind:<22} {hidden:>6} {speed['ours']:>13,.0f} {speed['theirs']:>12,.0f} "
+                  f"{speed['ours'] / speed['theirs']:>6.2f}", flush=True)
+    torch.manual_seed(0)
+    layers = {name: torch.nn.utils.parametrizations.weight_norm(layer, "weight_hh_l0")
+              for name, layer in (("ours", rnn.LSTM(128, 128)), ("theirs", torch.nn.LSTM(128, 128)))}
+    speed = best_tokens_per_second(layers, torch.randn(128, args.batch, 128), args.repeats)
+    print(f"{'lstm weight_norm':<22} {128:>6} {speed['ours']:>13,.0f} {speed['theirs']:>12,.0f} "
+          f"{speed['ours'] / speed['theirs']:>6.2f}", flush=True)
+
+
+def variants(args) -> None:
+    sizes = [(hidden, layers) for hidden in args.hidden for layers in (1, 2)]
+    specs = [spec for spec in EVERY_VARIANT if spec.kind != "rnn"]
+    print(f"\n## every variant against torch.nn.LSTM of the same size: batch 32, window 64, best of {args.repeats}")
+    print("(standard gru: against torch.nn.GRU; the standard lstm and lstm forget_bias=1 run torch's own kernel)")
+    print(f"{'variant':<30}" + "".join(f"{f'H{h} L{n}':>10}" for h, n in sizes) + f"{'target':>8}")
+    ratios: dict[str, list[float]] = {spec.variant_name: [] for spec in specs}
+    ratios["gru (vs torch.nn.GRU)"] = []
+    for hidden, num_layers in sizes:
+        torch.manual_seed(0)
+        layers = {"torch lstm": torch.nn.LSTM(hidden, hidden, num_layers),
+                  "torch gru": torch.nn.GRU(hidden, hidden, num_layers)}
+        layers |= {spec.variant_name: OURS[spec.kind](hidden, hidden, num_layers, **spec.keywords()) for spec in specs}
+        speed = best_tokens_per_second(layers, torch.randn(64, 32, hidden), args.repeats)
+        for spec in specs:
+            ratios[spec.variant_name].append(speed[spec.variant_name] / speed["torch lstm"])
+        ratios["gru (vs torch.nn.GRU)"].append(speed["gru"] / speed["torch gru"])
+        print(f"  H={hidden} L={num_layers}: torch.nn.LSTM {speed['torch lstm']:,.0f} tok/s, "
+              f"torch.nn.GRU {speed['torch gru']:,.0f} tok/s", flush=True)
+    for name, values in ratios.items():
+        target = 1.5 if name.startswith("gru (") else 1.0 if name.startswith("gru") else 0.9
+        print(f"{name:<30}" + "".join(f"{value:>10.2f}" for value in values) + f"{target:>8.1f}"
+              + ("" if min(values) >= target else "   below"), flush=True)
+
+
+MEMORY_PROBE = """
+import resource, sys, torch
+from rnnkit import nn as rnn
+from rnnkit.nn import kernels
+kind, keywords, fused = sys.argv[1], eval(sys.argv[2]), sys.argv[3] == "1"
+kernels.load()
+layer = {"lstm": rnn.LSTM, "gru": rnn.GRU}[kind](256, 256, fused=fused, **keywords)
+x = torch.randn(512, 32, 256)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+output, _ = layer(x)
+output.sum().backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def memory(args) -> None:
+    print("\n## peak memory of one forward+backward: T=512, batch 32, H=256 (growth of the peak RSS, MiB)")
+    print(f"{'variant':<24} {'kernel':>8} {'equations':>10} {'ratio':>6}")
+    for kind, keywords in (("lstm", {"peephole": True}), ("lstm", {"gates": "if"}), ("gru", {}),
+                           ("gru", {"reset": "before"})):
+        peaks = []
+        for fused in ("1", "0"):
+            result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, kind, repr(keywords), fused], check=True,
+                                    stdout=subprocess.PIPE, text=True)
+            peaks.append(float(result.stdout.split()[-1]))
+        name = CellSpec(kind, **keywords).variant_name
+        print(f"{name:<24} {peaks[0]:>8.0f} {peaks[1]:>10.0f} {peaks[0] / peaks[1]:>6.2f}", flush=True)
+
+
+def rnnkit_command(*arguments: str, kernel: bool = True) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "RNNKIT_KERNELS": "1" if kernel else "0"}
+    return subprocess.run([sys.executable, "-m", "rnnkit", *arguments], check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=environment)
+
+
+def sampling(args) -> None:
+    print("\n## rnnkit sample --length 5000 (batch 1, one step at a time): tokens/s, best of 3")
+    print(f"{'model':<34} {'kernel':>9} {'equations':>10} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as directory:
+        for label, settings in (("lstm peephole 1x256", ["model.cell=lstm", "model.peephole=true"]),
+                                ("gru 1x256", ["model.cell=gru"]),
+                                ("lstm 1x256 (torch's kernel)", ["model.cell=lstm"])):
+            run = Path(directory) / re.sub(r"\W+", "-", label)
+            overrides = [f"--set={value}" for value in (*settings, "model.hidden_size=256", "model.num_layers=1")]
+            rnnkit_command("train", "--out", str(run), "--max-steps", "1", *overrides)
+            speeds = []
+            for kernel in (True, False):
+                best = float("inf")
+                for _ in range(3):
+                    start = time.perf_counter()
+                    rnnkit_command("sample", str(run), "--length", "5000", "--seed", "1", kernel=kernel)
+                    best = min(best, time.perf_counter() - start)
+                speeds.append(5000 / best)
+            print(f"{label:<34} {speeds[0]:>9,.0f} {speeds[1]:>10,.0f} {speeds[0] / speeds[1]:>6.2f}", flush=True)
+    print("(whole-command time, start-up included)")
+
+
+def experiment(args) -> None:
+    print("\n## rnnkit experiment gate-ablation --seeds 1, end to end: the kernel against the equations")
+    train, dev = DATA / "sst" / "stsa.binary.train", DATA / "sst" / "stsa.binary.dev"
+    seconds = []
+    with tempfile.TemporaryDirectory() as directory:
+        for kernel in (True, False):
+            start = time.perf_counter()
+            rnnkit_command("experiment", "gate-ablation", "--data", str(train), "--val", str(dev), "--seeds", "1",
+                           "--out", str(Path(directory) / str(kernel)), kernel=kernel)
+            seconds.append(time.perf_counter() - start)
+            results = json.loads((Path(directory) / str(kernel) / "results.json").read_text())
+            print(f"{'kernel' if kernel else 'equations':<10} {seconds[-1]:>8.0f} s  "
+                  f"(rows: {len(results.get('summary', []))})", flush=True)
+    print(f"speed-up: {seconds[1] / seconds[0]:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 15")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="2 repeats instead of 7, H 50 and 256 only")
+    parser.add_argument("--batch", type=int, default=32, help="batch of the standard section (default 32)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS[:-1])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[50, 128, 256, 512])
     args = parser.parse_args()
-    repeats = 3 if args.quick else 15
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, length {args.length}, "
-          f"median of {repeats}, forward+backward")
-    print(f"{'layer':<28} {'hidden':>6} {'rnnkit tok/s':>13} {'torch tok/s':>12} {'ratio':>6}")
-    rows = [(kind, {}, hidden, False) for hidden in (128, 512) for kind in ("rnn", "lstm", "gru")]
-    rows += [(kind, variant, 128, False) for kind, variant in VARIANTS]
-    rows += [("lstm", {}, 128, True)]
-    for kind, variant, hidden, weight_norm in rows:
-        ours, theirs = compare(kind, variant, hidden, args.batch, args.length, repeats, weight_norm)
-        label = kind + "".join(f" {k}={v!r}" for k, v in variant.items()) + (" weight_norm" if weight_norm else "")
-        print(f"{label:<28} {hidden:>6} {ours:>13,.0f} {theirs:>12,.0f} {ours / theirs:>6.2f}", flush=True)
+    args.repeats = 2 if args.quick else 7
+    if args.quick:
+        args.hidden = [50, 256]
+    built = kernels.load() is not None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; rnnkit kernel: "
+          f"{'built' if built else 'unavailable (' + str(kernels.unavailable_reason()) + ')'}")
+    for section in args.sections:
+        globals()[section](args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ equations path) elsewhere until a CUDA kernel of the same design exists.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -121,14 +122,15 @@ def kernel_for(x: Tensor):
     return load()
 
 
-def layout(spec: CellSpec) -> list[int]:
+@functools.lru_cache(maxsize=None)
+def layout(spec: CellSpec) -> tuple[int, ...]:
     """The variant as the kernel reads it: row-block and peephole-block offsets (-1 when absent)."""
     block = {name: index for index, name in enumerate(spec.blocks)}
     peep = {name: index for index, name in enumerate(spec.peephole_blocks)}
     kind = {"rnn": 0, "lstm": 1, "gru": 2}[spec.kind]
     reset_before = spec.kind == "gru" and spec.reset == "before" and spec.reset_gate
-    return [kind, int(spec.nonlinearity == "relu"), *(block.get(g, -1) for g in "ifgo"),
-            *(peep.get(g, -1) for g in "ifo"), int(spec.coupled), *(block.get(g, -1) for g in "rzn"), int(reset_before)]
+    return (kind, int(spec.nonlinearity == "relu"), *(block.get(g, -1) for g in "ifgo"),
+            *(peep.get(g, -1) for g in "ifo"), int(spec.coupled), *(block.get(g, -1) for g in "rzn"), int(reset_before))
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -159,8 +161,13 @@ class FusedRecurrence(torch.autograd.Function):
 
 def run_direction(kernel, spec: CellSpec, xw: Tensor, batch_sizes: Tensor, reverse: bool,
                   state: tuple[Tensor, ...], p: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """The output (N, H) and final state of one direction, from its input projection xw (N, GH)."""
+    """The output (N, H) and final state of one direction, from its input projection xw (N, GH). With no
+    gradient to record (sampling, evaluation) the kernel is called directly and keeps nothing for a backward."""
     c0 = state[1] if spec.has_cell_state else None
+    tensors = (xw, state[0], c0, p["weight_hh"], p["bias_hh"], p["weight_ch"])
+    if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors):
+        output, h_n, c_n = kernel.forward(layout(spec), *tensors, batch_sizes, reverse, False)[:3]
+        return output, (h_n, c_n) if spec.has_cell_state else (h_n,)
     result = FusedRecurrence.apply(kernel, layout(spec), batch_sizes, reverse, xw, state[0], c0,
                                    p["weight_hh"], p["bias_hh"], p["weight_ch"])
     return result[0], tuple(result[1:])

@@ -55,8 +55,17 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
             const double*, const int*, const double*, double*, const int*) __attribute__((weak));
 }
 
+extern "C" {
+void sgemv_(const char*, const int*, const int*, const float*, const float*, const int*, const float*, const int*,
+            const float*, float*, const int*) __attribute__((weak));
+void dgemv_(const char*, const int*, const int*, const double*, const double*, const int*, const double*,
+            const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
 inline auto blas(float) { return sgemm_; }
 inline auto blas(double) { return dgemm_; }
+inline auto blas_vector(float) { return sgemv_; }
+inline auto blas_vector(double) { return dgemv_; }
 
 // Row-major C (rows, cols; leading dimension ldc) = beta C + A (rows, inner; lda) op(B), where op(B)
 // is B^T for a B of (cols, inner) when `b_transposed`, else B of (inner, cols); ldb is B's leading
@@ -65,10 +74,16 @@ template <typename S>
 void gemm(bool b_transposed, int64_t rows, int64_t cols, int64_t inner, const S* a, int64_t lda, const S* b,
           int64_t ldb, S beta, S* c, int64_t ldc) {
   if (rows == 0 || cols == 0) return;
+  const S one = 1;
+  auto vector_routine = blas_vector(S());
+  if (rows == 1 && vector_routine != nullptr && inner > 0) {  // one row (batch-1 sampling): a matrix-vector product
+    const int m = b_transposed ? inner : cols, n = b_transposed ? cols : inner, lw = ldb, step = 1;
+    vector_routine(b_transposed ? "T" : "N", &m, &n, &one, b, &lw, a, &step, &beta, c, &step);
+    return;
+  }
   auto routine = blas(S());
   if (routine != nullptr && inner > 0) {
     const int m = cols, n = rows, k = inner, la = ldb, lb = lda, lc = ldc;
-    const S one = 1;
     routine(b_transposed ? "T" : "N", "N", &m, &n, &k, &one, b, &la, a, &lb, &beta, c, &lc);
     return;
   }
@@ -155,10 +170,15 @@ void SGEMM_COMPUTE(const char*, const char*, const int*, const int*, const int*,
 
 template <typename S> class StepProduct {
  public:
-  StepProduct(bool w_transposed, int64_t cols, int64_t inner, int64_t max_rows, const S* w, int64_t ldw)
+  // Packing costs about one product's worth of copying: it is done for sequences of several steps.
+  static constexpr int64_t kPackFromSteps = 4;
+
+  StepProduct(bool w_transposed, int64_t cols, int64_t inner, int64_t max_rows, int64_t steps, const S* w,
+              int64_t ldw)
       : w_transposed_(w_transposed), cols_(cols), inner_(inner), w_(w), ldw_(ldw) {
     if constexpr (std::is_same_v<S, float>) {
-      if (SGEMM_PACK_GET_SIZE && SGEMM_PACK && SGEMM_COMPUTE && cols > 0 && inner > 0 && max_rows > 0) {
+      if (SGEMM_PACK_GET_SIZE && SGEMM_PACK && SGEMM_COMPUTE && cols > 0 && inner > 0 && max_rows > 0 &&
+          steps >= kPackFromSteps) {
         const int m = cols, n = max_rows, k = inner, ld = ldw;
         const float one = 1;
         packed_ = at::empty({static_cast<int64_t>(SGEMM_PACK_GET_SIZE("A", &m, &n, &k))}, at::kByte);
@@ -241,8 +261,10 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
   const V one(S(1)), zero(S(0));
   const int64_t B = h0.size(0);
   // h_prev W^T for every row block, or with reset before for the r and z rows; then (r ⊙ h_prev) W_hn^T
-  const StepProduct<S> recurrent(true, L.reset_before ? rz : GH, H, B, w_p, H);
-  const StepProduct<S> reset_recurrent(true, L.reset_before ? H : 0, H, B, w_p + std::max<int64_t>(L.n, 0) * H * H, H);
+  const int64_t T = static_cast<int64_t>(steps.order.size());
+  const StepProduct<S> recurrent(true, L.reset_before ? rz : GH, H, B, T, w_p, H);
+  const StepProduct<S> reset_recurrent(true, L.reset_before ? H : 0, H, B, T, w_p + std::max<int64_t>(L.n, 0) * H * H,
+                                       H);
 
   for (int64_t t : steps.order) {
     const int64_t n = steps.size[t], off = steps.offset[t];
@@ -420,8 +442,9 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
   S* dwc_p = dwc_rows.data_ptr<S>();
   const V one(S(1)), zero(S(0));
   // dpre W (reset before: the r and z rows of W, and d(r ⊙ h_prev) = dpre_n W_hn)
-  const StepProduct<S> back(false, H, L.reset_before ? rz : GH, B, w_p, H);
-  const StepProduct<S> reset_back(false, L.reset_before ? H : 0, H, B, w_p + std::max<int64_t>(L.n, 0) * H * H, H);
+  const int64_t T = static_cast<int64_t>(steps.order.size());
+  const StepProduct<S> back(false, H, L.reset_before ? rz : GH, B, T, w_p, H);
+  const StepProduct<S> reset_back(false, L.reset_before ? H : 0, H, B, T, w_p + std::max<int64_t>(L.n, 0) * H * H, H);
 
   for (auto step = steps.order.rbegin(); step != steps.order.rend(); ++step) {
     const int64_t t = *step, n = steps.size[t], off = steps.offset[t];
