@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# rnnkit's fused recurrence kernel is compiled on first use (about a minute) into KERNEL_CACHE, which
+# the targets here keep inside build/ (users' runs use ~/.cache/rnnkit/kernels).
+KERNEL_CACHE := $(CURDIR)/build/kernels
+export RNNKIT_KERNEL_CACHE := $(KERNEL_CACHE)
+
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 

@@ -18,7 +18,8 @@
 //
 // Nothing here is CPU-only by design except the element-wise loops over raw pointers: a CUDA kernel
 // of the same design replaces them and keeps the rest.
-#include <torch/extension.h>
+#include <ATen/ATen.h>
+#include <torch/python.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
