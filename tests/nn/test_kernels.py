@@ -282,3 +282,20 @@ def test_rnnkit_kernels_0_turns_the_kernel_off(monkeypatch):
     monkeypatch.setenv("RNNKIT_KERNELS", "0")
     with pytest.warns(UserWarning, match=r"unavailable \(RNNKIT_KERNELS=0\)"):
         assert kernels.load() is None
+
+
+@pytest.mark.parametrize("variant", [("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset": "before"})],
+                         ids=variant_id)
+def test_kernel_splits_rows_over_threads_and_agrees(variant):
+    """Batches large enough for the element-wise passes to run on several threads."""
+    kind, keywords = variant
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fused, equations = twin_layers(kind, keywords, 1, True, False, I=16, H=128)  # 64 rows per thread at most
+        x, lengths, state = batch(kind, 1, True, False, T=3, B=160, I=16, H=128, lengths=(3, 2, 1) * 54)
+        for form in FORMS:
+            assert_same(run(fused, x, lengths, form, False, state), run(equations, x, lengths, form, False, state),
+                        f"{variant_id(variant)} {form}, 2 threads", rtol=1e-10, atol=1e-10)
+    finally:
+        torch.set_num_threads(threads)
