@@ -10,14 +10,15 @@
 // over time. A reverse direction walks the steps from last to first with a growing batch; a row that
 // joins starts from its h0, which its state still holds. Padding is never computed.
 //
-// Per step the work is one matrix product (ATen: MKL or oneDNN) for the recurrent term, the input
-// projection having been done for all steps before the loop, then one element-wise pass over (n, H)
-// that computes every gate and state and saves what backward needs. Backward walks the steps in
-// reverse: one element-wise pass, then the product that carries dh to the previous step. The weight
-// gradient is one product over all steps at the end.
+// Per step the work is one matrix product for the recurrent term (BLAS, with the weight packed once
+// per sequence), the input projection having been done for all steps before the loop, then one
+// element-wise pass over (n, H) that computes every gate and state and saves what backward needs.
+// Backward walks the steps in reverse: one element-wise pass, then the product that carries dh to
+// the previous step. The weight gradient is one product over all steps at the end.
 //
-// Nothing here is CPU-only by design except the element-wise loops over raw pointers: a CUDA kernel
-// of the same design replaces them and keeps the rest.
+// The design carries over to CUDA as it is: the same layout, saved tensors and order of products
+// (cuBLAS), with the element-wise passes as CUDA kernels over (n, H). What is CPU-specific is only
+// how those passes and products are called: raw pointers, SIMD vectors, BLAS symbols.
 #include <ATen/ATen.h>
 #include <torch/python.h>
 #include <ATen/Parallel.h>
@@ -54,9 +55,6 @@ void sgemm_(const char*, const char*, const int*, const int*, const int*, const 
             const float*, const int*, const float*, float*, const int*) __attribute__((weak));
 void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
             const double*, const int*, const double*, double*, const int*) __attribute__((weak));
-}
-
-extern "C" {
 void sgemv_(const char*, const int*, const int*, const float*, const float*, const int*, const float*, const int*,
             const float*, float*, const int*) __attribute__((weak));
 void dgemv_(const char*, const int*, const int*, const double*, const double*, const int*, const double*,
@@ -97,14 +95,15 @@ void gemm(bool b_transposed, int64_t rows, int64_t cols, int64_t inner, const S*
   else C.add_(at::mm(A, B));
 }
 
-// The element-wise passes run on SIMD vectors of ATen (AVX2 or AVX-512 when the build enables them,
-// with SLEEF's exp and tanh, as torch's own kernels); `k` lanes of a vector are in use at the end of a row.
+// The element-wise passes run on ATen's SIMD vectors (AVX-512 or AVX2 when the build enables them);
+// `k` lanes of a vector are in use at the end of a row.
 template <typename S> using Vec = at::vec::Vectorized<S>;
 
-// exp and tanh. float32: ATen's fast exp (exp_u20, the one its softmax uses; within 20 ulp) and tanh
-// from it, which is within float32's usual tolerance of the exact value and several times cheaper than
-// SLEEF's; float64: SLEEF's 1-ulp functions (AVX-512 or AVX2, called directly), so the float64 kernel
-// agrees with the equations to 1e-10, or ATen's portable ones in a build without either.
+// exp and tanh. float32: ATen's fast polynomial exp (exp_u20, within 20 ulp) and tanh from it, within
+// float32's usual tolerance of the exact values and several times cheaper than SLEEF's 1-ulp ones;
+// float64: SLEEF's 1-ulp functions (AVX-512 or AVX2, called directly: its dispatching entry points
+// cost more per call), so the float64 kernel agrees with the equations to 1e-10; ATen's portable
+// ones in a build without either.
 inline Vec<float> vexp(const Vec<float>& x) { return x.exp_u20(); }
 inline Vec<float> vtanh(const Vec<float>& x) {  // 1 - 2 / (e^{2x} + 1): ±1 where e^{2x} is 0 or inf
   const Vec<float> one(1.0f), two(2.0f);
