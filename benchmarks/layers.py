@@ -11,7 +11,7 @@ Sections:
 - variants: every cell variant (rnnkit.spec.EVERY_VARIANT) and the standard GRU at H in {50, 128, 256,
   512}, 1 and 2 layers, batch 32, window 64; ratio to torch.nn.LSTM of the same size (targets: LSTM
   variants >= 0.9, GRU variants >= 1.0), and the standard GRU's ratio to torch.nn.GRU (target >= 1.5).
-- memory: peak resident memory of one forward+backward over a window of 512, kernel against equations.
+- memory: what one forward over a window of 512 holds for its backward, kernel against equations.
 - sampling: `rnnkit sample --length 5000` tokens/s of small char LMs, the kernel against the equations.
 - experiment: `rnnkit experiment gate-ablation --seeds 1` end to end, the kernel against the equations.
 
@@ -107,32 +107,36 @@ def variants(args) -> None:
 
 
 MEMORY_PROBE = """
-import resource, sys, torch
+import os, sys, torch
 from rnnkit import nn as rnn
 from rnnkit.nn import kernels
 kind, keywords, fused = sys.argv[1], eval(sys.argv[2]), sys.argv[3] == "1"
 kernels.load()
+
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
 layer = {"lstm": rnn.LSTM, "gru": rnn.GRU}[kind](256, 256, fused=fused, **keywords)
 x = torch.randn(512, 32, 256)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = resident()
 output, _ = layer(x)
-output.sum().backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((resident() - before) / 2**20)
 """
 
 
 def memory(args) -> None:
-    print("\n## peak memory of one forward+backward: T=512, batch 32, H=256 (growth of the peak RSS, MiB)")
+    print("\n## memory held for backward after one forward: T=512, batch 32, H=256 (growth of the resident set, MiB)")
     print(f"{'variant':<24} {'kernel':>8} {'equations':>10} {'ratio':>6}")
     for kind, keywords in (("lstm", {"peephole": True}), ("lstm", {"gates": "if"}), ("gru", {}),
                            ("gru", {"reset": "before"})):
-        peaks = []
+        held = []
         for fused in ("1", "0"):
             result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, kind, repr(keywords), fused], check=True,
                                     stdout=subprocess.PIPE, text=True)
-            peaks.append(float(result.stdout.split()[-1]))
+            held.append(float(result.stdout.split()[-1]))
         name = CellSpec(kind, **keywords).variant_name
-        print(f"{name:<24} {peaks[0]:>8.0f} {peaks[1]:>10.0f} {peaks[0] / peaks[1]:>6.2f}", flush=True)
+        print(f"{name:<24} {held[0]:>8.0f} {held[1]:>10.0f} {held[0] / held[1]:>6.2f}", flush=True)
 
 
 def rnnkit_command(*arguments: str, kernel: bool = True) -> subprocess.CompletedProcess:
@@ -141,7 +145,30 @@ def rnnkit_command(*arguments: str, kernel: bool = True) -> subprocess.Completed
                           stderr=subprocess.PIPE, text=True, env=environment)
 
 
+def single_steps_per_second(layer: torch.nn.Module, steps: int = 500) -> float:
+    """Batch-1 steps of one layer under no_grad, the state carried: sampling's inner loop."""
+    x = torch.randn(1, 1, layer.input_size)
+    state = None
+    with torch.no_grad():
+        start = time.perf_counter()
+        for _ in range(steps):
+            _, state = layer(x, state)
+    return steps / (time.perf_counter() - start)
+
+
 def sampling(args) -> None:
+    print(f"\n## one batch-1 step of a 1x256 layer under no_grad: steps/s, best of {args.repeats} rounds of 500")
+    print(f"{'layer':<34} {'kernel':>9} {'equations':>10} {'ratio':>6}")
+    for kind, keywords in (("lstm", {"peephole": True}), ("lstm", {"gates": "if"}), ("gru", {}),
+                           ("gru", {"reset": "before"})):
+        torch.manual_seed(0)
+        layers = [OURS[kind](256, 256, **keywords), OURS[kind](256, 256, fused=False, **keywords)]
+        best = [0.0, 0.0]
+        for repeat in range(args.repeats):
+            for index in (0, 1) if repeat % 2 == 0 else (1, 0):
+                best[index] = max(best[index], single_steps_per_second(layers[index]))
+        label = CellSpec(kind, **keywords).variant_name
+        print(f"{label:<34} {best[0]:>9,.0f} {best[1]:>10,.0f} {best[0] / best[1]:>6.2f}", flush=True)
     print("\n## rnnkit sample --length 5000 (batch 1, one step at a time): tokens/s, best of 3")
     print(f"{'model':<34} {'kernel':>9} {'equations':>10} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as directory:
