@@ -299,3 +299,18 @@ def test_kernel_splits_rows_over_threads_and_agrees(variant):
                         f"{variant_id(variant)} {form}, 2 threads", rtol=1e-10, atol=1e-10)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_non_finite_values_stay_non_finite(dtype):
+    """A NaN or infinite input gives NaN outputs, as on the equations path: divergence stays visible."""
+    layer = rnn.GRU(3, 4, reset="before", dtype=dtype)
+    x = torch.randn(5, 2, 3, dtype=dtype)
+    x[2, 0, 1] = float("nan")
+    x[1, 1, 0] = float("inf")
+    output, _ = layer(x)
+    reference = rnn.GRU(3, 4, reset="before", dtype=dtype, fused=False)
+    reference.load_state_dict(layer.state_dict())
+    expected, _ = reference(x)
+    assert torch.equal(torch.isfinite(output), torch.isfinite(expected))
+    assert not torch.isfinite(output[2:, 0]).any()

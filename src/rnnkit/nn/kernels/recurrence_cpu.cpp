@@ -104,10 +104,12 @@ template <typename S> using Vec = at::vec::Vectorized<S>;
 // float64: SLEEF's 1-ulp functions (AVX-512 or AVX2, called directly: its dispatching entry points
 // cost more per call), so the float64 kernel agrees with the equations to 1e-10; ATen's portable
 // ones in a build without either.
-inline Vec<float> vexp(const Vec<float>& x) { return x.exp_u20(); }
-inline Vec<float> vtanh(const Vec<float>& x) {  // 1 - 2 / (e^{2x} + 1): ±1 where e^{2x} is 0 or inf
+// exp_u20 clamps its argument, which would turn a NaN into a number: NaN is passed through, so that a
+// diverged model still shows as one.
+inline Vec<float> vexp(const Vec<float>& x) { return Vec<float>::blendv(x.exp_u20(), x, x.isnan()); }
+inline Vec<float> vtanh(const Vec<float>& x) {  // 1 - 2 / (e^{2x} + 1): ±1 where e^{2x} under- or overflows
   const Vec<float> one(1.0f), two(2.0f);
-  return one - two / ((x * two).exp_u20() + one);
+  return one - two / (vexp(x * two) + one);
 }
 #if defined(CPU_CAPABILITY_AVX512)
 inline Vec<double> vexp(const Vec<double>& x) { return Sleef_expd8_u10avx512f(x); }
