@@ -132,7 +132,7 @@ template <typename S, typename F> inline void for_lanes(int64_t H, const F& body
 
 // Parallel over rows when the pass is large enough to pay for it (torch's thread pool and setting).
 template <typename F> inline void for_rows(int64_t rows, int64_t width, const F& body) {
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width));
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) body(b);
   });
