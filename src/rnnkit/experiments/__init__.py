@@ -96,7 +96,7 @@ def train_once(preset: str | None, settings: list[str], values: dict, directory:
     trainer.run()
     best = trainer.best or {"value": None, "step": None}
     return {"best": best["value"], "best_step": best["step"], "steps": trainer.step, "trained": trainer.tokens,
-            "epochs": round(trainer.task.epochs_done, 3), "seconds": round(trainer.elapsed(), 1),
+            "epochs": round(trainer.task.epochs_done, 3), "seconds": round(trainer.elapsed(), 3),
             "parameters": sum(parameter.numel() for parameter in trainer.parameters),
             "run": str(trainer.run_directory.path)}
 
