@@ -21,13 +21,13 @@ FORMS = ["padded", "packed"]
 ON_RNNKIT_KERNEL = [v for v in VARIANTS if not rnn.layers.uses_torch_kernel(CellSpec(v[0], **v[1]), torch.device("cpu"))]
 
 
-def twin_layers(kind, keywords, num_layers, bidirectional, batch_first, I=3, H=5, dtype=torch.float64, **extra):
+def twin_layers(kind, keywords, num_layers, bidirectional, batch_first, input_size=3, H=5, dtype=torch.float64, **extra):
     """The same weights on the kernel (fused) and on the equations."""
     torch.manual_seed(1)
     cls = OUR_CLASSES[kind]
     common = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
                   **keywords, **extra)
-    fused, equations = cls(I, H, **common), cls(I, H, fused=False, **common)
+    fused, equations = cls(input_size, H, **common), cls(input_size, H, fused=False, **common)
     with torch.no_grad():  # a forget bias or random biases, so no gradient is trivially zero
         for parameter in fused.parameters():
             parameter.uniform_(-0.6, 0.6)
@@ -53,11 +53,11 @@ def run(layer, x, lengths, form, batch_first, state, seed=0, upstream=None):
             **{f"dstate{i}": s.grad for i, s in enumerate(state)}, **grads}
 
 
-def batch(kind, num_layers, bidirectional, batch_first, T=6, B=4, I=3, H=5, lengths=(6, 2, 5, 1),
+def batch(kind, num_layers, bidirectional, batch_first, T=6, B=4, input_size=3, H=5, lengths=(6, 2, 5, 1),
           dtype=torch.float64):
     generator = torch.Generator().manual_seed(2)
-    x = torch.randn(B, T, I, dtype=dtype, generator=generator) if batch_first else \
-        torch.randn(T, B, I, dtype=dtype, generator=generator)
+    x = torch.randn(B, T, input_size, dtype=dtype, generator=generator) if batch_first else \
+        torch.randn(T, B, input_size, dtype=dtype, generator=generator)
     D = 2 if bidirectional else 1
     parts = 2 if kind == "lstm" else 1
     state = tuple(torch.randn(num_layers * D, B, H, dtype=dtype, generator=generator) for _ in range(parts))
@@ -107,9 +107,9 @@ def test_kernel_agrees_in_float32(variant):
     """In float32 the kernel is as close to the float64 result (same weights) as the equations are:
     within 1e-4 of each tensor's largest magnitude (BPTT sums many rounded terms)."""
     kind, keywords = variant
-    fused, equations = twin_layers(kind, keywords, 2, True, False, I=8, H=24, dtype=torch.float32)
+    fused, equations = twin_layers(kind, keywords, 2, True, False, input_size=8, H=24, dtype=torch.float32)
     exact = copy.deepcopy(equations).double()
-    x, lengths, state = batch(kind, 2, True, False, T=12, B=5, I=8, H=24, lengths=(12, 3, 9, 1, 12),
+    x, lengths, state = batch(kind, 2, True, False, T=12, B=5, input_size=8, H=24, lengths=(12, 3, 9, 1, 12),
                               dtype=torch.float32)
     for form in FORMS:
         reference = run(exact, x.double(), lengths, form, False, tuple(s.double() for s in state), upstream=torch.float64)
@@ -292,8 +292,8 @@ def test_kernel_splits_rows_over_threads_and_agrees(variant):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        fused, equations = twin_layers(kind, keywords, 1, True, False, I=16, H=128)  # 64 rows per thread at most
-        x, lengths, state = batch(kind, 1, True, False, T=3, B=160, I=16, H=128, lengths=(3, 2, 1) * 54)
+        fused, equations = twin_layers(kind, keywords, 1, True, False, input_size=16, H=128)  # several chunks of rows per thread
+        x, lengths, state = batch(kind, 1, True, False, T=3, B=160, input_size=16, H=128, lengths=(3, 2, 1) * 54)
         for form in FORMS:
             assert_same(run(fused, x, lengths, form, False, state), run(equations, x, lengths, form, False, state),
                         f"{variant_id(variant)} {form}, 2 threads", rtol=1e-10, atol=1e-10)
