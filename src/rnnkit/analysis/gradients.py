@@ -9,7 +9,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from rnnkit.nn.layers import RecurrentLayer, cell_parameters, cell_step
+from rnnkit.nn.layers import RecurrentLayer
+from rnnkit.nn.steps import cell_parameters, cell_step
 from rnnkit.nn.trace import trace
 
 

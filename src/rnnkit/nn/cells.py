@@ -16,7 +16,8 @@ from torch import Tensor, _VF, nn
 
 from rnnkit.nn import kernels
 from rnnkit.nn.interop import HasTorchTwin
-from rnnkit.nn.layers import CELL_WEIGHT_NAMES, cell_step, check_fused, set_forget_bias, variant_repr
+from rnnkit.nn.layers import check_fused, set_forget_bias, variant_repr
+from rnnkit.nn.steps import CELL_WEIGHT_NAMES, cell_step
 from rnnkit.spec import CellSpec
 
 FUSED_CELL_KERNELS = {"rnn tanh": _VF.rnn_tanh_cell, "rnn relu": _VF.rnn_relu_cell, "lstm": _VF.lstm_cell,

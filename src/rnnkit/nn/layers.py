@@ -24,7 +24,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit.nn import kernels
 from rnnkit.nn.interop import HasTorchTwin
-from rnnkit.nn.steps import gru_step, lstm_step, rnn_step
+from rnnkit.nn.steps import cell_parameters, cell_step
 from rnnkit.spec import CellSpec, layer_parameter_groups, layer_suffix
 
 FUSED_KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
@@ -213,22 +213,12 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
             sizes = torch.full((T,), B, dtype=torch.int64)
         else:
             rows, sizes = input, batch_sizes
-        weights = dict(zip(self._flat_weights_names, self.effective_weights()))
-        finals: list[tuple[Tensor, ...]] = []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(self.num_directions):
-                suffix = layer_suffix(layer, direction == 1)
-                p = cell_parameters(weights, suffix)
-                xw = nn.functional.linear(rows, p["weight_ih"], p["bias_ih"])  # (N, G*H), every step at once
-                initial = tuple(s[layer * self.num_directions + direction] for s in state)
-                output, final = kernels.run_direction(kernel, self.spec, xw, sizes, direction == 1, initial, p)
-                outputs.append(output)
-                finals.append(final)
-            rows = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, D*H)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                rows = nn.functional.dropout(rows, self.dropout, training=True)
-        final_state = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, H)
+
+        def direction(rows: Tensor, initial: tuple[Tensor, ...], p: dict, reverse: bool, suffix: str):
+            xw = nn.functional.linear(rows, p["weight_ih"], p["bias_ih"])  # (N, G*H), every step at once
+            return kernels.run_direction(kernel, self.spec, xw, sizes, reverse, initial, p)
+
+        rows, final_state = self._stack_layers(rows, state, direction)  # (N, D*H)
         if batch_sizes is None:
             rows = rows.reshape(T, B, rows.shape[-1])
             rows = rows.transpose(0, 1) if self.batch_first else rows
@@ -250,29 +240,33 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
 
     def _run_layers(self, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...]):
         """The layers of EQUATIONS.md step by step: x (T, B, I), state tuple of (L*D, B, H)."""
-        T = x.shape[0]
         mask = None
         if lengths is not None:
-            mask = torch.arange(T)[:, None] < lengths[None, :]  # (T, B)
-            mask = mask.to(x.device)
+            mask = (torch.arange(x.shape[0])[:, None] < lengths[None, :]).to(x.device)  # (T, B)
+
+        def direction(x: Tensor, initial: tuple[Tensor, ...], p: dict, reverse: bool, suffix: str):
+            return self._run_direction(x, mask, lengths, initial, p, reverse, suffix[1:])
+
+        return self._stack_layers(x, state, direction)
+
+    def _stack_layers(self, x: Tensor, state: tuple[Tensor, ...], direction):
+        """The layers and directions around either engine's `direction(x, initial state, cell parameters,
+        reverse, suffix) -> (output, final state)`: directions concatenated, dropout between layers in
+        training. x is (..., I) in the engine's layout; returns (..., D*H) and the state tuple of (L*D, B, H)."""
         weights = dict(zip(self._flat_weights_names, self.effective_weights()))
         finals: list[tuple[Tensor, ...]] = []
-        layer_input = x
         for layer in range(self.num_layers):
             outputs = []
-            for direction in range(self.num_directions):
-                index = layer * self.num_directions + direction
-                initial = tuple(s[index] for s in state)
-                p = cell_parameters(weights, layer_suffix(layer, direction == 1))
-                output, final = self._run_direction(layer_input, mask, lengths, initial, p, direction == 1,
-                                                    layer_suffix(layer, direction == 1)[1:])
+            for reverse in (False, True)[:self.num_directions]:
+                suffix = layer_suffix(layer, reverse)
+                initial = tuple(s[layer * self.num_directions + int(reverse)] for s in state)
+                output, final = direction(x, initial, cell_parameters(weights, suffix), reverse, suffix)
                 outputs.append(output)
                 finals.append(final)
-            layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H)
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (..., D*H)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_input = nn.functional.dropout(layer_input, self.dropout, training=True)
-        final_state = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, H)
-        return layer_input, final_state
+                x = nn.functional.dropout(x, self.dropout, training=True)
+        return x, tuple(torch.stack(parts) for parts in zip(*finals))  # each (L*D, B, H)
 
     def _run_direction(self, x, mask, lengths, state, p, reverse, name):
         if reverse:
@@ -299,23 +293,6 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + variant_repr(self.spec, self.fused)
-
-
-CELL_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch")
-
-
-def cell_parameters(weights: dict[str, Tensor], suffix: str) -> dict[str, Tensor | None]:
-    """One cell's tensors of a layer by their suffix-free names (absent ones, e.g. biases, are None)."""
-    return {name: weights.get(name + suffix) for name in CELL_WEIGHT_NAMES}
-
-
-def cell_step(spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None],
-              record: dict | None = None) -> tuple[Tensor, ...]:
-    """One step of any cell from its input projection xw (B, G*H); the state as a tuple, (h,) or (h, c)."""
-    if spec.kind == "lstm":
-        return lstm_step(spec, xw, state[0], state[1], p["weight_hh"], p["bias_hh"], p["weight_ch"], record)
-    step = rnn_step if spec.kind == "rnn" else gru_step
-    return (step(spec, xw, state[0], p["weight_hh"], p["bias_hh"], record),)
 
 
 def variant_repr(spec: CellSpec, fused: bool) -> str:

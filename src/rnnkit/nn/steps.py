@@ -89,3 +89,20 @@ def gru_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias
     if record is not None:
         record.update({name: value for name, value in zip("rznh", (r, z, n, h)) if value is not None})
     return h
+
+
+CELL_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch")
+
+
+def cell_parameters(weights: dict[str, Tensor], suffix: str) -> dict[str, Tensor | None]:
+    """One cell's tensors of a layer by their suffix-free names (absent ones, e.g. biases, are None)."""
+    return {name: weights.get(name + suffix) for name in CELL_WEIGHT_NAMES}
+
+
+def cell_step(spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None],
+              record: dict | None = None) -> tuple[Tensor, ...]:
+    """One step of any cell from its input projection xw (B, G*H); the state as a tuple, (h,) or (h, c)."""
+    if spec.kind == "lstm":
+        return lstm_step(spec, xw, state[0], state[1], p["weight_hh"], p["bias_hh"], p["weight_ch"], record)
+    step = rnn_step if spec.kind == "rnn" else gru_step
+    return (step(spec, xw, state[0], p["weight_hh"], p["bias_hh"], record),)

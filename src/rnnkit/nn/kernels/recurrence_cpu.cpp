@@ -237,7 +237,6 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
     }
     if (gru) extra = at::empty({N, H}, opts);
   }
-  const at::Tensor& xw = xw_in;
   const int64_t rz = gru && L.r >= 0 ? 2 * H : H;  // gru reset before: rows of the r and z blocks
   auto pre = at::empty({h0.size(0), GH}, opts);  // rnn/lstm: pre-activation; gru: W_hh h_prev + b_hh
   auto rh = gru && L.reset_before ? at::empty({h0.size(0), H}, opts) : at::Tensor();
@@ -254,7 +253,7 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
   S* extra_p = save && gru ? extra.data_ptr<S>() : nullptr;
   S* pre_p = pre.data_ptr<S>();
   S* rh_p = rh.defined() ? rh.data_ptr<S>() : nullptr;
-  const S* xw_p = xw.data_ptr<S>();
+  const S* xw_p = xw_in.data_ptr<S>();
   const S* w_p = w_hh.data_ptr<S>();
   // b_hh is added in the element-wise pass (zeros without a bias): to the pre-activation, or for a gru to
   // the recurrent term W_hh h_prev + b_hh that r scales.
@@ -267,6 +266,22 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
   const StepProduct<S> recurrent(true, L.reset_before ? rz : GH, H, B, T, w_p, H);
   const StepProduct<S> reset_recurrent(true, L.reset_before ? H : 0, H, B, T, w_p + std::max<int64_t>(L.n, 0) * H * H,
                                        H);
+
+  // The GRU's last part, the same for both resets: h = (1 - z) n + z h_prev, and what backward needs
+  // (`extra`: the recurrent term of n that r scales, or with reset before r ⊙ h_prev).
+  auto gru_output = [&](S* hb, S* a, int64_t row, int64_t j, int64_t k, const V& r, const V& z, const V& nv,
+                        const V& hp, const V& extra) {
+    const V hv = (one - z) * nv + z * hp;
+    if (save) {
+      if (L.r >= 0) r.store(a + L.r * H + j, k);
+      z.store(a + L.z * H + j, k);
+      nv.store(a + L.n * H + j, k);
+      hp.store(hprev_p + row + j, k);
+      extra.store(extra_p + row + j, k);
+    }
+    hv.store(hb + j, k);
+    hv.store(out_p + row + j, k);
+  };
 
   for (int64_t t : steps.order) {
     const int64_t n = steps.size[t], off = steps.offset[t];
@@ -342,17 +357,7 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
           const V r = L.r >= 0 ? sigmoid<S>(ld(x + L.r * H) + hw(L.r)) : one;
           const V z = sigmoid<S>(ld(x + L.z * H) + hw(L.z));
           const V hn_term = hw(L.n);
-          const V nv = vtanh(ld(x + L.n * H) + r * hn_term);
-          const V hv = (one - z) * nv + z * hp;
-          if (save) {
-            if (L.r >= 0) r.store(a + L.r * H + j, k);
-            z.store(a + L.z * H + j, k);
-            nv.store(a + L.n * H + j, k);
-            hp.store(hprev_p + row + j, k);
-            hn_term.store(extra_p + row + j, k);
-          }
-          hv.store(hb + j, k);
-          hv.store(out_p + row + j, k);
+          gru_output(hb, a, row, j, k, r, z, vtanh(ld(x + L.n * H) + r * hn_term), hp, hn_term);
         });
       });
     } else {
@@ -379,18 +384,8 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
         for_lanes<S>(H, [&](int64_t j, int64_t k) {
           auto ld = [&](const S* q) { return V::loadu(q + j, k); };
           const V hp = ld(hb);
-          const V z = ld(p + L.z * H);
           const V nv = vtanh(ld(x + L.n * H) + ld(p + L.n * H) + ld(bh + L.n * H));
-          const V hv = (one - z) * nv + z * hp;
-          if (save) {
-            ld(p + L.r * H).store(a + L.r * H + j, k);
-            z.store(a + L.z * H + j, k);
-            nv.store(a + L.n * H + j, k);
-            hp.store(hprev_p + row + j, k);
-            ld(rh_p + b * H).store(extra_p + row + j, k);
-          }
-          hv.store(hb + j, k);
-          hv.store(out_p + row + j, k);
+          gru_output(hb, a, row, j, k, ld(p + L.r * H), ld(p + L.z * H), nv, hp, ld(rh_p + b * H));
         });
       });
     }
