@@ -191,14 +191,16 @@ def sampling(args) -> None:
 
 
 def experiment(args) -> None:
-    print("\n## rnnkit experiment gate-ablation --seeds 1, end to end: the kernel against the equations")
+    print(f"\n## rnnkit experiment gate-ablation --seeds 1{' --quick' if args.quick else ''}, end to end: "
+          "the kernel against the equations")
     train, dev = DATA / "sst" / "stsa.binary.train", DATA / "sst" / "stsa.binary.dev"
     seconds = []
     with tempfile.TemporaryDirectory() as directory:
         for kernel in (True, False):
             start = time.perf_counter()
             rnnkit_command("experiment", "gate-ablation", "--data", str(train), "--val", str(dev), "--seeds", "1",
-                           "--out", str(Path(directory) / str(kernel)), kernel=kernel)
+                           "--out", str(Path(directory) / str(kernel)), *(["--quick"] if args.quick else []),
+                           kernel=kernel)
             seconds.append(time.perf_counter() - start)
             results = json.loads((Path(directory) / str(kernel) / "results.json").read_text())
             print(f"{'kernel' if kernel else 'equations':<10} {seconds[-1]:>8.0f} s  "
@@ -208,7 +210,8 @@ def experiment(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 repeats instead of 7, H 50 and 256 only")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 repeats instead of 7, H 50 and 256 only, the experiment's --quick")
     parser.add_argument("--batch", type=int, default=32, help="batch of the standard section (default 32)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS[:-1])
     parser.add_argument("--hidden", type=int, nargs="+", default=[50, 128, 256, 512])
