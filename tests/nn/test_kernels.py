@@ -284,16 +284,19 @@ def test_rnnkit_kernels_0_turns_the_kernel_off(monkeypatch):
         assert kernels.load() is None
 
 
+@pytest.mark.parametrize("H", [128, 220], ids=["rows sliced over threads", "each pass split over threads"])
 @pytest.mark.parametrize("variant", [("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset": "before"})],
                          ids=variant_id)
-def test_kernel_splits_rows_over_threads_and_agrees(variant):
-    """Batches large enough for the element-wise passes to run on several threads."""
+def test_kernel_on_two_threads_agrees(variant, H):
+    """Batches large enough for several threads. With a recurrent weight of at most 1 MiB (H = 128 in
+    float64) each thread takes a slice of the rows through every step; the slices' edges fall inside
+    the packed steps' shrinking batches. A larger weight (H = 220) splits each step's product and pass."""
     kind, keywords = variant
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        fused, equations = twin_layers(kind, keywords, 1, True, False, input_size=16, H=128)  # several chunks of rows per thread
-        x, lengths, state = batch(kind, 1, True, False, T=3, B=160, input_size=16, H=128, lengths=(3, 2, 1) * 54)
+        fused, equations = twin_layers(kind, keywords, 1, True, False, input_size=16, H=H)
+        x, lengths, state = batch(kind, 1, True, False, T=3, B=161, input_size=16, H=H, lengths=(3, 2, 1) * 54 + (2,))
         for form in FORMS:
             assert_same(run(fused, x, lengths, form, False, state), run(equations, x, lengths, form, False, state),
                         f"{variant_id(variant)} {form}, 2 threads", rtol=1e-10, atol=1e-10)

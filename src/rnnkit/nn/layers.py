@@ -215,6 +215,8 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
             rows, sizes = input, batch_sizes
 
         def direction(rows: Tensor, initial: tuple[Tensor, ...], p: dict, reverse: bool, suffix: str):
+            if p["bias_hh"] is not None and self.spec.kind != "gru":  # b_hh only adds to the pre-activation
+                p = {**p, "bias_ih": p["bias_ih"] + p["bias_hh"], "bias_hh": None}
             xw = nn.functional.linear(rows, p["weight_ih"], p["bias_ih"])  # (N, G*H), every step at once
             return kernels.run_direction(kernel, self.spec, xw, sizes, reverse, initial, p)
 

@@ -40,9 +40,17 @@ def cache_directory() -> Path:
     return Path(root)
 
 
+def _openmp() -> bool:
+    """ATen's parallel_for is inlined from its headers as OpenMP pragmas when torch's parallel backend is
+    OpenMP: the kernel must be compiled and linked with -fopenmp then, or every pass runs on one thread.
+    Linking names libgomp.so.1, which resolves to the copy torch has already loaded."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
 def _compile_flags() -> list[str]:
-    """-O3, and the widest SIMD vectors (ATen's, with SLEEF's exp and tanh) torch found the CPU able to run."""
-    flags = ["-O3"]
+    """-O3, OpenMP as torch uses it, and the widest SIMD vectors (ATen's, with SLEEF's exp and tanh) torch
+    found the CPU able to run."""
+    flags = ["-O3"] + (["-fopenmp"] if _openmp() else [])
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":
         flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c",
@@ -97,7 +105,8 @@ def load():
                 directory = cache_directory() / _build_name()
                 directory.mkdir(parents=True, exist_ok=True)
                 module = cpp_extension.load(name=_build_name(), sources=[str(SOURCE)], build_directory=str(directory),
-                                            extra_cflags=_compile_flags(), verbose=False)
+                                            extra_cflags=_compile_flags(),
+                                            extra_ldflags=["-fopenmp"] if _openmp() else [], verbose=False)
             except Exception as error:  # any failure to build or import: the equations path stays correct
                 reason = _why_build_failed(error)
         if module is None:

@@ -14,7 +14,9 @@
 // per sequence), the input projection having been done for all steps before the loop, then one
 // element-wise pass over (n, H) that computes every gate and state and saves what backward needs.
 // Backward walks the steps in reverse: one element-wise pass, then the product that carries dh to
-// the previous step. The weight gradient is one product over all steps at the end.
+// the previous step. The weight gradient is one product over all steps at the end. On several threads
+// each takes a slice of the batch's rows through all the steps (`over_batch`), or for a large weight
+// each step's product and pass are split between them.
 //
 // The design carries over to CUDA as it is: the same layout, saved tensors and order of products
 // (cuBLAS), with the element-wise passes as CUDA kernels over (n, H). What is CPU-specific is only
@@ -138,6 +140,25 @@ template <typename F> inline void for_rows(int64_t rows, int64_t width, const F&
   });
 }
 
+// The batch's rows are independent sequences, so with several threads each can take a slice of the
+// rows through every step on its own: one product and one pass per step on its rows, and no waiting
+// for the other threads between steps. That is done while the recurrent weight is small enough
+// (`weight_bytes`) for every thread to read all of it at each step from its cache; a larger weight
+// is shared out instead: each step's product over threads, then its pass over rows (`for_rows`).
+// Inside a slice both run on the slice's thread (BLAS and ATen run nested calls on the caller).
+constexpr int64_t kSliceMinRows = 8;
+constexpr int64_t kSliceMaxWeightBytes = int64_t(1) << 20;
+
+template <typename F> inline void over_batch(int64_t B, int64_t weight_bytes, const F& run_rows) {
+  const bool slice = at::get_num_threads() > 1 && !at::in_parallel_region() && B >= 2 * kSliceMinRows &&
+                     weight_bytes <= kSliceMaxWeightBytes;
+  if (!slice) {
+    run_rows(0, B);
+    return;
+  }
+  at::parallel_for(0, B, kSliceMinRows, [&](int64_t lo, int64_t hi) { run_rows(lo, hi); });
+}
+
 struct Steps {
   std::vector<int64_t> order, offset, size;  // processing order of the steps; their rows
 };
@@ -242,8 +263,8 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
   auto rh = gru && L.reset_before ? at::empty({h0.size(0), H}, opts) : at::Tensor();
 
   S* out_p = output.data_ptr<S>();
-  S* h_p = h.data_ptr<S>();
-  S* c_p = lstm ? c.data_ptr<S>() : nullptr;
+  S* const h_state = h.data_ptr<S>();
+  S* const c_state = lstm ? c.data_ptr<S>() : nullptr;
   const S* wc = w_ch.defined() ? w_ch.data_ptr<S>() : nullptr;
   S* acts_p = save ? acts.data_ptr<S>() : nullptr;
   S* hprev_p = save ? h_prev.data_ptr<S>() : nullptr;
@@ -251,12 +272,13 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
   S* cprev_p = save && lstm ? c_prev.data_ptr<S>() : nullptr;
   S* tanhc_p = save && lstm ? tanh_c.data_ptr<S>() : nullptr;
   S* extra_p = save && gru ? extra.data_ptr<S>() : nullptr;
-  S* pre_p = pre.data_ptr<S>();
-  S* rh_p = rh.defined() ? rh.data_ptr<S>() : nullptr;
+  S* const pre_state = pre.data_ptr<S>();
+  S* const rh_state = rh.defined() ? rh.data_ptr<S>() : nullptr;
   const S* xw_p = xw_in.data_ptr<S>();
   const S* w_p = w_hh.data_ptr<S>();
-  // b_hh is added in the element-wise pass (zeros without a bias): to the pre-activation, or for a gru to
-  // the recurrent term W_hh h_prev + b_hh that r scales.
+  // b_hh is added in the element-wise pass: to the pre-activation, or for a gru to the recurrent term
+  // W_hh h_prev + b_hh that r scales (zeros without a bias). The layers hand an rnn's or lstm's b_hh over
+  // inside xw's bias instead, which saves the pass a load per gate.
   const at::Tensor bias = has_bias ? b_hh : at::zeros({GH}, opts);
   const S* bh = bias.data_ptr<S>();
   const V one(S(1)), zero(S(0));
@@ -283,113 +305,126 @@ std::vector<at::Tensor> forward_impl(const Layout& L, const at::Tensor& xw_in, c
     hv.store(out_p + row + j, k);
   };
 
-  for (int64_t t : steps.order) {
-    const int64_t n = steps.size[t], off = steps.offset[t];
-    if (n == 0) continue;
-    // h_prev W_hh^T (n, GH); with reset before only the r and z rows: n's product waits for r
-    recurrent(n, h_p, H, S(0), pre_p, GH);
-    const S* x_t = xw_p + off * GH;
-    if (L.kind == 0) {
-      for_rows(n, H, [&](int64_t b) {
-        const S* p = pre_p + b * GH;
-        const S* x = x_t + b * GH;
-        S* hb = h_p + b * H;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          const V u = V::loadu(x + j, k) + V::loadu(bh + j, k) + V::loadu(p + j, k);  // x W_ih^T + b_ih + b_hh + h_prev W_hh^T
-          const V v = L.relu ? at::vec::maximum(u, zero) : vtanh(u);
-          if (save) {
-            v.store(acts_p + row + j, k);  // φ' is read from the output
-            V::loadu(hb + j, k).store(hprev_p + row + j, k);
-          }
-          v.store(hb + j, k);
-          v.store(out_p + row + j, k);
+  // Rows lo .. hi of the batch through every step. The pointers into the (B, .) state start at row lo,
+  // and a step's n and off count only the slice's rows.
+  auto run_rows = [&](int64_t lo, int64_t hi) {
+    S* const h_p = h_state + lo * H;
+    S* const c_p = lstm ? c_state + lo * H : nullptr;
+    S* const pre_p = pre_state + lo * GH;
+    S* const rh_p = rh_state ? rh_state + lo * H : nullptr;
+    for (int64_t t : steps.order) {
+      const int64_t n = std::min(steps.size[t], hi) - lo, off = steps.offset[t] + lo;
+      if (n <= 0) continue;
+      // h_prev W_hh^T (n, GH); with reset before only the r and z rows: n's product waits for r
+      recurrent(n, h_p, H, S(0), pre_p, GH);
+      const S* x_t = xw_p + off * GH;
+      if (L.kind == 0) {
+        for_rows(n, H, [&](int64_t b) {
+          const S* p = pre_p + b * GH;
+          const S* x = x_t + b * GH;
+          S* hb = h_p + b * H;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            V u = V::loadu(x + j, k) + V::loadu(p + j, k);  // x W_ih^T + b_ih (+ b_hh) + h_prev W_hh^T
+            if (has_bias) u = u + V::loadu(bh + j, k);
+            const V v = L.relu ? at::vec::maximum(u, zero) : vtanh(u);
+            if (save) {
+              v.store(acts_p + row + j, k);  // φ' is read from the output
+              V::loadu(hb + j, k).store(hprev_p + row + j, k);
+            }
+            v.store(hb + j, k);
+            v.store(out_p + row + j, k);
+          });
         });
-      });
-    } else if (lstm) {
-      for_rows(n, GH, [&](int64_t b) {
-        const S* p = pre_p + b * GH;
-        const S* x = x_t + b * GH;
-        S* hb = h_p + b * H;
-        S* cb = c_p + b * H;
-        S* a = save ? acts_p + (off + b) * GH : nullptr;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          auto pre = [&](int64_t block) { return ld(x + block * H) + ld(bh + block * H) + ld(p + block * H); };
-          const V cp = ld(cb);
-          V f = one, i = one;
-          if (L.f >= 0) f = sigmoid<S>(L.pf >= 0 ? pre(L.f) + ld(wc + L.pf * H) * cp : pre(L.f));
-          if (L.coupled) i = one - f;
-          else if (L.i >= 0) i = sigmoid<S>(L.pi >= 0 ? pre(L.i) + ld(wc + L.pi * H) * cp : pre(L.i));
-          const V g = vtanh(pre(L.g));
-          const V cn = f * cp + i * g;
-          V o = one;
-          if (L.o >= 0) o = sigmoid<S>(L.po >= 0 ? pre(L.o) + ld(wc + L.po * H) * cn : pre(L.o));
-          const V tc = vtanh(cn);
-          const V hn = o * tc;
-          if (save) {
-            if (L.i >= 0) i.store(a + L.i * H + j, k);
-            if (L.f >= 0) f.store(a + L.f * H + j, k);
-            g.store(a + L.g * H + j, k);
-            if (L.o >= 0) o.store(a + L.o * H + j, k);
-            ld(hb).store(hprev_p + row + j, k);
-            cp.store(cprev_p + row + j, k);
-            cn.store(call_p + row + j, k);
-            tc.store(tanhc_p + row + j, k);
-          }
-          cn.store(cb + j, k);
-          hn.store(hb + j, k);
-          hn.store(out_p + row + j, k);
+      } else if (lstm) {
+        for_rows(n, GH, [&](int64_t b) {
+          const S* p = pre_p + b * GH;
+          const S* x = x_t + b * GH;
+          S* hb = h_p + b * H;
+          S* cb = c_p + b * H;
+          S* a = save ? acts_p + (off + b) * GH : nullptr;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            auto pre = [&](int64_t block) {
+              const V u = ld(x + block * H) + ld(p + block * H);
+              return has_bias ? u + ld(bh + block * H) : u;
+            };
+            const V cp = ld(cb);
+            V f = one, i = one;
+            if (L.f >= 0) f = sigmoid<S>(L.pf >= 0 ? pre(L.f) + ld(wc + L.pf * H) * cp : pre(L.f));
+            if (L.coupled) i = one - f;
+            else if (L.i >= 0) i = sigmoid<S>(L.pi >= 0 ? pre(L.i) + ld(wc + L.pi * H) * cp : pre(L.i));
+            const V g = vtanh(pre(L.g));
+            const V cn = f * cp + i * g;
+            V o = one;
+            if (L.o >= 0) o = sigmoid<S>(L.po >= 0 ? pre(L.o) + ld(wc + L.po * H) * cn : pre(L.o));
+            const V tc = vtanh(cn);
+            const V hn = o * tc;
+            if (save) {
+              if (L.i >= 0) i.store(a + L.i * H + j, k);
+              if (L.f >= 0) f.store(a + L.f * H + j, k);
+              g.store(a + L.g * H + j, k);
+              if (L.o >= 0) o.store(a + L.o * H + j, k);
+              ld(hb).store(hprev_p + row + j, k);
+              cp.store(cprev_p + row + j, k);
+              cn.store(call_p + row + j, k);
+              tc.store(tanhc_p + row + j, k);
+            }
+            cn.store(cb + j, k);
+            hn.store(hb + j, k);
+            hn.store(out_p + row + j, k);
+          });
         });
-      });
-    } else if (!L.reset_before) {
-      for_rows(n, GH, [&](int64_t b) {
-        const S* p = pre_p + b * GH;  // W_hh h_prev + b_hh
-        const S* x = x_t + b * GH;
-        S* hb = h_p + b * H;
-        S* a = save ? acts_p + (off + b) * GH : nullptr;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          const V hp = ld(hb);
-          auto hw = [&](int64_t block) { return ld(p + block * H) + ld(bh + block * H); };  // W_hh h_prev + b_hh
-          const V r = L.r >= 0 ? sigmoid<S>(ld(x + L.r * H) + hw(L.r)) : one;
-          const V z = sigmoid<S>(ld(x + L.z * H) + hw(L.z));
-          const V hn_term = hw(L.n);
-          gru_output(hb, a, row, j, k, r, z, vtanh(ld(x + L.n * H) + r * hn_term), hp, hn_term);
+      } else if (!L.reset_before) {
+        for_rows(n, GH, [&](int64_t b) {
+          const S* p = pre_p + b * GH;  // W_hh h_prev + b_hh
+          const S* x = x_t + b * GH;
+          S* hb = h_p + b * H;
+          S* a = save ? acts_p + (off + b) * GH : nullptr;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            const V hp = ld(hb);
+            auto hw = [&](int64_t block) { return ld(p + block * H) + ld(bh + block * H); };  // W_hh h_prev + b_hh
+            const V r = L.r >= 0 ? sigmoid<S>(ld(x + L.r * H) + hw(L.r)) : one;
+            const V z = sigmoid<S>(ld(x + L.z * H) + hw(L.z));
+            const V hn_term = hw(L.n);
+            gru_output(hb, a, row, j, k, r, z, vtanh(ld(x + L.n * H) + r * hn_term), hp, hn_term);
+          });
         });
-      });
-    } else {
-      for_rows(n, GH, [&](int64_t b) {  // r, z, and r * h_prev for n's product
-        S* p = pre_p + b * GH;
-        const S* x = x_t + b * GH;
-        const S* hb = h_p + b * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          const V r = sigmoid<S>(ld(x + L.r * H) + ld(p + L.r * H) + ld(bh + L.r * H));
-          const V z = sigmoid<S>(ld(x + L.z * H) + ld(p + L.z * H) + ld(bh + L.z * H));
-          r.store(p + L.r * H + j, k);
-          z.store(p + L.z * H + j, k);
-          (r * ld(hb)).store(rh_p + b * H + j, k);
+      } else {
+        for_rows(n, GH, [&](int64_t b) {  // r, z, and r * h_prev for n's product
+          S* p = pre_p + b * GH;
+          const S* x = x_t + b * GH;
+          const S* hb = h_p + b * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            const V r = sigmoid<S>(ld(x + L.r * H) + ld(p + L.r * H) + ld(bh + L.r * H));
+            const V z = sigmoid<S>(ld(x + L.z * H) + ld(p + L.z * H) + ld(bh + L.z * H));
+            r.store(p + L.r * H + j, k);
+            z.store(p + L.z * H + j, k);
+            (r * ld(hb)).store(rh_p + b * H + j, k);
+          });
         });
-      });
-      reset_recurrent(n, rh_p, H, S(0), pre_p + L.n * H, GH);  // (r ⊙ h_prev) W_hn^T
-      for_rows(n, GH, [&](int64_t b) {
-        const S* p = pre_p + b * GH;
-        const S* x = x_t + b * GH;
-        S* hb = h_p + b * H;
-        S* a = save ? acts_p + (off + b) * GH : nullptr;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          const V hp = ld(hb);
-          const V nv = vtanh(ld(x + L.n * H) + ld(p + L.n * H) + ld(bh + L.n * H));
-          gru_output(hb, a, row, j, k, ld(p + L.r * H), ld(p + L.z * H), nv, hp, ld(rh_p + b * H));
+        reset_recurrent(n, rh_p, H, S(0), pre_p + L.n * H, GH);  // (r ⊙ h_prev) W_hn^T
+        for_rows(n, GH, [&](int64_t b) {
+          const S* p = pre_p + b * GH;
+          const S* x = x_t + b * GH;
+          S* hb = h_p + b * H;
+          S* a = save ? acts_p + (off + b) * GH : nullptr;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            const V hp = ld(hb);
+            const V nv = vtanh(ld(x + L.n * H) + ld(p + L.n * H) + ld(bh + L.n * H));
+            gru_output(hb, a, row, j, k, ld(p + L.r * H), ld(p + L.z * H), nv, hp, ld(rh_p + b * H));
+          });
         });
-      });
+      }
     }
-  }
+  };
+  over_batch(B, GH * H * static_cast<int64_t>(sizeof(S)), run_rows);
   std::vector<at::Tensor> result{output, h, lstm ? c : at::Tensor()};
   if (save) {
     for (auto& saved : {acts, h_prev, c_all, c_prev, tanh_c, extra}) result.push_back(saved);
@@ -429,138 +464,145 @@ std::vector<at::Tensor> backward_impl(const Layout& L, const at::Tensor& d_outpu
   const S* wc = w_ch.defined() ? w_ch.data_ptr<S>() : nullptr;
   S* dxw_p = dxw.data_ptr<S>();
   S* dhw_p = dhw.data_ptr<S>();
-  S* dh_p = dh.data_ptr<S>();
-  S* dc_p = lstm ? dc.data_ptr<S>() : nullptr;
-  S* drh_p = drh.defined() ? drh.data_ptr<S>() : nullptr;
+  S* const dh_state = dh.data_ptr<S>();
+  S* const dc_state = lstm ? dc.data_ptr<S>() : nullptr;
+  S* const drh_state = drh.defined() ? drh.data_ptr<S>() : nullptr;
   const S* w_p = w_hh.data_ptr<S>();
   // peepholes: each row's sum over its steps of dpre * c, summed over the rows at the end
   const int64_t P = w_ch.defined() ? w_ch.size(0) : 0;
   auto dwc_rows = at::zeros({B, P}, opts);
-  S* dwc_p = dwc_rows.data_ptr<S>();
+  S* const dwc_state = dwc_rows.data_ptr<S>();
   const V one(S(1)), zero(S(0));
   // dpre W (reset before: the r and z rows of W, and d(r ⊙ h_prev) = dpre_n W_hn)
   const int64_t T = static_cast<int64_t>(steps.order.size());
   const StepProduct<S> back(false, H, L.reset_before ? rz : GH, B, T, w_p, H);
   const StepProduct<S> reset_back(false, L.reset_before ? H : 0, H, B, T, w_p + std::max<int64_t>(L.n, 0) * H * H, H);
 
-  for (auto step = steps.order.rbegin(); step != steps.order.rend(); ++step) {
-    const int64_t t = *step, n = steps.size[t], off = steps.offset[t];
-    if (n == 0) continue;
-    if (L.kind == 0) {
-      for_rows(n, H, [&](int64_t b) {
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          const V d_h = V::loadu(dh_p + b * H + j, k) + V::loadu(dout_p + row + j, k);
-          const V y = V::loadu(a_p + row + j, k);  // the step's output φ(pre)
-          const V slope = L.relu ? V::blendv(zero, one, y > zero) : one - y * y;
-          (d_h * slope).store(dxw_p + row + j, k);
+  auto run_rows = [&](int64_t lo, int64_t hi) {  // rows lo .. hi, as in forward
+    S* const dh_p = dh_state + lo * H;
+    S* const dc_p = lstm ? dc_state + lo * H : nullptr;
+    S* const drh_p = drh_state ? drh_state + lo * H : nullptr;
+    S* const dwc_p = dwc_state + lo * P;
+    for (auto step = steps.order.rbegin(); step != steps.order.rend(); ++step) {
+      const int64_t t = *step, n = std::min(steps.size[t], hi) - lo, off = steps.offset[t] + lo;
+      if (n <= 0) continue;
+      if (L.kind == 0) {
+        for_rows(n, H, [&](int64_t b) {
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            const V d_h = V::loadu(dh_p + b * H + j, k) + V::loadu(dout_p + row + j, k);
+            const V y = V::loadu(a_p + row + j, k);  // the step's output φ(pre)
+            const V slope = L.relu ? V::blendv(zero, one, y > zero) : one - y * y;
+            (d_h * slope).store(dxw_p + row + j, k);
+          });
         });
-      });
-      back(n, dxw_p + off * GH, GH, S(0), dh_p, H);  // dh_prev = dpre W_hh
-    } else if (lstm) {
-      for_rows(n, GH, [&](int64_t b) {
-        const S* a = a_p + (off + b) * GH;
-        S* dp = dxw_p + (off + b) * GH;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
-          const V tc = ld(tanhc_p + row), cp = ld(cprev_p + row);
-          const V o = L.o >= 0 ? ld(a + L.o * H) : one;
-          const V f = L.f >= 0 ? ld(a + L.f * H) : one;
-          const V i = L.coupled ? one - f : (L.i >= 0 ? ld(a + L.i * H) : one);
-          const V g = ld(a + L.g * H);
-          V dc_t = ld(dc_p + b * H) + d_h * o * (one - tc * tc);
-          auto peep = [&](int64_t block, const V& dpre, const V& state) {  // dw_ch's share of this step
-            S* acc = dwc_p + b * P + block * H;
-            (ld(acc) + dpre * state).store(acc + j, k);
-          };
-          if (L.o >= 0) {
-            const V dpo = d_h * tc * o * (one - o);
-            dpo.store(dp + L.o * H + j, k);
-            if (L.po >= 0) {
-              dc_t = dc_t + dpo * ld(wc + L.po * H);
-              peep(L.po, dpo, ld(call_p + row));
+        back(n, dxw_p + off * GH, GH, S(0), dh_p, H);  // dh_prev = dpre W_hh
+      } else if (lstm) {
+        for_rows(n, GH, [&](int64_t b) {
+          const S* a = a_p + (off + b) * GH;
+          S* dp = dxw_p + (off + b) * GH;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
+            const V tc = ld(tanhc_p + row), cp = ld(cprev_p + row);
+            const V o = L.o >= 0 ? ld(a + L.o * H) : one;
+            const V f = L.f >= 0 ? ld(a + L.f * H) : one;
+            const V i = L.coupled ? one - f : (L.i >= 0 ? ld(a + L.i * H) : one);
+            const V g = ld(a + L.g * H);
+            V dc_t = ld(dc_p + b * H) + d_h * o * (one - tc * tc);
+            auto peep = [&](int64_t block, const V& dpre, const V& state) {  // dw_ch's share of this step
+              S* acc = dwc_p + b * P + block * H;
+              (ld(acc) + dpre * state).store(acc + j, k);
+            };
+            if (L.o >= 0) {
+              const V dpo = d_h * tc * o * (one - o);
+              dpo.store(dp + L.o * H + j, k);
+              if (L.po >= 0) {
+                dc_t = dc_t + dpo * ld(wc + L.po * H);
+                peep(L.po, dpo, ld(call_p + row));
+              }
             }
-          }
-          (dc_t * i * (one - g * g)).store(dp + L.g * H + j, k);
-          V dc_prev = dc_t * f;
-          if (L.f >= 0) {
-            const V df = L.coupled ? dc_t * (cp - g) : dc_t * cp;
-            const V dpf = df * f * (one - f);
-            dpf.store(dp + L.f * H + j, k);
-            if (L.pf >= 0) {
-              dc_prev = dc_prev + dpf * ld(wc + L.pf * H);
-              peep(L.pf, dpf, cp);
+            (dc_t * i * (one - g * g)).store(dp + L.g * H + j, k);
+            V dc_prev = dc_t * f;
+            if (L.f >= 0) {
+              const V df = L.coupled ? dc_t * (cp - g) : dc_t * cp;
+              const V dpf = df * f * (one - f);
+              dpf.store(dp + L.f * H + j, k);
+              if (L.pf >= 0) {
+                dc_prev = dc_prev + dpf * ld(wc + L.pf * H);
+                peep(L.pf, dpf, cp);
+              }
             }
-          }
-          if (L.i >= 0) {
-            const V dpi = dc_t * g * i * (one - i);
-            dpi.store(dp + L.i * H + j, k);
-            if (L.pi >= 0) {
-              dc_prev = dc_prev + dpi * ld(wc + L.pi * H);
-              peep(L.pi, dpi, cp);
+            if (L.i >= 0) {
+              const V dpi = dc_t * g * i * (one - i);
+              dpi.store(dp + L.i * H + j, k);
+              if (L.pi >= 0) {
+                dc_prev = dc_prev + dpi * ld(wc + L.pi * H);
+                peep(L.pi, dpi, cp);
+              }
             }
-          }
-          dc_prev.store(dc_p + b * H + j, k);
+            dc_prev.store(dc_p + b * H + j, k);
+          });
         });
-      });
-      back(n, dxw_p + off * GH, GH, S(0), dh_p, H);  // dh_prev = dpre W_hh
-    } else if (!L.reset_before) {
-      for_rows(n, GH, [&](int64_t b) {
-        const S* a = a_p + (off + b) * GH;
-        S* dx = dxw_p + (off + b) * GH;
-        S* dw = dhw_p + (off + b) * GH;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
-          const V z = ld(a + L.z * H), nv = ld(a + L.n * H), hp = ld(hprev_p + row);
-          const V r = L.r >= 0 ? ld(a + L.r * H) : one;
-          const V dpn = d_h * (one - z) * (one - nv * nv);
-          const V dpz = d_h * (hp - nv) * z * (one - z);
-          dpn.store(dx + L.n * H + j, k);
-          (dpn * r).store(dw + L.n * H + j, k);  // (dw is dx without a reset gate, r = 1)
-          dpz.store(dx + L.z * H + j, k);
-          if (dw != dx) dpz.store(dw + L.z * H + j, k);
-          if (L.r >= 0) {
-            const V dpr = dpn * ld(extra_p + row) * r * (one - r);
-            dpr.store(dx + L.r * H + j, k);
-            dpr.store(dw + L.r * H + j, k);
-          }
-          (d_h * z).store(dh_p + b * H + j, k);  // the direct path; the product below adds the rest
+        back(n, dxw_p + off * GH, GH, S(0), dh_p, H);  // dh_prev = dpre W_hh
+      } else if (!L.reset_before) {
+        for_rows(n, GH, [&](int64_t b) {
+          const S* a = a_p + (off + b) * GH;
+          S* dx = dxw_p + (off + b) * GH;
+          S* dw = dhw_p + (off + b) * GH;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
+            const V z = ld(a + L.z * H), nv = ld(a + L.n * H), hp = ld(hprev_p + row);
+            const V r = L.r >= 0 ? ld(a + L.r * H) : one;
+            const V dpn = d_h * (one - z) * (one - nv * nv);
+            const V dpz = d_h * (hp - nv) * z * (one - z);
+            dpn.store(dx + L.n * H + j, k);
+            (dpn * r).store(dw + L.n * H + j, k);  // (dw is dx without a reset gate, r = 1)
+            dpz.store(dx + L.z * H + j, k);
+            if (dw != dx) dpz.store(dw + L.z * H + j, k);
+            if (L.r >= 0) {
+              const V dpr = dpn * ld(extra_p + row) * r * (one - r);
+              dpr.store(dx + L.r * H + j, k);
+              dpr.store(dw + L.r * H + j, k);
+            }
+            (d_h * z).store(dh_p + b * H + j, k);  // the direct path; the product below adds the rest
+          });
         });
-      });
-      back(n, dhw_p + off * GH, GH, S(1), dh_p, H);
-    } else {
-      for_rows(n, GH, [&](int64_t b) {  // n's and z's pre-activation gradients
-        const S* a = a_p + (off + b) * GH;
-        S* dx = dxw_p + (off + b) * GH;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
-          const V z = ld(a + L.z * H), nv = ld(a + L.n * H), hp = ld(hprev_p + row);
-          (d_h * (one - z) * (one - nv * nv)).store(dx + L.n * H + j, k);
-          (d_h * (hp - nv) * z * (one - z)).store(dx + L.z * H + j, k);
-          (d_h * z).store(dh_p + b * H + j, k);
+        back(n, dhw_p + off * GH, GH, S(1), dh_p, H);
+      } else {
+        for_rows(n, GH, [&](int64_t b) {  // n's and z's pre-activation gradients
+          const S* a = a_p + (off + b) * GH;
+          S* dx = dxw_p + (off + b) * GH;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            const V d_h = ld(dh_p + b * H) + ld(dout_p + row);
+            const V z = ld(a + L.z * H), nv = ld(a + L.n * H), hp = ld(hprev_p + row);
+            (d_h * (one - z) * (one - nv * nv)).store(dx + L.n * H + j, k);
+            (d_h * (hp - nv) * z * (one - z)).store(dx + L.z * H + j, k);
+            (d_h * z).store(dh_p + b * H + j, k);
+          });
         });
-      });
-      reset_back(n, dxw_p + off * GH + L.n * H, GH, S(0), drh_p, H);  // d(r ⊙ h_prev) = dpre_n W_hn
-      for_rows(n, GH, [&](int64_t b) {  // through r * h_prev: to r, and to h_prev directly
-        const S* a = a_p + (off + b) * GH;
-        S* dx = dxw_p + (off + b) * GH;
-        const int64_t row = (off + b) * H;
-        for_lanes<S>(H, [&](int64_t j, int64_t k) {
-          auto ld = [&](const S* q) { return V::loadu(q + j, k); };
-          const V r = ld(a + L.r * H), d = ld(drh_p + b * H);
-          (d * ld(hprev_p + row) * r * (one - r)).store(dx + L.r * H + j, k);
-          (ld(dh_p + b * H) + d * r).store(dh_p + b * H + j, k);
+        reset_back(n, dxw_p + off * GH + L.n * H, GH, S(0), drh_p, H);  // d(r ⊙ h_prev) = dpre_n W_hn
+        for_rows(n, GH, [&](int64_t b) {  // through r * h_prev: to r, and to h_prev directly
+          const S* a = a_p + (off + b) * GH;
+          S* dx = dxw_p + (off + b) * GH;
+          const int64_t row = (off + b) * H;
+          for_lanes<S>(H, [&](int64_t j, int64_t k) {
+            auto ld = [&](const S* q) { return V::loadu(q + j, k); };
+            const V r = ld(a + L.r * H), d = ld(drh_p + b * H);
+            (d * ld(hprev_p + row) * r * (one - r)).store(dx + L.r * H + j, k);
+            (ld(dh_p + b * H) + d * r).store(dh_p + b * H + j, k);
+          });
         });
-      });
-      back(n, dxw_p + off * GH, GH, S(1), dh_p, H);  // (reset before: the r and z rows only)
+        back(n, dxw_p + off * GH, GH, S(1), dh_p, H);  // (reset before: the r and z rows only)
+      }
     }
-  }
+  };
+  over_batch(B, GH * H * static_cast<int64_t>(sizeof(S)), run_rows);
 
   // The weight gradients: one product over all steps.
   at::Tensor dw_hh;
