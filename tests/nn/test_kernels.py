@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -275,6 +276,15 @@ def test_a_failed_build_warns_once_saying_why(monkeypatch, tmp_path):
     equations.load_state_dict(layer.state_dict())
     x = torch.randn(5, 2, 3)
     assert torch.equal(layer(x)[0], equations(x)[0])
+
+
+@pytest.mark.skipif(not kernels._openmp(), reason="torch's parallel backend is not OpenMP on Linux")
+def test_kernel_is_built_with_torchs_openmp():
+    """ATen's parallel_for is an OpenMP pragma in torch's headers: built without -fopenmp the kernel would
+    run every pass on one thread, and never call into the OpenMP runtime."""
+    module = kernels.load()
+    assert module is not None, kernels.unavailable_reason()
+    assert b"GOMP_parallel" in Path(module.__file__).read_bytes()
 
 
 def test_rnnkit_kernels_0_turns_the_kernel_off(monkeypatch):
