@@ -44,8 +44,8 @@ def cache_directory() -> Path:
 def _openmp() -> bool:
     """ATen's parallel_for is inlined from its headers as OpenMP pragmas when torch's parallel backend is
     OpenMP: the kernel must be compiled and linked with -fopenmp then, or every pass runs on one thread.
-    Linking names libgomp.so.1, which resolves to the copy torch has already loaded. Only with GCC on
-    Linux, where torch's own libgomp is that library; elsewhere the passes stay on the calling thread."""
+    Linking names libgomp.so.1, which resolves to the copy torch has already loaded. Only on Linux, whose
+    torch wheels link GCC's libgomp; elsewhere the passes stay on the calling thread."""
     return sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
