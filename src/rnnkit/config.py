@@ -158,6 +158,7 @@ class OptimConfig(Section):
     plateau_factor: float = 0.5  # plateau: the lr is multiplied by this ...
     plateau_patience: int = 1  # ... after this many evaluations without improvement
     nonmono: int = 5  # nt-asgd: switch from SGD to averaged SGD when validation has not improved for this many
+    ema_decay: float = 0.0  # evaluate an exponential moving average of the weights with this decay; 0: off
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -177,6 +178,9 @@ class OptimConfig(Section):
         require(0 < self.plateau_factor < 1, "optim.plateau_factor", "expected a factor in (0, 1)", self.plateau_factor)
         require(self.plateau_patience >= 0, "optim.plateau_patience", "expected 0 or more", self.plateau_patience)
         require(self.nonmono >= 1, "optim.nonmono", "expected a positive integer", self.nonmono)
+        require(0 <= self.ema_decay < 1, "optim.ema_decay", "expected a decay in [0, 1) (0: no average)", self.ema_decay)
+        require(not (self.ema_decay and self.optimizer == "nt-asgd"), "optim.ema_decay",
+                "nt-asgd averages the weights itself; expected 0 with it", self.ema_decay)
 
 
 @dataclass(frozen=True)

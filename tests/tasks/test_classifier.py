@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from classifier_helpers import tiny_config, tiny_files, train_tiny_classifier
 from cli_helpers import assert_usage_error, run_main
@@ -17,7 +18,7 @@ from rnnkit.errors import UsageError
 from rnnkit.rundir import BEST, MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
 from rnnkit.tasks.classifier import LABELS, ModelConfig, classification_metrics, load_labels
 from rnnkit.tasks.classifier_numpy import numpy_probability_function
-from rnnkit.tasks.classifier_torch import SentenceClassifier
+from rnnkit.tasks.classifier_torch import SentenceClassifier, training_loss
 from rnnkit.train.runs import open_run, resume_run, start_run
 
 MODELS = [
@@ -105,7 +106,8 @@ def test_training_learns_and_writes_its_run_files(tmp_path):
 def test_an_interrupted_run_resumes_bit_identical(tmp_path):
     train, dev = tiny_files(tmp_path)
     settings = ("train.max_steps=70", "train.eval_every=20", "model.word_dropout=0.2", "model.embedding_dropout=0.1",
-                "model.num_layers=2", "model.dropout=0.3")  # two epochs, dropout everywhere
+                "model.num_layers=2", "model.dropout=0.3",  # two epochs, dropout everywhere
+                "model.adversarial=0.5", "optim.ema_decay=0.9")  # and the adversarial term and the average
     train_tiny_classifier(tmp_path / "straight", train, dev, *settings)
     first = start_run(tiny_config(train, dev, *settings), str(tmp_path / "resumed"), progress_stream=io.StringIO())
     stop_at(first, 33)
@@ -234,8 +236,31 @@ def test_embedding_init_scale_draws_uniform_embeddings_with_a_zero_padding_row()
     assert default.embedding.weight[1:].abs().max() > 0.5  # the default stays torch's N(0, 1)
 
 
+def test_the_adversarial_term_is_the_loss_of_the_embeddings_moved_up_its_gradient():
+    sentences, labels = random_sentences(6, seed=3), torch.tensor([0, 1, 2, 0, 1, 2])
+    ids, lengths = padded(sentences)
+    losses = {epsilon: training_loss(small_model({}).train(), ids, lengths, labels, epsilon) for epsilon in (0.0, 0.7)}
+    model = small_model({}).train()
+    embedded = model.embedding(ids.t()).detach().requires_grad_()
+    clean = F.cross_entropy(model.classify(embedded, lengths), labels)
+    gradient, = torch.autograd.grad(clean, embedded)
+    moved = embedded + 0.7 * gradient / gradient.norm(dim=(0, 2))[:, None]
+    assert torch.all((moved - embedded)[ids.t() == 0] == 0)  # padding stays where it was
+    expected = clean + F.cross_entropy(model.classify(moved, lengths), labels)
+    torch.testing.assert_close(losses[0.0], clean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(losses[0.7], expected, rtol=1e-12, atol=1e-12)
+    assert losses[0.7] > 2 * clean  # moved up the gradient, the second term exceeds the first
+
+
 def test_a_negative_embedding_init_scale_is_refused(capsys, tmp_path):
     train, dev = tiny_files(tmp_path)
     assert_usage_error(capsys, ["train", "--set", "task=classifier", "--data", str(train), "--val", str(dev),
                                 "--out", str(tmp_path / "run"), "--set", "model.embedding_init_scale=-0.1"],
                        "model.embedding_init_scale")
+
+
+def test_a_negative_adversarial_step_is_refused(capsys, tmp_path):
+    train, dev = tiny_files(tmp_path)
+    assert_usage_error(capsys, ["train", "--set", "task=classifier", "--data", str(train), "--val", str(dev),
+                                "--out", str(tmp_path / "run"), "--set", "model.adversarial=-1"],
+                       "model.adversarial")

@@ -22,6 +22,9 @@ CONFIGS = {
                         "optim.schedule=plateau", "optim.plateau_patience=0", "train.eval_every=3"],
     "rnn-rmsprop-value-clip": ["model.cell=rnn", "optim.optimizer=rmsprop", "optim.clip=value",
                                "optim.clip_threshold=0.05", "data.window=7"],
+    # the average of the weights is trainer state too, and evaluation reads it
+    "adamw-weight-average": ["optim.optimizer=adamw", "optim.weight_decay=0.1", "optim.ema_decay=0.9",
+                             "model.dropout=0.2", "train.eval_every=3"],
 }
 
 

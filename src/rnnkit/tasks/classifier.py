@@ -49,10 +49,12 @@ class ModelConfig(SequenceModelSettings):
     embeddings_file: str = ""  # pretrained word vectors (GloVe or word2vec text format); empty: none
     freeze_embeddings: bool = False  # keep the embeddings as initialised
     embedding_init_scale: float = 0.0  # >0: embeddings start uniform in ±scale; 0: torch's normal N(0, 1)
+    adversarial: float = 0.0  # >0: also train on embeddings moved this far (L2, per sentence) up the loss gradient
 
     def __post_init__(self) -> None:
         super().__post_init__()
         choice("model.pooling", self.pooling, POOLINGS)
+        require(self.adversarial >= 0, "model.adversarial", "expected 0 or a positive number", self.adversarial)
         require(0 <= self.word_dropout < 1, "model.word_dropout", "expected a probability in [0, 1)", self.word_dropout)
         require(self.embedding_init_scale >= 0, "model.embedding_init_scale", "expected 0 or a positive number",
                 self.embedding_init_scale)

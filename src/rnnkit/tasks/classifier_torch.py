@@ -51,10 +51,17 @@ class SentenceClassifier(nn.Module):
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         """Logits (B, K) of padded token ids (B, T) with the sentences' lengths (B,)."""
+        return self.classify(self.embed(ids), lengths)
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """The word vectors (T, B, E) of padded token ids (B, T), after word dropout in training."""
         if self.training:
             ids = word_dropout(ids, self.config.word_dropout, UNKNOWN_ID, PADDING_ID)
-        embedded = self.embedding_dropout(self.embedding(ids.t()))  # (T, B, E)
-        packed = pack_padded_sequence(embedded, lengths.cpu(), enforce_sorted=False)
+        return self.embedding(ids.t())
+
+    def classify(self, embedded: Tensor, lengths: Tensor) -> Tensor:
+        """Logits (B, K) of word vectors (T, B, E) with the sentences' lengths (B,)."""
+        packed = pack_padded_sequence(self.embedding_dropout(embedded), lengths.cpu(), enforce_sorted=False)
         output, state = self.rnn(packed)
         vector = self.sentence_vector(output, state[0] if isinstance(state, tuple) else state)  # (B, D*H)
         return self.output(self.dropout(vector))  # (B, K)
@@ -79,6 +86,20 @@ def to_batch(encoded: Encoded, indices: np.ndarray, device: torch.device) -> tup
         ids[row, : len(sequence)] = sequence
     return (torch.from_numpy(ids).to(device), torch.from_numpy(lengths),
             torch.from_numpy(encoded.labels[indices]).to(device))
+
+
+def training_loss(model: SentenceClassifier, ids: Tensor, lengths: Tensor, labels: Tensor, epsilon: float) -> Tensor:
+    """Cross-entropy; with ε > 0 (model.adversarial), plus the cross-entropy of the same batch with each
+    sentence's word vectors e moved to e + ε g/‖g‖, g the gradient of the first loss with respect to e
+    and ‖g‖ its L2 norm over the sentence (adversarial training, Miyato et al. 2017). The move is a
+    constant: the gradient reaches the embeddings through e in both terms."""
+    embedded = model.embed(ids)  # (T, B, E)
+    loss = F.cross_entropy(model.classify(embedded, lengths), labels)
+    if not epsilon:
+        return loss
+    gradient, = torch.autograd.grad(loss, embedded, retain_graph=True)
+    norms = gradient.square().sum(dim=(0, 2)).sqrt().clamp_min(1e-12)  # (B,)
+    return loss + F.cross_entropy(model.classify(embedded + epsilon * gradient / norms[:, None], lengths), labels)
 
 
 @torch.no_grad()
@@ -126,7 +147,7 @@ class ClassifierTraining(ExampleBatches):
 
     def loss(self, batch, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]:
         ids, lengths, labels = batch
-        return F.cross_entropy(self.model(ids, lengths), labels), len(labels), {}
+        return training_loss(self.model, ids, lengths, labels, self.config.model.adversarial), len(labels), {}
 
     def evaluate(self) -> dict:
         encoded = self.data.validation

@@ -29,6 +29,11 @@ def fused(parameters: list[torch.nn.Parameter]) -> dict:
 
 
 def _build(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+    optimizer = _build_one(parameters, optim)
+    return ExponentialAverage(optimizer, parameters, optim.ema_decay) if optim.ema_decay else optimizer
+
+
+def _build_one(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
     if optim.optimizer == "nt-asgd":
         return NTASGD(parameters, optim)
     if optim.optimizer == "adam":
@@ -88,17 +93,9 @@ class NTASGD:
         if not self.averaging or not self.optimizer.state:
             yield
             return
-        saved = [parameter.detach().clone() for parameter in self.parameters]
-        with torch.no_grad():
-            for parameter in self.parameters:
-                if "ax" in self.optimizer.state.get(parameter, {}):
-                    parameter.copy_(self.optimizer.state[parameter]["ax"])
-        try:
+        states = [self.optimizer.state.get(parameter, {}) for parameter in self.parameters]
+        with holding(self.parameters, [state.get("ax", parameter) for state, parameter in zip(states, self.parameters)]):
             yield
-        finally:
-            with torch.no_grad():
-                for parameter, value in zip(self.parameters, saved):
-                    parameter.copy_(value)
 
     def state_dict(self) -> dict:
         return {**self.optimizer.state_dict(), "averaging": self.averaging, "history": list(self.history)}
@@ -110,6 +107,74 @@ class NTASGD:
             self.optimizer = torch.optim.ASGD(self.parameters, lr=self.settings.lr, t0=0, lambd=0.0,
                                               weight_decay=self.settings.weight_decay)
         self.optimizer.load_state_dict(state)
+
+
+class ExponentialAverage:
+    """Any optimiser plus an exponential moving average of the weights: after the n-th step,
+    a <- a + (1 - d_n)(theta - a) with d_n = min(decay, (1 + n)/(10 + n)), so that the first steps do not
+    leave the average near the initial weights. Evaluation, `eval` and
+    `sample` use the average (`averaged()`), as with NT-ASGD, and the raw weights go on training. The
+    state_dict is the optimiser's, each parameter's average under its state as "weight_average", plus
+    "average_updates"."""
+
+    averaging = True
+
+    def __init__(self, optimizer, parameters: list[torch.nn.Parameter], decay: float) -> None:
+        self.optimizer, self.parameters, self.decay = optimizer, parameters, decay
+        self.average = [parameter.detach().clone() for parameter in parameters]
+        self.updates = 0
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.optimizer.step()
+        self.updates += 1
+        weight = 1.0 - min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        with torch.no_grad():
+            for average, parameter in zip(self.average, self.parameters):
+                average.lerp_(parameter, weight)
+
+    def averaged(self):
+        """Within the block the parameters hold their average; then their own values."""
+        return holding(self.parameters, self.average)
+
+    def state_dict(self) -> dict:
+        inner = self.optimizer.state_dict()
+        state = {index: dict(values) for index, values in inner["state"].items()}  # torch's own dicts stay untouched
+        for index, average in enumerate(self.average):
+            state.setdefault(index, {})["weight_average"] = average.clone()
+        return {**inner, "state": state, "average_updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.updates = int(state.pop("average_updates"))
+        inner: dict = {}
+        for index, average in enumerate(self.average):
+            values = dict(state["state"].get(index, {}))
+            average.copy_(values.pop("weight_average"))
+            if values:
+                inner[index] = values
+        self.optimizer.load_state_dict({**state, "state": inner})
+
+
+@contextmanager
+def holding(parameters: list[torch.nn.Parameter], values: list[torch.Tensor]) -> Iterator[None]:
+    """Within the block each parameter holds the given value; afterwards its own again."""
+    saved = [parameter.detach().clone() for parameter in parameters]
+    with torch.no_grad():
+        for parameter, value in zip(parameters, values):
+            parameter.copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for parameter, value in zip(parameters, saved):
+                parameter.copy_(value)
 
 
 def clip_gradients(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> float:
