@@ -22,6 +22,12 @@ def test_default_preset_overrides_only_some_defaults():
     assert (preset.data.window, preset.train.batch_size, preset.optim.lr) == (64, 16, 7e-3)
 
 
+@pytest.mark.parametrize("name", available_presets())
+def test_every_shipped_preset_is_a_valid_config(name):
+    config = new_config(name, [], {})  # every key known to its task, every value in range
+    assert config.task == read_preset(name)[0].get("task", "language_model")
+
+
 def test_set_parses_toml_values_and_bare_strings():
     config = apply_assignments(LM(), ["model.cell=gru", "optim.lr=1e-3", "model.hidden_size=8",
                                       "model.tie_weights=false", "train.max_epochs=2"])

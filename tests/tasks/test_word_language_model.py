@@ -68,9 +68,10 @@ def test_ar_and_tar_are_the_formulas():
     assert activation_regularisation(ModelConfig(), output, raw) == 0.0
 
 
-@pytest.mark.parametrize("per_layer", [False, True])
-def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_layer):
+@pytest.mark.parametrize("per_layer, tied", [(False, False), (True, False), (True, True)])
+def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_layer, tied):
     values = {"hidden_sizes": (9, 8)} if per_layer else {}
+    values |= {"tie_weights": True} if tied else {}
     model_config = ModelConfig(embedding_size=8, hidden_size=8, num_layers=2, softmax="adaptive", cutoffs=(4, 9),
                                **values)
     torch.manual_seed(0)
@@ -85,6 +86,28 @@ def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_lay
     np.testing.assert_allclose(numpy_step([3], numpy_state)[0], torch_step([3], state)[0], rtol=1e-5, atol=1e-5)
 
 
+
+
+def test_a_tied_adaptive_softmax_embeds_the_input_with_its_own_weights(corpus, tmp_path):
+    model_config = ModelConfig(embedding_size=32, hidden_size=32, softmax="adaptive", cutoffs=(4, 9), tie_weights=True,
+                               token_dropout=0.5)
+    torch.manual_seed(0)
+    model = LanguageModel(15, model_config).eval()
+    assert not hasattr(model, "embedding")  # no matrix of its own
+    head, (projection, output) = model.adaptive.head.weight, model.adaptive.tail[1]
+    vectors = model.embed(torch.tensor([[2], [11]]))  # a shortlist word and a word of the second cluster
+    torch.testing.assert_close(vectors[0, 0], head[2])
+    torch.testing.assert_close(vectors[1, 0], output.weight[11 - 9] @ projection.weight)
+    vectors.sum().backward()  # the input side's gradient reaches the softmax's weights
+    assert head.grad[2].abs().sum() > 0 and output.weight.grad[2].abs().sum() > 0 and projection.weight.grad.abs().sum() > 0
+    model.train()
+    dropped = model.embed(torch.tensor([[11] * 3, [11] * 3]))  # one draw per word type, scaled by 1 / (1 - p)
+    assert torch.all(dropped == 0) or torch.allclose(dropped, 2 * (output.weight[2] @ projection.weight).expand_as(dropped))
+    run = train(corpus, tmp_path / "run", "train.max_steps=60", "train.eval_every=20", "model.softmax=adaptive",
+                "model.cutoffs=[4]", "model.tie_weights=true", "model.token_dropout=0.1", "model.embedding_size=16",
+                "model.hidden_size=16", "optim.lr=0.03")
+    evaluations = [r["nll"] for r in read_metrics(run) if r["event"] == "eval"]
+    assert evaluations[-1] < math.log(len(WORDS) + 2)
 
 
 @pytest.mark.parametrize("settings", [
@@ -158,7 +181,8 @@ def test_score_reports_unknown_words_and_refuses_empty_input(corpus, tmp_path, c
     (["model.softmax=adaptive", "model.cutoffs=[8, 4]"], "model.cutoffs: the adaptive softmax needs increasing"),
     (["model.softmax=adaptive", "model.cutoffs=[4, 400]"], "model.cutoffs: the last cutoff (400) must be below"),
     (["model.num_layers=2", "model.hidden_sizes=[8]"], "model.hidden_sizes: expected one size per layer"),
-    (["model.softmax=adaptive", "model.cutoffs=[4]", "model.tie_weights=true"], "cannot share the embedding"),
+    (["model.softmax=adaptive", "model.cutoffs=[4]", "model.tie_weights=true", "model.embedding_size=6"],
+     "model.tie_weights: needs the last layer's size == embedding_size"),
     (["data.min_count=1000"], "the vocabulary would hold only <unk>"),
 ])
 def test_bad_word_model_settings(corpus, tmp_path, capsys, settings, message):

@@ -27,7 +27,8 @@ SUMMARY = "language model"
 
 @dataclass(frozen=True)
 class ModelConfig(SequenceModelSettings):
-    tie_weights: bool = False  # decoder shares the embedding matrix (needs the last layer's size == embedding_size)
+    tie_weights: bool = False  # decoder shares the embedding matrix, or the adaptive softmax embeds the input too
+    # (either needs the last layer's size == embedding_size)
     hidden_sizes: tuple[int, ...] = ()  # one hidden size per layer (AWD-LSTM's last layer has the embedding size)
     hidden_dropout: float = -1.0  # between layers; -1: the same as model.dropout
     locked_dropout: bool = False  # embedding, hidden and output dropout with one mask per sequence (variational)
@@ -56,9 +57,6 @@ class ModelConfig(SequenceModelSettings):
                 "model.cutoffs", "the adaptive softmax needs increasing positive cutoffs, e.g. [2000, 10000]", cutoffs)
         require(not self.tie_weights or self.layer_sizes[-1] == self.embedding_size, "model.tie_weights",
                 f"needs the last layer's size == embedding_size ({self.embedding_size})", self.layer_sizes[-1])
-        require(not (self.tie_weights and self.softmax == "adaptive"), "model.tie_weights",
-                "cannot share the embedding with an adaptive softmax (its clusters project the output); use one of them",
-                self.tie_weights)
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:

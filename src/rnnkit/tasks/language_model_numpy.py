@@ -41,13 +41,29 @@ def adaptive_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
 
 def expected_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
     """Every weight of the language model (see LanguageModel) with its shape."""
-    shapes = {"embedding.weight": (vocabulary_size, model.embedding_size)}
+    shapes = {} if tied_adaptive(model) else {"embedding.weight": (vocabulary_size, model.embedding_size)}
     for prefix, layer in recurrent_modules(model):
         shapes |= {prefix + name: shape for name, shape in layer_parameter_shapes(
             model.cell_spec(), layer.input_size, layer.hidden_size, layer.num_layers).items()}
     if model.softmax == "adaptive":
         return shapes | adaptive_shapes(model, vocabulary_size)
     return shapes | {"decoder.weight": (vocabulary_size, model.layer_sizes[-1]), "decoder.bias": (vocabulary_size,)}
+
+
+def tied_adaptive(model) -> bool:
+    return model.tie_weights and model.softmax == "adaptive"
+
+
+def adaptive_input(weights: dict[str, np.ndarray], ids: np.ndarray, cutoffs: list[int]) -> np.ndarray:
+    """The input vectors (T, E) of ids (T,) read from a tied adaptive softmax (LanguageModel.embed)."""
+    vectors = np.empty((len(ids), weights["adaptive.head.weight"].shape[1]))
+    for row, token in enumerate(ids):
+        if token < cutoffs[0]:
+            vectors[row] = weights["adaptive.head.weight"][token]
+            continue
+        i = int(np.searchsorted(cutoffs, token, side="right")) - 1  # token's cluster: cutoffs[i] <= token < cutoffs[i+1]
+        vectors[row] = weights[f"adaptive.tail.{i}.1.weight"][token - cutoffs[i]] @ weights[f"adaptive.tail.{i}.0.weight"]
+    return vectors
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -76,7 +92,8 @@ def numpy_step_function(model, weights: dict[str, np.ndarray], vocabulary_size: 
     cutoffs = [*model.cutoffs, vocabulary_size]
 
     def step(ids: list[int], state):
-        x = weights["embedding.weight"][np.asarray(ids)][:, None, :]  # (T, 1, E)
+        x = (adaptive_input(weights, np.asarray(ids), cutoffs) if tied_adaptive(model)
+             else weights["embedding.weight"][np.asarray(ids)])[:, None, :]  # (T, 1, E)
         state = state or [None] * len(modules)
         new_state = []
         for (_, layer), layer_state in zip(modules, state):

@@ -49,7 +49,10 @@ class LanguageModel(nn.Module):
         self.config = model
         sizes = model.layer_sizes
         dropout = LockedDropout if model.locked_dropout else nn.Dropout
-        self.embedding = nn.Embedding(vocabulary_size, model.embedding_size)
+        self.vocabulary_size = vocabulary_size
+        self.tied_adaptive = model.tie_weights and model.softmax == "adaptive"
+        if not self.tied_adaptive:  # else the adaptive softmax's own weights embed the input (embed())
+            self.embedding = nn.Embedding(vocabulary_size, model.embedding_size)
         self.embedding_dropout = dropout(model.embedding_dropout)
         if model.per_layer:
             inputs = (model.embedding_size, *sizes[:-1])
@@ -79,8 +82,7 @@ class LanguageModel(nn.Module):
 
     def hidden(self, ids: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """(the last layer's output after dropout (T, B, H), before dropout, the new state)."""
-        embedded = embedding_dropout(self.embedding, ids, self.config.token_dropout, self.training)  # (T, B, E)
-        x = self.embedding_dropout(embedded)
+        x = self.embedding_dropout(self.embed(ids))
         if not self.config.per_layer:
             output, new_state = self.run_layer(self.rnn, x, state, "")
         else:
@@ -90,6 +92,28 @@ class LanguageModel(nn.Module):
                 new_state |= final
                 x = self.hidden_dropout(output) if k < len(self.layers) - 1 else output
         return self.dropout(output), output, new_state
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """The input vectors (T, B, E) of ids (T, B), with whole word types dropped in training
+        (model.token_dropout). With tied weights and an adaptive softmax, word w's vector is read from
+        the softmax: the head's row w in the shortlist, else the row of w in its cluster's output
+        matrix taken back through that cluster's projection (tail.i.1.weight[w - start] @ tail.i.0.weight)."""
+        p = self.config.token_dropout
+        if not self.tied_adaptive:
+            return embedding_dropout(self.embedding, ids, p, self.training)
+        adaptive, flat = self.adaptive, ids.reshape(-1)
+        vectors = adaptive.head.weight.new_zeros(len(flat), adaptive.in_features)  # (T*B, E)
+        starts = adaptive.cutoffs  # [shortlist, cluster starts..., V]
+        rows = flat < starts[0]
+        vectors[rows] = adaptive.head.weight[flat[rows]]
+        for i, (start, stop) in enumerate(zip(starts[:-1], starts[1:])):
+            rows = (flat >= start) & (flat < stop)
+            projection, output = adaptive.tail[i]
+            vectors[rows] = output.weight[flat[rows] - start] @ projection.weight
+        if self.training and p:
+            kept = vectors.new_empty(self.vocabulary_size).bernoulli_(1 - p) / (1 - p)  # (V,): one draw per word type
+            vectors = vectors * kept[flat, None]
+        return vectors.reshape(*ids.shape, -1)
 
     @staticmethod
     def run_layer(layer: nn.Module, x: Tensor, state: dict[str, Tensor], suffix: str):
