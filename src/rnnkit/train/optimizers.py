@@ -52,7 +52,23 @@ def _build_one(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torc
                                momentum=optim.momentum)
 
 
-class NTASGD:
+class Wrapper:
+    """What the trainer uses of a torch optimiser, handed on to the one in `self.optimizer`."""
+
+    optimizer: torch.optim.Optimizer
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+
+class NTASGD(Wrapper):
     """Non-monotonically triggered averaged SGD (Merity et al. 2017; EQUATIONS.md): plain SGD until the
     validation loss has not beaten the best of the evaluations from more than `nonmono` evaluations
     ago; from then on averaged SGD (torch.optim.ASGD with t0 = 0, whose average starts at its second
@@ -64,16 +80,6 @@ class NTASGD:
         self.parameters, self.settings = parameters, optim
         self.averaging, self.history = False, []
         self.optimizer = torch.optim.SGD(parameters, lr=optim.lr, weight_decay=optim.weight_decay, **fused(parameters))
-
-    @property
-    def param_groups(self):
-        return self.optimizer.param_groups
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        self.optimizer.step()
 
     def observe_validation(self, loss: float) -> bool:
         """Record a validation loss; True when it switches to averaging."""
@@ -109,7 +115,7 @@ class NTASGD:
         self.optimizer.load_state_dict(state)
 
 
-class ExponentialAverage:
+class ExponentialAverage(Wrapper):
     """Any optimiser plus an exponential moving average of the weights: after the n-th step,
     a <- a + (1 - d_n)(theta - a) with d_n = min(decay, (1 + n)/(10 + n)), so that the first steps do not
     leave the average near the initial weights. Evaluation, `eval` and
@@ -123,13 +129,6 @@ class ExponentialAverage:
         self.optimizer, self.parameters, self.decay = optimizer, parameters, decay
         self.average = [parameter.detach().clone() for parameter in parameters]
         self.updates = 0
-
-    @property
-    def param_groups(self):
-        return self.optimizer.param_groups
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def step(self) -> None:
         self.optimizer.step()
