@@ -68,11 +68,13 @@ def test_ar_and_tar_are_the_formulas():
     assert activation_regularisation(ModelConfig(), output, raw) == 0.0
 
 
-@pytest.mark.parametrize("per_layer, tied", [(False, False), (True, False), (True, True)])
-def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_layer, tied):
-    values = {"hidden_sizes": (9, 8)} if per_layer else {}
+@pytest.mark.parametrize("per_layer, tied, div_value", [(False, False, 4.0), (True, False, 4.0), (True, True, 4.0),
+                                                       (True, True, 1.5)])
+def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_layer, tied, div_value):
+    values = {"hidden_sizes": (17, 16)} if per_layer else {}
     values |= {"tie_weights": True} if tied else {}
-    model_config = ModelConfig(embedding_size=8, hidden_size=8, num_layers=2, softmax="adaptive", cutoffs=(4, 9),
+    values |= {"div_value": div_value}  # projections of 16 // 4 = 4 and 16 // 16 = 1, or 16 // 1.5 = 10 and 16 // 2.25 = 7
+    model_config = ModelConfig(embedding_size=16, hidden_size=16, num_layers=2, softmax="adaptive", cutoffs=(4, 9),
                                **values)
     torch.manual_seed(0)
     model = LanguageModel(15, model_config).eval()
@@ -179,8 +181,12 @@ def test_score_reports_unknown_words_and_refuses_empty_input(corpus, tmp_path, c
 
 @pytest.mark.parametrize("settings, message", [
     (["model.softmax=adaptive", "model.cutoffs=[8, 4]"], "model.cutoffs: the adaptive softmax needs increasing"),
-    (["model.softmax=adaptive", "model.cutoffs=[4, 400]"], "model.cutoffs: the last cutoff (400) must be below"),
+    (["model.softmax=adaptive", "model.cutoffs=[4, 400]", "model.div_value=2"],
+     "model.cutoffs: the last cutoff (400) must be below"),
     (["model.num_layers=2", "model.hidden_sizes=[8]"], "model.hidden_sizes: expected one size per layer"),
+    (["model.softmax=adaptive", "model.cutoffs=[4, 8]", "model.div_value=0.5"], "model.div_value: expected a number >= 1"),
+    (["model.softmax=adaptive", "model.cutoffs=[4, 8]", "model.div_value=3"],
+     "model.div_value: the last cluster's projection would be 8 // 3^2 = 0 wide"),
     (["model.softmax=adaptive", "model.cutoffs=[4]", "model.tie_weights=true", "model.embedding_size=6"],
      "model.tie_weights: needs the last layer's size == embedding_size"),
     (["data.min_count=1000"], "the vocabulary would hold only <unk>"),

@@ -36,6 +36,7 @@ class ModelConfig(SequenceModelSettings):
     weight_drop: float = 0.0  # DropConnect on every weight_hh (AWD's wdrop)
     softmax: str = "full"  # full, or adaptive (torch.nn.AdaptiveLogSoftmaxWithLoss over model.cutoffs)
     cutoffs: tuple[int, ...] = ()  # adaptive softmax: increasing token-id cutoffs of its clusters
+    div_value: float = 4.0  # adaptive softmax: cluster i (from 0) projects to size // div_value^(i+1) dimensions
     ar: float = 0.0  # activation regularisation α: α · mean(y_t²) of the last layer's dropped-out output
     tar: float = 0.0  # temporal activation regularisation β: β · mean((h_t − h_{t−1})²) of its raw output
 
@@ -55,6 +56,11 @@ class ModelConfig(SequenceModelSettings):
         cutoffs = list(self.cutoffs)
         require(self.softmax == "full" or (cutoffs and cutoffs == sorted(set(cutoffs)) and cutoffs[0] > 0),
                 "model.cutoffs", "the adaptive softmax needs increasing positive cutoffs, e.g. [2000, 10000]", cutoffs)
+        require(self.div_value >= 1, "model.div_value", "expected a number >= 1", self.div_value)
+        narrowest = self.layer_sizes[-1] // self.div_value ** len(cutoffs)
+        require(self.softmax == "full" or narrowest >= 1, "model.div_value",
+                f"the last cluster's projection would be {self.layer_sizes[-1]} // {self.div_value:g}^{len(cutoffs)}"
+                " = 0 wide; lower it, use fewer cutoffs or a larger last layer", self.div_value)
         require(not self.tie_weights or self.layer_sizes[-1] == self.embedding_size, "model.tie_weights",
                 f"needs the last layer's size == embedding_size ({self.embedding_size})", self.layer_sizes[-1])
 

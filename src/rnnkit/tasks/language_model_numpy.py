@@ -29,11 +29,11 @@ def recurrent_modules(model) -> list[tuple[str, object]]:
 
 
 def adaptive_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
-    """torch.nn.AdaptiveLogSoftmaxWithLoss's weights (div_value 4, no biases)."""
+    """torch.nn.AdaptiveLogSoftmaxWithLoss's weights (no biases)."""
     size, cutoffs = model.layer_sizes[-1], [*model.cutoffs, vocabulary_size]
     shapes = {"adaptive.head.weight": (cutoffs[0] + len(cutoffs) - 1, size)}
     for i, (start, stop) in enumerate(zip(cutoffs[:-1], cutoffs[1:])):
-        projection = size // 4 ** (i + 1)
+        projection = int(size // model.div_value ** (i + 1))  # as torch computes it
         shapes[f"adaptive.tail.{i}.0.weight"] = (projection, size)
         shapes[f"adaptive.tail.{i}.1.weight"] = (stop - start, projection)
     return shapes

@@ -65,7 +65,8 @@ class LanguageModel(nn.Module):
                                              weight_drop=model.weight_drop)
         self.dropout = dropout(model.dropout)
         if model.softmax == "adaptive":
-            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(sizes[-1], vocabulary_size, list(model.cutoffs), div_value=4.0)
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(sizes[-1], vocabulary_size, list(model.cutoffs),
+                                                         div_value=model.div_value)
         else:
             self.decoder = nn.Linear(sizes[-1], vocabulary_size)
             if model.tie_weights:
