@@ -69,6 +69,11 @@ class ModelConfig(SequenceModelSettings):
         return self.hidden_sizes or (self.hidden_size,) * self.num_layers
 
     @property
+    def tied_adaptive(self) -> bool:
+        """Tied weights with an adaptive softmax: the softmax's own weights embed the input too."""
+        return self.tie_weights and self.softmax == "adaptive"
+
+    @property
     def between_layers(self) -> float:
         return self.dropout if self.hidden_dropout == -1 else self.hidden_dropout
 

@@ -41,17 +41,13 @@ def adaptive_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
 
 def expected_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
     """Every weight of the language model (see LanguageModel) with its shape."""
-    shapes = {} if tied_adaptive(model) else {"embedding.weight": (vocabulary_size, model.embedding_size)}
+    shapes = {} if model.tied_adaptive else {"embedding.weight": (vocabulary_size, model.embedding_size)}
     for prefix, layer in recurrent_modules(model):
         shapes |= {prefix + name: shape for name, shape in layer_parameter_shapes(
             model.cell_spec(), layer.input_size, layer.hidden_size, layer.num_layers).items()}
     if model.softmax == "adaptive":
         return shapes | adaptive_shapes(model, vocabulary_size)
     return shapes | {"decoder.weight": (vocabulary_size, model.layer_sizes[-1]), "decoder.bias": (vocabulary_size,)}
-
-
-def tied_adaptive(model) -> bool:
-    return model.tie_weights and model.softmax == "adaptive"
 
 
 def adaptive_input(weights: dict[str, np.ndarray], ids: np.ndarray, cutoffs: list[int]) -> np.ndarray:
@@ -92,7 +88,7 @@ def numpy_step_function(model, weights: dict[str, np.ndarray], vocabulary_size: 
     cutoffs = [*model.cutoffs, vocabulary_size]
 
     def step(ids: list[int], state):
-        x = (adaptive_input(weights, np.asarray(ids), cutoffs) if tied_adaptive(model)
+        x = (adaptive_input(weights, np.asarray(ids), cutoffs) if model.tied_adaptive
              else weights["embedding.weight"][np.asarray(ids)])[:, None, :]  # (T, 1, E)
         state = state or [None] * len(modules)
         new_state = []

@@ -50,8 +50,7 @@ class LanguageModel(nn.Module):
         sizes = model.layer_sizes
         dropout = LockedDropout if model.locked_dropout else nn.Dropout
         self.vocabulary_size = vocabulary_size
-        self.tied_adaptive = model.tie_weights and model.softmax == "adaptive"
-        if not self.tied_adaptive:  # else the adaptive softmax's own weights embed the input (embed())
+        if not model.tied_adaptive:  # else the adaptive softmax's own weights embed the input (embed())
             self.embedding = nn.Embedding(vocabulary_size, model.embedding_size)
         self.embedding_dropout = dropout(model.embedding_dropout)
         if model.per_layer:
@@ -100,7 +99,7 @@ class LanguageModel(nn.Module):
         the softmax: the head's row w in the shortlist, else the row of w in its cluster's output
         matrix taken back through that cluster's projection (tail.i.1.weight[w - start] @ tail.i.0.weight)."""
         p = self.config.token_dropout
-        if not self.tied_adaptive:
+        if not self.config.tied_adaptive:
             return embedding_dropout(self.embedding, ids, p, self.training)
         adaptive, flat = self.adaptive, ids.reshape(-1)
         vectors = adaptive.head.weight.new_zeros(len(flat), adaptive.in_features)  # (T*B, E)
