@@ -57,8 +57,7 @@ class ModelConfig(SequenceModelSettings):
         require(self.softmax == "full" or (cutoffs and cutoffs == sorted(set(cutoffs)) and cutoffs[0] > 0),
                 "model.cutoffs", "the adaptive softmax needs increasing positive cutoffs, e.g. [2000, 10000]", cutoffs)
         require(self.div_value >= 1, "model.div_value", "expected a number >= 1", self.div_value)
-        narrowest = self.layer_sizes[-1] // self.div_value ** len(cutoffs)
-        require(self.softmax == "full" or narrowest >= 1, "model.div_value",
+        require(self.softmax == "full" or self.projection_sizes[-1] >= 1, "model.div_value",
                 f"the last cluster's projection would be {self.layer_sizes[-1]} // {self.div_value:g}^{len(cutoffs)}"
                 " = 0 wide; lower it, use fewer cutoffs or a larger last layer", self.div_value)
         require(not self.tie_weights or self.layer_sizes[-1] == self.embedding_size, "model.tie_weights",
@@ -67,6 +66,11 @@ class ModelConfig(SequenceModelSettings):
     @property
     def layer_sizes(self) -> tuple[int, ...]:
         return self.hidden_sizes or (self.hidden_size,) * self.num_layers
+
+    @property
+    def projection_sizes(self) -> tuple[int, ...]:
+        """The adaptive softmax's tail projections, cluster by cluster, as torch computes them."""
+        return tuple(int(self.layer_sizes[-1] // self.div_value ** (i + 1)) for i in range(len(self.cutoffs)))
 
     @property
     def tied_adaptive(self) -> bool:

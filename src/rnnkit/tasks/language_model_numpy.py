@@ -32,8 +32,7 @@ def adaptive_shapes(model, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
     """torch.nn.AdaptiveLogSoftmaxWithLoss's weights (no biases)."""
     size, cutoffs = model.layer_sizes[-1], [*model.cutoffs, vocabulary_size]
     shapes = {"adaptive.head.weight": (cutoffs[0] + len(cutoffs) - 1, size)}
-    for i, (start, stop) in enumerate(zip(cutoffs[:-1], cutoffs[1:])):
-        projection = int(size // model.div_value ** (i + 1))  # as torch computes it
+    for i, (start, stop, projection) in enumerate(zip(cutoffs[:-1], cutoffs[1:], model.projection_sizes)):
         shapes[f"adaptive.tail.{i}.0.weight"] = (projection, size)
         shapes[f"adaptive.tail.{i}.1.weight"] = (stop - start, projection)
     return shapes
