@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rnnkit.metrics_log import read_metrics
+
 NANOGPT_CPU_VALIDATION_LOSS = 1.886
 TARGET = 1.50
 
@@ -44,9 +46,8 @@ def main() -> None:
         overrides = [item for assignment in args.set for item in ("--set", assignment)]
         rnnkit("train", args.preset, "--out", str(run), "--max-time", str(args.seconds), *overrides)
         metrics = json.loads(rnnkit("eval", str(run)))
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        end = read_metrics(run / "metrics.jsonl", "end")[-1]
         config = json.loads((run / "config.json").read_text())
-    end = next(record for record in reversed(records) if record["event"] == "end")
     print(f"preset {args.preset}" + (f" with {' '.join(args.set)}" if args.set else ""))
     for section in ("model", "optim", "train"):
         print(f"  [{section}]", json.dumps(config[section]))

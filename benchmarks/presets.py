@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rnnkit.metrics_log import read_metrics
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # preset: (training file, validation file, the metric rnnkit eval prints, higher is better, target)
 PRESETS = {
@@ -61,8 +63,7 @@ def main() -> None:
             rnnkit("train", args.preset, "--data", str(args.data / train), "--val", str(args.data / dev),
                    "--out", str(run), "--set", f"train.seed={seed}", *overrides)
             result = json.loads(rnnkit("eval", str(run), "--data", str(args.data / dev)))
-            records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-            end = next(record for record in reversed(records) if record["event"] == "end")
+            end = read_metrics(run / "metrics.jsonl", "end")[-1]
             best = (run / "checkpoints" / "best").read_text().strip()
             scores.append(result[metric])
             print(f"seed {seed}: dev {metric} {result[metric]:.4f}; trained {end['elapsed']:.0f} s, "

@@ -12,20 +12,20 @@ touches both, and the ratio is of the per-variant medians.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from rnnkit.metrics_log import read_metrics
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2"
 VARIANTS = {"adaptive": [], "full": ["--set", "model.softmax=full", "--set", "model.cutoffs=[]"]}
 
 
 def tokens_per_second(run: Path) -> list[float]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [record["tokens_per_second"] for record in records if record["event"] == "train"][1:]
+    return [record["tokens_per_second"] for record in read_metrics(run / "metrics.jsonl", "train")][1:]
 
 
 def main() -> None:

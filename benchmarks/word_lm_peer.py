@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rnnkit.metrics_log import read_metrics
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2"
 EPOCH_END = re.compile(r"end of epoch\s+1 \| time:\s*([\d.]+)s \| valid loss\s*([\d.]+) \| valid ppl\s*([\d.]+)")
 
@@ -61,8 +63,7 @@ def main() -> None:
                        check=True, stdout=subprocess.DEVNULL)
         result = json.loads(subprocess.run([sys.executable, "-m", "rnnkit", "eval", str(run)], check=True,
                                            stdout=subprocess.PIPE, text=True).stdout)
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        end = next(record for record in reversed(records) if record["event"] == "end")
+        end = read_metrics(run / "metrics.jsonl", "end")[-1]
     print(f"rnnkit wikitext2-word: {end['elapsed']:.0f} s, {end['step']} steps, valid perplexity "
           f"{result['perplexity']:.1f} (rnnkit eval: batch 1, {result['tokens']:,} tokens)")
     print(f"perplexity ratio, peer / rnnkit: {peer_perplexity / result['perplexity']:.2f}")

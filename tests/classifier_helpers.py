@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from rnnkit.config import apply_assignments
-from rnnkit.tasks.classifier import ClassifierConfig
+from rnnkit.tasks.classifier.config import ClassifierConfig
 
 POSITIVE, NEGATIVE, NEUTRAL = ["good", "great", "fine", "fun"], ["bad", "dull", "awful", "poor"], \
     ["the", "a", "film", "plot", "is", "was", "and", "very", "quite", "."]
@@ -40,7 +40,7 @@ def tiny_config(train: Path, validation: Path, *assignments: str) -> ClassifierC
 
 
 def train_tiny_classifier(run: Path, train: Path, validation: Path, *assignments: str) -> Path:
-    from rnnkit.train.runs import start_run
+    from rnnkit.runs import start_run
 
     start_run(tiny_config(train, validation, *assignments), str(run), progress_stream=io.StringIO()).run()
     return run

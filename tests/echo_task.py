@@ -3,6 +3,7 @@ from dataclasses import dataclass
 
 
 from rnnkit.config import RunConfig
+from rnnkit.tasks import eval_command
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,10 @@ class EchoTask:
     name = "echo"
     summary = "test task that answers"
     config_class = EchoConfig
-    commands = ("eval",)
+    data_keys = {}
+    resumable_keys = ()
+    commands = {"eval": eval_command}
+    options = {}
 
     @staticmethod
     def upgrade_record(record):

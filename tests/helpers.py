@@ -51,3 +51,18 @@ def stop_at(trainer, step: int) -> None:
         return loss
 
     trainer.train_step = train_step
+
+
+def checkpoint_of(model, directory, architecture):
+    """(a stand-in run whose [model] is `architecture`, a checkpoint directory holding the model's
+    weights): what the engines' model_function reads."""
+    from types import SimpleNamespace
+
+    from safetensors.torch import save_file
+
+    from rnnkit.rundir import MODEL_WEIGHTS
+
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()},
+              str(directory / MODEL_WEIGHTS))
+    return SimpleNamespace(config=SimpleNamespace(model=architecture)), directory

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
 
+from rnnkit import metrics_log
 from rnnkit.config import apply_assignments
 from rnnkit.data.text import read_text, resolve_corpus
 from rnnkit.rundir import MODEL_WEIGHTS, TRAINER_TENSORS, RunDirectory
-from rnnkit.tasks.language_model import LanguageModelConfig
+from rnnkit.tasks.language_model.config import LanguageModelConfig
 
 TINY_SETTINGS = [
     "model.embedding_size=8", "model.hidden_size=16", "train.batch_size=4", "data.window=8",
@@ -32,7 +32,7 @@ def tiny_config(corpus: Path, *assignments: str) -> LanguageModelConfig:
 
 def train_tiny_run(run_path: Path, corpus: Path, *assignments: str) -> Path:
     """Train a tiny run in this process (quietly) and return its directory."""
-    from rnnkit.train.runs import start_run
+    from rnnkit.runs import start_run
 
     trainer = start_run(tiny_config(corpus, *assignments), str(run_path), progress_stream=io.StringIO())
     trainer.run()
@@ -40,7 +40,7 @@ def train_tiny_run(run_path: Path, corpus: Path, *assignments: str) -> Path:
 
 
 def read_metrics(run_path: Path) -> list[dict]:
-    return [json.loads(line) for line in (Path(run_path) / "metrics.jsonl").read_text().splitlines()]
+    return metrics_log.read_metrics(RunDirectory(run_path).metrics_path)
 
 
 def latest_tensors(run_path: Path) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from rnnkit.config import apply_assignments
-from rnnkit.tasks.tagger import TaggerConfig
+from rnnkit.tasks.tagger.config import TaggerConfig
 
 LEXICON = {"DET": ["the", "a", "this"], "NOUN": ["dog", "cat", "idea", "house", "runner"],
            "VERB": ["runs", "sees", "walked", "likes"], "ADJ": ["big", "quick", "red"], "PUNCT": ["."]}
@@ -55,7 +55,7 @@ def tiny_config(train: Path, validation: Path, *assignments: str) -> TaggerConfi
 
 
 def train_tiny_tagger(run: Path, train: Path, validation: Path, *assignments: str) -> Path:
-    from rnnkit.train.runs import start_run
+    from rnnkit.runs import start_run
 
     start_run(tiny_config(train, validation, *assignments), str(run), progress_stream=io.StringIO()).run()
     return run

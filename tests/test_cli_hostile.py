@@ -97,7 +97,7 @@ def test_a_damaged_trainer_state_is_refused_by_resume(capsys, run_copy):
 def test_a_command_that_does_not_fit_the_run_s_task(capsys, tmp_path, monkeypatch):
     from rnnkit import tasks
 
-    monkeypatch.setitem(tasks.TASK_MODULES, "echo", "echo_task")
+    monkeypatch.setitem(tasks.TASK_PACKAGES, "echo", "echo_task")
     run = tmp_path / "echo-run"
     (run / "checkpoints" / "step-00000001").mkdir(parents=True)
     (run / "checkpoints" / "latest").write_text("step-00000001\n")

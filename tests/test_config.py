@@ -8,8 +8,8 @@ from rnnkit.config import (
     read_config_record, read_preset, save_config, valid_keys,
 )
 from rnnkit.errors import UsageError
-from rnnkit.tasks.language_model import LanguageModelConfig, upgrade_record
-from rnnkit.train.runs import new_config
+from rnnkit.tasks.language_model.config import LanguageModelConfig, upgrade_record
+from rnnkit.runs import new_config
 
 LM = LanguageModelConfig
 

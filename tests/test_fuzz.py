@@ -14,7 +14,7 @@ from cli_helpers import run_main, tiny_flags
 
 from rnnkit.config import sections, valid_keys
 from rnnkit.rundir import CONFIG, VOCABULARY
-from rnnkit.tasks.language_model import LanguageModelConfig
+from rnnkit.tasks.language_model.config import LanguageModelConfig
 
 QUICK_CASES, SLOW_CASES = 36, 400
 VALUES = ["-1", "0", "1", "2", "3", "1.5", "-0.5", "1e309", "-1e309", "nan", "inf", "1e-320", "true", "false", '""',

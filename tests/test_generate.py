@@ -8,8 +8,9 @@ from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.generate import FEED_WINDOW, choose_token, feed, generate_tokens, next_token_probabilities, prime_ids
 from rnnkit.rundir import VOCABULARY
-from rnnkit.tasks.language_model import SampleConfig, sample_run, step_function
-from rnnkit.train.runs import open_run
+from rnnkit.tasks.language_model import sample_run, step_function
+from rnnkit.tasks.language_model.config import SampleConfig
+from rnnkit.runs import open_run
 
 LOGITS = np.log(np.array([0.05, 0.4, 0.1, 0.3, 0.15]))
 

@@ -6,7 +6,7 @@ from safetensors.numpy import save_file
 import numpy as np
 
 from rnnkit.errors import UsageError
-from rnnkit.rundir import RunDirectory, check_safetensors_file, load_numpy_weights, new_run_path
+from rnnkit.rundir import RunDirectory, check_safetensors_file, read_tensor_file, new_run_path
 
 
 @pytest.fixture
@@ -18,19 +18,19 @@ def weights(tmp_path):
 
 def test_a_whole_file_loads(weights):
     check_safetensors_file(weights)
-    assert load_numpy_weights(weights)["a"].shape == (2, 3)
+    assert read_tensor_file(weights)["a"].shape == (2, 3)
 
 
 def test_truncated_file(weights):
     weights.write_bytes(weights.read_bytes()[:-1])
     with pytest.raises(UsageError, match="truncated or corrupt"):
-        load_numpy_weights(weights)
+        read_tensor_file(weights)
     weights.write_bytes(weights.read_bytes()[:20])
     with pytest.raises(UsageError, match="not a safetensors file, or truncated"):
-        load_numpy_weights(weights)
+        read_tensor_file(weights)
     weights.write_bytes(b"")
     with pytest.raises(UsageError, match="truncated"):
-        load_numpy_weights(weights)
+        read_tensor_file(weights)
 
 
 def test_corrupt_header(weights):
@@ -38,7 +38,7 @@ def test_corrupt_header(weights):
     data[9:13] = b"\xff\xfe!!"
     weights.write_bytes(bytes(data))
     with pytest.raises(UsageError, match="corrupt safetensors header"):
-        load_numpy_weights(weights)
+        read_tensor_file(weights)
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
@@ -46,7 +46,7 @@ def test_pickles_are_refused(tmp_path, protocol):
     path = tmp_path / "model.safetensors"
     path.write_bytes(pickle.dumps({"weight": [1.0, 2.0]}, protocol=protocol))
     with pytest.raises(UsageError, match="pickle"):
-        load_numpy_weights(path)
+        read_tensor_file(path)
 
 
 def test_torch_save_archives_are_refused(tmp_path):
@@ -54,7 +54,7 @@ def test_torch_save_archives_are_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps({}))
     with pytest.raises(UsageError, match="pickle"):
-        load_numpy_weights(path)
+        read_tensor_file(path)
 
 
 def test_run_directory_errors(tmp_path):

@@ -16,9 +16,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from rnnkit.config import TrainConfig
+from rnnkit.metrics_log import read_metrics
 from rnnkit.rundir import BEST, CHECKPOINTS, CONFIG, LATEST, MODEL_WEIGHTS, VOCABULARY
-from rnnkit.tasks.language_model_torch import evaluate_run
-from rnnkit.train.runs import open_run
+from rnnkit.tasks.language_model import evaluate_run
+from rnnkit.runs import open_run
 
 TARGET = Path(__file__).resolve().parents[1] / "src" / "rnnkit" / "pretrained"
 LIMIT_BYTES = 5_000_000
@@ -36,8 +37,7 @@ def main() -> int:
         sys.exit(f"{args.run}: expected a character language model run")
     checkpoint = run.directory.checkpoint()
     metrics = evaluate_run(run, checkpoint, None)
-    records = [json.loads(line) for line in run.directory.metrics_path.read_text().splitlines()]
-    end = [record for record in records if record["event"] == "end"][-1]
+    end = read_metrics(run.directory.metrics_path, "end")[-1]
     target = TARGET / args.name
     shutil.rmtree(target, ignore_errors=True)
     (target / CHECKPOINTS / checkpoint.name).mkdir(parents=True)

@@ -1,13 +1,12 @@
 """The `rnnkit` command: the only module that reads argv.
 
-Runs are created, resumed and opened through rnnkit.train.runs, which finds each run's task in the
-registry (rnnkit.tasks); this module names no task. Each subcommand's modules are imported only when
+Runs are created, resumed and opened through rnnkit.runs, which finds each run's task in the registry
+(rnnkit.tasks); this module names no task: a task adds its own options to the commands that read runs. Each subcommand's modules are imported only when
 that subcommand runs, so a command that needs no torch (`rnnkit sample --engine numpy`) never imports it.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
@@ -19,7 +18,6 @@ from rnnkit.errors import UsageError
 __all__ = ["UsageError", "build_parser", "main"]
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
-MAX_SEED = 2**63
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -76,78 +74,56 @@ def add_train_parser(commands) -> None:
                        help="override one config key, e.g. --set model.hidden_size=256 (repeatable)")
 
 
-def add_sample_parser(commands) -> None:
-    sample = commands.add_parser(
-        "sample", help="generate text from a trained language model",
-        description="Generate text from a language-model run (its best checkpoint, or --checkpoint), streamed to "
-        "stdout as it is chosen. Unset options take the run's [sample] config.",
-    )
-    sample.add_argument("run", metavar="DIR", help="the run directory, or a shipped model's name (rnnkit models)")
-    checkpoint_option(sample)
-    prime = sample.add_mutually_exclusive_group()
-    prime.add_argument("--prime", metavar="TEXT", help="text to start from (printed, then continued)")
-    prime.add_argument("--prime-file", metavar="FILE", help="read the prime from a UTF-8 file")
-    sample.add_argument("--length", type=int, metavar="N", help="tokens to generate after the prime")
-    sample.add_argument("--temperature", type=float, metavar="T", help="divide the logits by T; 0 is greedy (argmax)")
-    sample.add_argument("--top-k", type=int, metavar="K", help="sample only among the K most likely tokens (K >= 1)")
-    sample.add_argument("--top-p", type=float, metavar="P",
-                        help="sample only among the most likely tokens whose probabilities sum to P, in (0, 1]")
-    sample.add_argument("--seed", type=int, metavar="S",
-                        help="random seed: the same seed gives the same text (default: a fresh seed each time)")
-    sample.add_argument("--num-samples", type=int, default=1, metavar="N", help="how many samples (default 1)")
-    sample.add_argument("--skip-unknown", action="store_true",
-                        help="drop prime tokens that are not in the vocabulary instead of failing")
-    sample.add_argument("--engine", choices=("torch", "numpy"), default="torch",
-                        help="torch (default), or numpy: the NumPy engine alone, without importing torch")
-    sample.add_argument("--beam", type=int, metavar="N",
-                        help="instead of sampling, the N most likely continuations (beam search, up to --length tokens "
-                        "or a line end), as JSON lines with their log-probabilities")
-    sample.add_argument("--length-penalty", type=float, default=0.0, metavar="A",
-                        help="beam search ranks by logp / length^A (default 0: the raw sum)")
+# The commands that read a trained run: (help, description). Each takes the run and --checkpoint; the
+# run's task gives the rest (rnnkit.tasks.Task.options), and the task's handler runs it.
+RUN_COMMAND_TEXTS = {
+    "sample": ("generate text from a trained language model",
+               "Generate text from a language-model run (its best checkpoint, or --checkpoint), streamed to stdout as "
+               "it is chosen. Unset options take the run's [sample] config."),
+    "eval": ("evaluate a trained run on its validation data or a file; prints the task's metrics",
+             "Evaluate a run (its best checkpoint, or --checkpoint) and print its task's metrics as one JSON object. A "
+             "language model follows the protocol of EQUATIONS.md (the whole text as one stream, batch 1, state "
+             "carried): nll in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll), tokens."),
+    "predict": ("label new inputs with a trained classifier or tagger; one JSON line per input for a classifier",
+                "Label each TEXT (or, with none, each line of standard input) with the run's model (its best "
+                "checkpoint, or --checkpoint). A classifier prints one JSON line per input: the text, the label, the "
+                "probability of every label, and the words the vocabulary does not hold (read as <unk>). A tagger "
+                "prints CoNLL-U (or tsv) with the predicted tags."),
+    "score": ("score each line of a text with a language model: log-probability, tokens, perplexity",
+              "Score each line of FILE (or standard input) with a language-model run: one JSON line per input line "
+              "with the summed natural-log probability of its tokens (its line end included), the token count, the "
+              "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry."),
+}
 
 
-def add_eval_parser(commands) -> None:
-    evaluate = commands.add_parser(
-        "eval", help="evaluate a trained run on its validation data or a file; prints the task's metrics",
-        description="Evaluate a run (its best checkpoint, or --checkpoint) and print its task's metrics as one JSON "
-        "object. A language model follows the protocol of EQUATIONS.md (the whole text as one stream, batch 1, state "
-        "carried): nll in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll), tokens.",
-    )
-    evaluate.add_argument("run", metavar="DIR", help="the run directory, or a shipped model's name (rnnkit models)")
-    checkpoint_option(evaluate)
-    evaluate.add_argument("--data", metavar="FILE", help="data to evaluate on (default: the run's validation data)")
+def task_options(command: str) -> list[tuple[object, list]]:
+    """(the option, the tasks that take it) of each option a task adds to the command, each once."""
+    from rnnkit.tasks import all_tasks
+
+    options: dict[tuple[str, ...], tuple[object, list]] = {}
+    for task in all_tasks():
+        for option in task.options.get(command, ()):
+            known = options.setdefault(option.flags, (option, []))
+            if known[0] != option:
+                raise ValueError(f"{command} {'/'.join(option.flags)}: two tasks define it differently")
+            known[1].append(task)
+    return list(options.values())
 
 
-def add_score_parser(commands) -> None:
-    score = commands.add_parser(
-        "score", help="score each line of a text with a language model: log-probability, tokens, perplexity",
-        description="Score each line of FILE (or standard input) with a language-model run: one JSON line per input "
-        "line with the summed natural-log probability of its tokens (its line end included), the token count, the "
-        "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry.",
-    )
-    score.add_argument("run", metavar="DIR", help="the run directory")
-    score.add_argument("file", nargs="?", metavar="FILE", help="the text to score; - or nothing: standard input")
-    checkpoint_option(score)
-    score.add_argument("--carry", action="store_true", help="carry the state from each line into the next")
-
-
-def add_predict_parser(commands) -> None:
-    predict = commands.add_parser(
-        "predict", help="label new inputs with a trained classifier; one JSON line per input",
-        description="Label each TEXT (or, with none, each line of standard input) with the run's model (its best "
-        "checkpoint, or --checkpoint). Prints one JSON line per input: the text, the label, the probability of every "
-        "label, and the words the vocabulary does not hold (read as <unk>).",
-    )
-    predict.add_argument("run", metavar="DIR", help="the run directory")
-    predict.add_argument("texts", nargs="*", metavar="TEXT", help="inputs to label (default: lines of standard input)")
-    checkpoint_option(predict)
-    predict.add_argument("--engine", choices=("torch", "numpy"), default="torch",
-                         help="torch (default), or numpy: the NumPy engine alone, without importing torch")
-    predict.add_argument("--conllu", metavar="FILE",
-                         help="taggers: tag a CoNLL-U file; the tag column is filled, every other byte kept")
-    predict.add_argument("--format", choices=("text", "tsv"),
-                         help="taggers, input on stdin: text (a sentence a line, whitespace-tokenised; CoNLL-U out, "
-                         "the default) or tsv (token<TAB>tag lines, blank lines between sentences; tsv out)")
+def add_run_command_parser(commands, command: str) -> None:
+    summary, description = RUN_COMMAND_TEXTS[command]
+    parser = commands.add_parser(command, help=summary, description=description)
+    parser.add_argument("run", metavar="DIR", help="the run directory, or a shipped model's name (rnnkit models)")
+    checkpoint_option(parser)
+    if command == "eval":
+        parser.add_argument("--data", metavar="FILE", help="data to evaluate on (default: the run's validation data)")
+    groups, added = {}, []
+    for option, tasks in task_options(command):
+        if option.group and option.group not in groups:
+            groups[option.group] = parser.add_mutually_exclusive_group()
+        target = groups[option.group] if option.group else parser
+        added.append((target.add_argument(*option.flags, **option.keywords), tasks))
+    parser.set_defaults(task_options=added)  # (argparse's action, the tasks that take it), for run_command
 
 
 def add_experiment_parser(commands) -> None:
@@ -169,10 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rnnkit", description="Recurrent neural networks from their textbook equations.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_train_parser(commands)
-    add_sample_parser(commands)
-    add_eval_parser(commands)
-    add_predict_parser(commands)
-    add_score_parser(commands)
+    for command in RUN_COMMAND_TEXTS:
+        add_run_command_parser(commands, command)
     add_experiment_parser(commands)
     commands.add_parser("models", help="list the models shipped with rnnkit (use a name in place of a run directory)",
                         description="List the trained models that ship inside the package; `rnnkit sample NAME`, "
@@ -190,23 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_seed(flag: str, seed: int | None) -> None:
-    if seed is not None and not 0 <= seed < MAX_SEED:
-        raise UsageError(f"{flag} must be an integer in [0, 2^63), got {seed}")
-
-
 def limit_values(args: argparse.Namespace) -> dict[str, object]:
     flags = {"train.max_steps": args.max_steps, "train.max_epochs": args.max_epochs, "train.max_time": args.max_time}
     return {key: value for key, value in flags.items() if value is not None}
 
 
 def train(args: argparse.Namespace) -> int:
-    from rnnkit.config import parse_assignment, with_values
+    from rnnkit.config import check_seed_option, parse_assignment, with_values
+    from rnnkit.runs import new_config, open_run, resume_run, start_run
     from rnnkit.tasks import get_task
-    from rnnkit.train.runs import new_config, open_run, resume_run, start_run
     from rnnkit.train.trainer import TrainingDiverged
 
-    check_seed("--seed", args.seed)
+    check_seed_option("--seed", args.seed)
     if args.resume is not None:
         given = [name for name, value in (("PRESET", args.preset), ("--data", args.data), ("--val", args.val),
                                           ("--out", args.out), ("--seed", args.seed)) if value is not None]
@@ -237,66 +206,22 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_options(args: argparse.Namespace) -> dict[str, object]:
-    """The sampling options given on the command line, checked under their flag names."""
-    from rnnkit.data.text import read_text
+def run_command(args: argparse.Namespace) -> int:
+    """sample, eval, predict or score: the run's task's handler, given the values of its options. An option
+    that only other tasks take is refused when given."""
+    from rnnkit.runs import open_run_for
 
-    checks = (("--length", args.length, lambda n: n >= 0, "0 or more"),
-              ("--temperature", args.temperature, lambda t: math.isfinite(t) and t >= 0, "a finite number, 0 (greedy) or more"),
-              ("--top-k", args.top_k, lambda k: k >= 1, "1 or more"),
-              ("--top-p", args.top_p, lambda p: 0 < p <= 1, "in (0, 1]"),
-              ("--num-samples", args.num_samples, lambda n: n >= 1, "1 or more"))
-    for flag, value, valid, expected in checks:
-        if value is not None and not valid(value):
-            raise UsageError(f"{flag} must be {expected}, got {value:g}")
-    check_seed("--seed", args.seed)
-    if args.beam is not None and args.beam < 1:
-        raise UsageError(f"--beam must be 1 or more, got {args.beam}")
-    if not math.isfinite(args.length_penalty):
-        raise UsageError(f"--length-penalty must be a finite number, got {args.length_penalty:g}")
-    prime = read_text(args.prime_file, minimum_characters=0) if args.prime_file else args.prime
-    values = {"length": args.length, "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-              "prime": prime, "seed": args.seed, "num_samples": args.num_samples, "skip_unknown": args.skip_unknown,
-              "engine": args.engine, "beam": args.beam, "length_penalty": args.length_penalty}
-    return {key: value for key, value in values.items() if value is not None}
-
-
-def sample(args: argparse.Namespace) -> int:
-    from rnnkit.train.runs import open_run_for
-
-    options = sample_options(args)
-    run = open_run_for("sample", args.run)
-    run.task.sample(run, run.directory.checkpoint(args.checkpoint), options, sys.stdout)
-    return 0
-
-
-def evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.train.runs import open_run_for
-
-    run = open_run_for("eval", args.run)
-    metrics = run.task.evaluate(run, run.directory.checkpoint(args.checkpoint), args.data)
-    finite = {name: value if not isinstance(value, float) or math.isfinite(value) else None
-              for name, value in metrics.items()}  # JSON has no NaN or infinity
-    print(json.dumps(finite, allow_nan=False))
-    return 0
-
-
-def score(args: argparse.Namespace) -> int:
-    from rnnkit.train.runs import open_run_for
-
-    run = open_run_for("score", args.run)
-    run.task.score(run, run.directory.checkpoint(args.checkpoint), args.file, {"carry": args.carry}, sys.stdout)
-    return 0
-
-
-def predict(args: argparse.Namespace) -> int:
-    from rnnkit.train.runs import open_run_for
-
-    run = open_run_for("predict", args.run)
-    options = {"engine": args.engine, "conllu": args.conllu, "format": args.format}
-    if run.task.name != "tagger" and (args.conllu or args.format):
-        raise UsageError(f"--conllu and --format apply to tagger runs; {args.run} is a {run.task.summary} run")
-    run.task.predict(run, run.directory.checkpoint(args.checkpoint), args.texts, options, sys.stdout)
+    run = open_run_for(args.command, args.run)
+    options = {"data": args.data} if args.command == "eval" else {}
+    for action, tasks in args.task_options:
+        value = getattr(args, action.dest)
+        if run.task in tasks:
+            options[action.dest] = value
+        elif value != action.default and value != []:  # given, though this run's task does not take it
+            owners = " and ".join(task.summary for task in tasks)
+            name = action.option_strings[0] if action.option_strings else action.metavar
+            raise UsageError(f"{name} applies to {owners} runs; {args.run} is a {run.task.summary} run")
+    run.task.commands[args.command](run, run.directory.checkpoint(args.checkpoint), options, sys.stdout)
     return 0
 
 
@@ -318,7 +243,9 @@ def models(args: argparse.Namespace) -> int:
 
 
 def gradcheck(args: argparse.Namespace) -> int:
-    check_seed("--seed", args.seed)
+    from rnnkit.config import check_seed_option
+
+    check_seed_option("--seed", args.seed)
     if not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise UsageError(f"--tolerance must be a finite number > 0, got {args.tolerance:g}")
     from rnnkit.gradcheck import run
@@ -333,9 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")  # a character the terminal cannot show becomes '?'
     try:
-        commands = {"train": train, "sample": sample, "eval": evaluate, "predict": predict, "score": score,
-                    "experiment": experiment, "models": models, "gradcheck": gradcheck}
-        return commands[args.command](args)
+        commands = {"train": train, "experiment": experiment, "models": models, "gradcheck": gradcheck}
+        return commands.get(args.command, run_command)(args)
     except UsageError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

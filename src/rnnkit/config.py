@@ -2,7 +2,7 @@
 
 A run's configuration is its `task`, the sections every task shares ([optim] and [train], here) and
 the sections its task owns (the language model's [model], [data] and [sample] are in
-rnnkit.tasks.language_model). A task's configuration class subclasses `RunConfig`; the functions here
+rnnkit.tasks.language_model.config). A task's configuration class subclasses `RunConfig`; the functions here
 work on any of them. A preset (a TOML file in `rnnkit/presets/` or any path) names only the values it
 changes; `--set section.key=value` changes one more. Unknown sections or keys, and values of the wrong
 type or range, are errors that list the valid keys of the task. The resolved configuration is saved as
@@ -50,8 +50,18 @@ def choice(key: str, value: object, choices: tuple[str, ...]) -> None:
     require(value in choices, key, f"expected one of {', '.join(choices)}", value)
 
 
+def seed_in_range(seed: object) -> bool:
+    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < MAX_SEED
+
+
 def check_seed(key: str, seed: object) -> None:
-    require(isinstance(seed, int) and 0 <= seed < MAX_SEED, key, "expected an integer in [0, 2^63)", seed)
+    require(seed_in_range(seed), key, "expected an integer in [0, 2^63)", seed)
+
+
+def check_seed_option(flag: str, seed: int | None) -> None:
+    """A command-line seed (None: not given) in the range of train.seed."""
+    if seed is not None and not seed_in_range(seed):
+        raise UsageError(f"{flag} must be an integer in [0, 2^63), got {seed}")
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@
 A new run is assembled in a staging directory beside its final place (config, task files and the
 first checkpoint) and renamed into place whole. A checkpoint directory is filled under a temporary
 name and renamed into place before `latest` is atomically replaced to point at it, so a kill at any
-moment leaves `latest` naming a complete checkpoint. This module needs neither torch nor numpy,
-except to read weights for the NumPy engine.
+moment leaves `latest` naming a complete checkpoint. The weights of a checkpoint are read here and
+nowhere else (`read_model_weights`). This module imports neither torch nor numpy; reading weights
+imports the one the caller asks for.
 """
 from __future__ import annotations
 
@@ -214,28 +215,56 @@ def check_safetensors_file(path: Path | str) -> None:
         raise UsageError(f"{path}: truncated or corrupt weights file ({size} bytes, the header describes {expected})")
 
 
-def load_numpy_weights(path: Path | str) -> dict:
-    """Weights as NumPy arrays, read without torch."""
-    from safetensors.numpy import load_file
+FRAMEWORKS = ("numpy", "pt")  # what a tensor file is read as: NumPy arrays, or torch tensors
+SHOWN_PROBLEMS = 3  # how many mismatched tensors an error message names before "and N more"
 
+
+def read_tensor_file(path: Path | str, framework: str = "numpy") -> dict:
+    """A safetensors file's tensors as NumPy arrays (read without torch) or, with framework "pt", as
+    torch tensors; checked whole first, never unpickled."""
     check_safetensors_file(path)
     try:
+        if framework == "pt":
+            from safetensors.torch import load_file
+        else:
+            from safetensors.numpy import load_file
         return load_file(str(path))
     except Exception as error:  # safetensors reports every malformation with its own exception type
-        raise UsageError(f"{path}: corrupt weights file ({error})") from None
+        raise UsageError(f"{path}: corrupt tensor file ({error})") from None
 
 
-def check_numpy_weights(weights: dict, expected: dict[str, tuple[int, ...]], source) -> None:
-    """UsageError naming the weights that are missing, unexpected, misshapen or not finite."""
+def describe_problems(problems: list[str]) -> str:
+    shown = "; ".join(problems[:SHOWN_PROBLEMS])
+    return shown + (f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else "")
+
+
+def all_finite(value) -> bool:
+    """Whether a NumPy array or torch tensor holds no NaN or infinity (integers always pass)."""
+    if hasattr(value, "is_floating_point"):  # a torch tensor
+        return not value.is_floating_point() or bool(value.isfinite().all())
     import numpy as np
 
+    return not np.issubdtype(value.dtype, np.inexact) or bool(np.isfinite(value).all())
+
+
+def check_weights(weights: dict, expected: dict[str, tuple[int, ...]], source) -> None:
+    """UsageError naming the weights that are missing, unexpected, misshapen or not finite."""
     problems = [f"{name} is missing" for name in expected if name not in weights]
     problems += [f"{name} is not in the model" for name in weights if name not in expected]
-    problems += [f"{name} has shape {weights[name].shape}, the config makes {shape}"
-                 for name, shape in expected.items() if name in weights and weights[name].shape != shape]
+    problems += [f"{name} has shape {tuple(weights[name].shape)}, the config makes {tuple(shape)}"
+                 for name, shape in expected.items() if name in weights and tuple(weights[name].shape) != tuple(shape)]
     if problems:
-        raise UsageError(f"{source}: the weights do not fit the run's config: {'; '.join(problems[:3])}"
-                         + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
-    bad = [name for name, value in weights.items() if not np.isfinite(value).all()]
+        raise UsageError(f"{source}: the weights do not fit the run's config: {describe_problems(problems)}")
+    bad = [name for name, value in weights.items() if not all_finite(value)]
     if bad:
-        raise UsageError(f"{source}: non-finite weights in {', '.join(bad[:3])}")
+        raise UsageError(f"{source}: non-finite weights in {describe_problems(bad)}")
+
+
+def read_model_weights(checkpoint: Path, expected: dict[str, tuple[int, ...]], framework: str = "numpy") -> dict:
+    """A checkpoint's model weights (model.safetensors), checked against the names and shapes the
+    run's config makes: NumPy arrays for the NumPy engine, torch tensors (framework "pt") for torch.
+    This is the one reader of model weights."""
+    path = Path(checkpoint) / MODEL_WEIGHTS
+    weights = read_tensor_file(path, framework)
+    check_weights(weights, expected, path)
+    return weights

@@ -10,8 +10,8 @@ from rnnkit.analysis.cells import (
     bracket_depth, correlations, indentation, indicators, inside_comment, inside_quotes, position_in_line,
     rank_units, start_of_line, unit_signals, uppercase_run,
 )
-from rnnkit.tasks.language_model import ModelConfig
-from rnnkit.tasks.language_model_torch import LanguageModel
+from rnnkit.tasks.language_model.config import ModelConfig
+from rnnkit.tasks.language_model.torch import LanguageModel
 
 
 def test_indicators_on_a_small_text():

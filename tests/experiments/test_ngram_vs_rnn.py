@@ -5,7 +5,7 @@ import random
 
 from cli_helpers import assert_usage_error, run_main
 from rnnkit.rundir import RunDirectory
-from rnnkit.train.runs import new_config, start_run
+from rnnkit.runs import new_config, start_run
 
 WORDS = "the a cat dog sat ran on under mat rug and then".split()
 

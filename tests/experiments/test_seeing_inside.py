@@ -7,7 +7,7 @@ import pytest
 from cli_helpers import assert_usage_error, run_main
 
 from rnnkit.experiments.vanishing_scalar import closed_form, state_gradients
-from rnnkit.train.runs import start_run
+from rnnkit.runs import start_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -5,7 +5,7 @@ import pytest
 
 from cli_helpers import run_main
 from rnnkit.experiments.bidirectional import matched_hidden, recurrent_parameters
-from rnnkit.tasks.tagger import ModelConfig
+from rnnkit.tasks.tagger.config import ModelConfig
 from tagger_helpers import tiny_files
 
 

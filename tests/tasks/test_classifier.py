@@ -11,15 +11,18 @@ from torch.nn import functional as F
 
 from classifier_helpers import tiny_config, tiny_files, train_tiny_classifier
 from cli_helpers import assert_usage_error, run_main
-from helpers import stop_at
+from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
-from rnnkit.rundir import BEST, MODEL_WEIGHTS, VOCABULARY, load_numpy_weights
-from rnnkit.tasks.classifier import LABELS, ModelConfig, classification_metrics, load_labels
-from rnnkit.tasks.classifier_numpy import numpy_probability_function
-from rnnkit.tasks.classifier_torch import SentenceClassifier, training_loss
-from rnnkit.train.runs import open_run, resume_run, start_run
+from rnnkit.rundir import BEST, MODEL_WEIGHTS, VOCABULARY, read_tensor_file
+from rnnkit.data.labels import load_labels
+from rnnkit.tasks.classifier.config import ModelConfig
+from rnnkit.tasks.classifier.data import LABELS
+from rnnkit.tasks.classifier.metrics import classification_metrics
+from rnnkit.tasks.classifier.numpy import model_function as numpy_probability_function
+from rnnkit.tasks.classifier.torch import SentenceClassifier, training_loss
+from rnnkit.runs import open_run, resume_run, start_run
 
 MODELS = [
     {"cell": "lstm", "pooling": "last", "bidirectional": True, "num_layers": 2},
@@ -59,13 +62,13 @@ def test_a_packed_batch_gives_each_sentence_its_own_logits(values):
 
 
 @pytest.mark.parametrize("values", MODELS, ids=str)
-def test_the_numpy_engine_gives_the_torch_probabilities(values):
+def test_the_numpy_engine_gives_the_torch_probabilities(values, tmp_path):
     model = small_model(values)
     sentences = random_sentences(6, seed=1)
     with torch.no_grad():
         expected = torch.softmax(model(*padded(sentences)), dim=1).numpy()
-    weights = {name: tensor.numpy() for name, tensor in model.state_dict().items()}
-    probabilities = numpy_probability_function(model.config, weights, 13, 3, "test")(sentences)
+    run, checkpoint = checkpoint_of(model, tmp_path, model.config)
+    probabilities = numpy_probability_function(run, checkpoint, range(13), range(3))(sentences)
     np.testing.assert_allclose(probabilities, expected, rtol=1e-9, atol=1e-12)
 
 
@@ -114,7 +117,7 @@ def test_an_interrupted_run_resumes_bit_identical(tmp_path):
     assert first.run() == "interrupted"
     torch.manual_seed(99)
     second = resume_run(tmp_path / "resumed", {}, progress_stream=io.StringIO())
-    assert second.run(resumed=True) == "max_steps" and second.task.epochs_done > 2
+    assert second.run(resumed=True) == "max_steps" and second.training.epochs_done > 2
     assert_identical_tensors(latest_tensors(tmp_path / "straight"), latest_tensors(tmp_path / "resumed"))
 
 
@@ -147,7 +150,7 @@ def test_pretrained_vectors_are_found_frozen_and_reported(tmp_path, header):
     assert start["pretrained_vectors"] == {"found": 3, "vocabulary": len(Vocabulary.load(run / VOCABULARY)),
                                            "file_lines": 4}
     vocabulary = Vocabulary.load(run / VOCABULARY)
-    weights = load_numpy_weights(open_run(run).directory.checkpoint("latest") / MODEL_WEIGHTS)
+    weights = read_tensor_file(open_run(run).directory.checkpoint("latest") / MODEL_WEIGHTS)
     expected = dict(line.split(" ", 1) for line in vectors.read_text().splitlines() if not line[0].isdigit())
     np.testing.assert_allclose(weights["embedding.weight"][vocabulary.ids["good"]],
                                np.array(expected["good"].split(), dtype=np.float32))

@@ -9,9 +9,9 @@ from helpers import assert_close
 from language_model_helpers import tiny_config, write_tiny_corpus
 from rnnkit.data.corpus import build_vocabulary, load_language_corpus
 from rnnkit.data.streams import Window
-from rnnkit.tasks import language_model_torch as language_model
-from rnnkit.tasks.language_model import ModelConfig
-from rnnkit.tasks.language_model_torch import LanguageModel, LanguageModelTraining, evaluate_language_model
+from rnnkit.tasks.language_model import torch as language_model
+from rnnkit.tasks.language_model.config import ModelConfig
+from rnnkit.tasks.language_model.torch import LanguageModel, LanguageModelTraining, evaluate_language_model
 
 VOCABULARY_SIZE = 11
 
@@ -90,6 +90,6 @@ def test_periodic_validation_reads_at_most_eval_tokens(tmp_path):
     vocabulary = build_vocabulary("char", config.data.corpus, "")
     corpus = load_language_corpus(config.data.corpus, "", 0.9, vocabulary, 33, "test")
     task = LanguageModelTraining(config, corpus, torch.device("cpu"))
-    metrics = task.evaluate()
+    metrics = task.validate()
     assert (metrics["tokens"], metrics["batch_size"]) == (10, 2)
     assert metrics["loss"] == metrics["nll"]

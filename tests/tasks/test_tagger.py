@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from cli_helpers import assert_usage_error, run_main
-from helpers import stop_at
+from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.data.tagged import read_tagged
 from rnnkit.errors import UsageError
-from rnnkit.tasks.tagger import tagging_metrics
-from rnnkit.tasks.tagger_numpy import numpy_tagging_function
-from rnnkit.tasks.tagger_torch import Tagger, tag_sentences, to_batch
-from rnnkit.train.runs import resume_run, start_run
+from rnnkit.tasks.tagger.metrics import tagging_metrics
+from rnnkit.tasks.tagger.numpy import model_function as numpy_tagging_function
+from rnnkit.tasks.tagger.torch import Tagger, tag_sentences, to_batch
+from rnnkit.runs import resume_run, start_run
 from tagger_helpers import tiny_config, tiny_files, train_tiny_tagger, write_conllu
 
 
@@ -58,7 +58,7 @@ MODELS = [
 
 
 def built(tmp_path, values):
-    from rnnkit.tasks.tagger import prepare
+    from rnnkit.tasks.tagger.data import prepare
 
     train, dev = tiny_files(tmp_path)
     config, data = prepare(tiny_config(train, dev), None)
@@ -86,8 +86,7 @@ def test_the_numpy_engine_tags_as_the_torch_engine(tmp_path, values):
     with torch.no_grad():  # a random model's scores are close together: make the decision clear-cut
         model.output.weight.mul_(20.0)
     expected, _, _ = tag_sentences(model, data.validation, torch.device("cpu"), 16)
-    weights = {name: tensor.numpy() for name, tensor in model.state_dict().items()}
-    predicted = numpy_tagging_function(model.config, weights, data, "test")(data.validation)
+    predicted = numpy_tagging_function(*checkpoint_of(model, tmp_path / "checkpoint", model.config), data)(data.validation)
     assert [p.tolist() for p in predicted] == [e.tolist() for e in expected]
 
 

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from cli_helpers import assert_usage_error, run_main
-from helpers import stop_at
+from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.config import apply_assignments
-from rnnkit.tasks.language_model import LanguageModelConfig, ModelConfig
-from rnnkit.tasks.language_model_numpy import numpy_step_function
-from rnnkit.tasks.language_model_torch import LanguageModel, activation_regularisation, torch_step_function
-from rnnkit.train.runs import resume_run, start_run
+from rnnkit.tasks.language_model.config import LanguageModelConfig, ModelConfig
+from rnnkit.tasks.language_model.numpy import model_function as numpy_step_function
+from rnnkit.tasks.language_model.torch import LanguageModel, activation_regularisation
+from rnnkit.tasks.language_model.torch import step_function as torch_step_function
+from rnnkit.runs import resume_run, start_run
 
 WORDS = "the a cat dog sat ran on under mat rug and then quickly slowly".split()
 TINY = ["data.tokenizer=word", "model.embedding_size=8", "model.hidden_size=8", "train.batch_size=4",
@@ -70,7 +71,7 @@ def test_ar_and_tar_are_the_formulas():
 
 @pytest.mark.parametrize("per_layer, tied, div_value", [(False, False, 4.0), (True, False, 4.0), (True, True, 4.0),
                                                        (True, True, 1.5)])
-def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_layer, tied, div_value):
+def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_layer, tied, div_value, tmp_path):
     values = {"hidden_sizes": (17, 16)} if per_layer else {}
     values |= {"tie_weights": True} if tied else {}
     values |= {"div_value": div_value}  # projections of 16 // 4 = 4 and 16 // 16 = 1, or 16 // 1.5 = 10 and 16 // 2.25 = 7
@@ -79,8 +80,7 @@ def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_lay
     torch.manual_seed(0)
     model = LanguageModel(15, model_config).eval()
     torch_step = torch_step_function(model, torch.device("cpu"))
-    weights = {name: tensor.detach().numpy() for name, tensor in model.state_dict().items()}
-    numpy_step = numpy_step_function(model_config, weights, 15, "test")
+    numpy_step = numpy_step_function(*checkpoint_of(model, tmp_path, model_config), range(15))
     torch_scores, state = torch_step([1, 5, 11], None)
     numpy_scores, numpy_state = numpy_step([1, 5, 11], None)
     assert math.isclose(np.exp(torch_scores).sum(), 1.0, rel_tol=1e-6)

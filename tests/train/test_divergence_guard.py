@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from language_model_helpers import latest_tensors, read_metrics, tiny_config, write_tiny_corpus
-from rnnkit.train.runs import start_run
+from rnnkit.runs import start_run
 from rnnkit.train.trainer import TrainingDiverged
 
 
@@ -57,7 +57,7 @@ def test_consecutive_bad_steps_roll_back_and_lower_the_lr(tmp_path):
 
 def test_a_nan_loss_is_skipped_with_its_reason(tmp_path):
     trainer = trainer_for(tmp_path, "train.max_steps=4")
-    original = trainer.task.loss
+    original = trainer.training.loss
     calls = []
 
     def loss(batch, carry):
@@ -65,7 +65,7 @@ def test_a_nan_loss_is_skipped_with_its_reason(tmp_path):
         calls.append(1)
         return (value * math.inf if len(calls) == 2 else value), count, carry
 
-    trainer.task.loss = loss
+    trainer.training.loss = loss
     trainer.run()
     skips = [r for r in read_metrics(tmp_path / "run") if r["event"] == "skip"]
     assert [(r["step"], r["reason"], r["loss"]) for r in skips] == [(2, "non-finite loss", None)]

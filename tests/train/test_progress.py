@@ -2,7 +2,7 @@ import io
 import json
 import math
 
-from rnnkit.train.progress import MetricsLog, ProgressLine, format_duration
+from rnnkit.train.progress import ProgressLine, format_duration
 
 
 class Terminal(io.StringIO):
@@ -27,15 +27,6 @@ def test_plain_lines_at_logging_steps_otherwise():
     progress.update(9, 2.5, 1e-3, 100.0, "sentences", 0.0, None, logging_step=False)
     progress.update(10, 2.5, 1e-3, 100.0, "sentences", 0.0, None, logging_step=True)
     assert stream.getvalue().splitlines() == ["step      10 | loss 2.5000 | lr 1.00e-03 | 100 sentences/s |   -   | ETA ?"]
-
-
-def test_metrics_are_json_lines(tmp_path):
-    log = MetricsLog(tmp_path / "metrics.jsonl")
-    log.write({"event": "train", "step": 1, "loss": 2.0})
-    log.write({"event": "eval", "step": 1, "nll": 1.5})
-    log.close()
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [record["event"] for record in records] == ["train", "eval"]
 
 
 def test_durations():

@@ -8,7 +8,7 @@ import torch
 
 from helpers import stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics, tiny_config, write_tiny_corpus
-from rnnkit.train.runs import resume_run, start_run
+from rnnkit.runs import resume_run, start_run
 
 STEPS = 14
 
@@ -52,7 +52,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
     third = resume_run(str(tmp_path / "interrupted"), {}, progress_stream=io.StringIO())
     assert third.run(resumed=True) == "max_steps"
 
-    assert third.task.epochs_done > 1
+    assert third.training.epochs_done > 1
     assert_identical_tensors(latest_tensors(tmp_path / "straight"), latest_tensors(tmp_path / "interrupted"))
     straight_evals = [r for r in read_metrics(tmp_path / "straight") if r["event"] == "eval"]
     resumed_evals = [r for r in read_metrics(tmp_path / "interrupted") if r["event"] == "eval"]

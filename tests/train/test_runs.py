@@ -10,8 +10,8 @@ import pytest
 from language_model_helpers import read_metrics, tiny_config, train_tiny_run, write_tiny_corpus
 from rnnkit.errors import UsageError
 from rnnkit.rundir import BEST, CONFIG, LATEST, LOCK, RunDirectory
-from rnnkit.train import runs
-from rnnkit.train.runs import STAGING_PREFIX, check_new_run_path, open_run, resume_run, start_run
+from rnnkit import runs
+from rnnkit.runs import STAGING_PREFIX, check_new_run_path, open_run, resume_run, start_run
 
 
 def quiet_start(config, path):
@@ -71,7 +71,7 @@ def test_patience_stops_after_evaluations_without_a_new_best(tmp_path, monkeypat
     trainer = quiet_start(tiny_config(corpus, "train.max_steps=100", "train.eval_every=2", "train.patience=3"),
                           tmp_path / "run")
     values = iter([5.0, 4.0, 4.5, 4.0, 4.2, 1.0])
-    monkeypatch.setattr(trainer.task, "evaluate", lambda: {"loss": (value := next(values)), "nll": value})
+    monkeypatch.setattr(trainer.training, "validate", lambda: {"loss": (value := next(values)), "nll": value})
     assert trainer.run() == "patience"
     assert trainer.step == 10  # best at step 4, then 6, 8 and 10 did not beat it
     assert RunDirectory(tmp_path / "run").checkpoint(BEST).name == "step-00000004"

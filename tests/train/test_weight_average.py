@@ -9,7 +9,7 @@ from cli_helpers import assert_usage_error
 from language_model_helpers import latest_tensors, tiny_config, write_tiny_corpus
 from rnnkit.config import OptimConfig
 from rnnkit.train.optimizers import ExponentialAverage, build_optimizer
-from rnnkit.train.runs import start_run
+from rnnkit.runs import start_run
 
 
 def test_the_average_follows_its_formula_and_evaluation_sees_it():

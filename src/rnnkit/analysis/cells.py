@@ -96,7 +96,7 @@ def indicators(text: str) -> dict[str, np.ndarray]:
 def unit_signals(model, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Each recurrent layer's c, tanh(c) (LSTMs) and h over the token ids read as one stream from a zero
     state: {"<trace key>.<signal>": (T, H)}. `model` is a language model with `hidden(ids, state)` and
-    `initial_state(batch, device)` (rnnkit.tasks.language_model_torch.LanguageModel)."""
+    `initial_state(batch, device)` (rnnkit.tasks.language_model.torch.LanguageModel)."""
     device = next(model.parameters()).device
     state = model.initial_state(1, device)
     with torch.no_grad(), trace(model) as recorded:

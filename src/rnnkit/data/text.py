@@ -5,6 +5,7 @@ A corpus is either a path to a file or the name of a corpus shipped inside the p
 """
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def resolve_corpus(name_or_path: str) -> Path:
         return path.resolve()
     except (OSError, RuntimeError) as error:  # a symlink loop, a name too long, ...
         raise UsageError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
+
+
+def with_absolute_paths(section, keys: tuple[str, ...], keep_corpus_names: bool = False):
+    """A copy of a config section whose data-file keys hold absolute paths, so that the run can be
+    resumed or evaluated from any directory; with keep_corpus_names, a packaged corpus's name stays a name."""
+    values = {}
+    for key in keys:
+        value = getattr(section, key)
+        if value and not (keep_corpus_names and value in PACKAGED_CORPORA and not Path(value).exists()):
+            values[key] = str(resolve_corpus(value))
+    return dataclasses.replace(section, **values)
 
 
 def looks_like_utf16(data: bytes) -> bool:

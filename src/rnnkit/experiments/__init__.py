@@ -1,6 +1,6 @@
 """One module per lecture claim: `rnnkit experiment NAME [--quick] [--out DIR] ...`.
 
-Each experiment trains through the normal run lifecycle (rnnkit.train.runs), writes `results.json`
+Each experiment trains through the normal run lifecycle (rnnkit.runs), writes `results.json`
 (every run and the summary), `report.md` (the lecture's statement and number beside ours, and one
 honest sentence on how they agree) and PNG plots into its output directory. A module defines NAME,
 SUMMARY, add_arguments(parser) and run(args). What they share is here, and only that.
@@ -39,7 +39,7 @@ def experiment_module(name: str):
 
 def output_directory(out: str | None, name: str) -> Path:
     """A new (or empty) directory for an experiment's outputs, not inside a run."""
-    from rnnkit.train.runs import check_new_run_path
+    from rnnkit.runs import check_new_run_path
 
     path = check_new_run_path(out if out is not None else f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
@@ -87,16 +87,16 @@ def quick_corpus(corpus: str, directory: Path) -> str:
 
 
 def train_once(preset: str | None, settings: list[str], values: dict, directory: Path) -> dict:
-    """One run through the normal lifecycle (rnnkit.train.runs): the early-stopped (best) validation
+    """One run through the normal lifecycle (rnnkit.runs): the early-stopped (best) validation
     metric, when it was reached, the steps, tokens (or examples), epochs and seconds trained, the model's
     size and the run's path."""
-    from rnnkit.train.runs import new_config, start_run
+    from rnnkit.runs import new_config, start_run
 
     trainer = start_run(new_config(preset, settings, values), str(directory), progress_stream=io.StringIO())
     trainer.run()
     best = trainer.best or {"value": None, "step": None}
     return {"best": best["value"], "best_step": best["step"], "steps": trainer.step, "trained": trainer.tokens,
-            "epochs": round(trainer.task.epochs_done, 3), "seconds": round(trainer.elapsed(), 3),
+            "epochs": round(trainer.training.epochs_done, 3), "seconds": round(trainer.elapsed(), 3),
             "parameters": sum(parameter.numel() for parameter in trainer.parameters),
             "run": str(trainer.run_directory.path)}
 

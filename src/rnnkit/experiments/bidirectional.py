@@ -53,7 +53,7 @@ def matched_hidden(model, bidirectional_hidden: int) -> int:
 
 
 def run(args) -> int:
-    from rnnkit.train.runs import new_config
+    from rnnkit.runs import new_config
 
     if args.seeds < 1 or not args.seconds > 0:
         raise UsageError(f"--seeds must be 1 or more and --seconds positive, got {args.seeds} and {args.seconds:g}")

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
+from rnnkit.metrics_log import read_metrics
+from rnnkit.rundir import RunDirectory
 from rnnkit.experiments import (
     QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, step_limit, train_once,
     write_report, write_results,
@@ -145,10 +147,7 @@ def run(args) -> int:
 def guard_record(run_directory: Path) -> dict:
     """From the run's metrics.jsonl: its training-loss curve and how often the divergence guard fired."""
     curve, skipped, rollbacks = [], 0, 0
-    path = run_directory / "metrics.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    for line in lines:
-        record = json.loads(line)
+    for record in read_metrics(RunDirectory(run_directory).metrics_path):
         if record["event"] == "train":
             curve.append([record["step"], record["loss"]])
         skipped += record["event"] == "skip"

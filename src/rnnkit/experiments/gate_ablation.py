@@ -58,7 +58,7 @@ def train_row(row: tuple, seed: int, files: dict, epochs: int, directory: Path) 
     record = {"row": name, "gates": gates, "peephole": peephole, "seed": seed, "dev_accuracy": outcome["best"],
               **{key: outcome[key] for key in ("best_step", "epochs", "seconds", "run")}}
     if files.get("test"):
-        from rnnkit.train.runs import open_run
+        from rnnkit.runs import open_run
 
         run = open_run(outcome["run"])
         record["test_accuracy"] = run.task.evaluate(run, run.directory.checkpoint(), files["test"])["accuracy"]

@@ -83,12 +83,9 @@ def measure(run_path: str, stage: str, steps: int, vanilla: bool) -> dict:
         step_jacobian_singular_values,
         weight_singular_values,
     )
-    from rnnkit.tasks.language_model_torch import (
-        LanguageModel,
-        load_run_model,
-        validation_ids,
-    )
-    from rnnkit.train.runs import open_run, seed_everything
+    from rnnkit.runs import open_run, seed_everything
+    from rnnkit.tasks.language_model.data import validation_ids
+    from rnnkit.tasks.language_model.torch import LanguageModel, load_run_model
 
     run = open_run(run_path)
     model, device, vocabulary = load_run_model(run)

@@ -53,7 +53,7 @@ def code_corpus(directory: Path) -> str:
 
 
 def character_model_run(path: str):
-    from rnnkit.train.runs import open_run
+    from rnnkit.runs import open_run
 
     run = open_run(path)
     if run.config.task != "language_model":
@@ -99,7 +99,8 @@ def analyse(run, characters: int, directory: Path, label: str) -> dict:
         rank_units,
         unit_signals,
     )
-    from rnnkit.tasks.language_model_torch import load_run_model, validation_ids
+    from rnnkit.tasks.language_model.data import validation_ids
+    from rnnkit.tasks.language_model.torch import load_run_model
 
     model, _, vocabulary = load_run_model(run)
     ids, _ = validation_ids(run.config, vocabulary)

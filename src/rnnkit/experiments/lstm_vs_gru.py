@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
+from rnnkit.metrics_log import read_metrics
+from rnnkit.rundir import RunDirectory
 from rnnkit.experiments import (
     QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, train_once, write_report,
     write_results,
@@ -52,7 +54,7 @@ def run(args) -> int:
         corpus, settings = quick_corpus(args.corpus, directory / "data"), QUICK_CHAR_MODEL + ["train.eval_every=1"]
         hidden, limit = QUICK["hidden"], {"train.max_steps": QUICK["steps"]}
     from rnnkit.data.text import read_text, resolve_corpus
-    from rnnkit.train.runs import new_config
+    from rnnkit.runs import new_config
 
     vocabulary = len(set(read_text(resolve_corpus(corpus))))  # characters
     embedding = new_config("shakespeare-char", settings, {}).model.embedding_size
@@ -79,10 +81,10 @@ def run(args) -> int:
 def from_metrics(run_path: Path) -> dict:
     """From the run's metrics.jsonl: the median training speed over its progress records (which leaves
     out setup and evaluation pauses) and (training seconds, validation nll) at each evaluation."""
-    records = [json.loads(line) for line in (run_path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    speeds = [record["tokens_per_second"] for record in records if record["event"] == "train"]
+    metrics = RunDirectory(run_path).metrics_path
+    speeds = [record["tokens_per_second"] for record in read_metrics(metrics, "train")]
     return {"tokens_per_second": statistics.median(speeds) if speeds else 0.0,
-            "curve": [[record["elapsed"], record["loss"]] for record in records if record["event"] == "eval"]}
+            "curve": [[record["elapsed"], record["loss"]] for record in read_metrics(metrics, "eval")]}
 
 
 def report(rows: list[dict], limit: dict, quick: bool) -> str:

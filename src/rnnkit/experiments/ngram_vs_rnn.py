@@ -42,7 +42,7 @@ def sentences(path: str) -> list[list[str]]:
 
 
 def run(args) -> int:
-    from rnnkit.train.runs import open_run
+    from rnnkit.runs import open_run
 
     if not args.seconds > 0:
         raise UsageError(f"--seconds must be positive, got {args.seconds:g}")

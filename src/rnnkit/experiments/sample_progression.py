@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
+from rnnkit.metrics_log import read_metrics
 from rnnkit.experiments import (
     QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, step_limit, train_once,
     write_report, write_results,
@@ -92,7 +93,7 @@ def read_samples(path: Path) -> dict[int, str]:
 def final_sample(run_path: Path, length: int) -> str:
     """A sample of the run's best checkpoint through `rnnkit sample`'s own path."""
     from rnnkit.tasks.language_model import sample_run
-    from rnnkit.train.runs import open_run
+    from rnnkit.runs import open_run
 
     run = open_run(run_path)
     out = io.StringIO()
@@ -113,8 +114,7 @@ def real_word_share(text: str, vocabulary: set[str]) -> float:
 
 
 def training_losses(path: Path) -> list[list[float]]:
-    return [[record["step"], record["loss"]] for record in map(json.loads, path.read_text(encoding="utf-8").splitlines())
-            if record["event"] == "train" and record["loss"] is not None]
+    return [[record["step"], record["loss"]] for record in read_metrics(path, "train") if record["loss"] is not None]
 
 
 def nearest(curve: list[list[float]], step: int) -> float | None:

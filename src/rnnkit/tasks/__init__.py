@@ -1,49 +1,102 @@
-"""One module per task, and the registry through which the run lifecycle (rnnkit.train.runs) and the
-command line find them. Registering a task is one line here; the task module defines `TASK`:
+"""The tasks, one package each, and the registry through which the run lifecycle (rnnkit.runs) and the
+command line find them. Registering a task is one line in TASK_PACKAGES; the package defines `TASK`,
+which has every member of the `Task` protocol below.
 
-    name            the value of the config key `task`, e.g. "language_model"
-    summary         what it trains, for help text, e.g. "language model"
-    config_class    its configuration: a subclass of rnnkit.config.RunConfig with the sections it owns
-    commands        which commands beyond `train` apply to its runs: "eval", "sample", "predict"
-    upgrade_record(record) -> record           an older config.json layout in today's
-    prepare(config, run_path) -> (config, data) read and check the data before anything is written;
-                                               run_path is None for a new run, else the run's files are read
-    save(data, directory)                      the task's own files of a new run (vocabulary, labels, ...)
-    model(config, data) -> nn.Module           its network, built on the current default device
-    build(config, data, device) -> Task        what the trainer drives (rnnkit.train.trainer.Task)
-    evaluate(run, checkpoint, data_path) -> dict          `rnnkit eval`
-    sample(run, checkpoint, options, out) / predict(...)   the other commands it lists
+A task package is built in three floors, and imports go only downwards:
 
-Task modules are imported only when a run of theirs is opened, so a command pays only for its task.
+    tasks/<name>/__init__.py      the task's face: TASK, its commands and their command-line options
+    tasks/<name>/torch.py         the PyTorch engine: the network, its loss, what the trainer drives
+    tasks/<name>/numpy.py         the NumPy engine: the same forward pass over rnnkit.reference
+    tasks/<name>/config.py, data.py, metrics.py    torch-free: config sections, data, metrics
+
+`engines.py` chooses between the two engines for every task. Task packages are imported only when a
+run of theirs is opened, and an engine only when it is chosen, so a command pays only for what it uses
+and the NumPy engine never imports torch.
 """
+
 from __future__ import annotations
 
 import importlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
 
+from rnnkit.config import RunConfig
 from rnnkit.errors import UsageError
 
-TASK_MODULES = {
+TASK_PACKAGES = {
     "language_model": "rnnkit.tasks.language_model",
     "classifier": "rnnkit.tasks.classifier",
     "tagger": "rnnkit.tasks.tagger",
 }
+RUN_COMMANDS = ("eval", "sample", "predict", "score")  # the commands that read a trained run
 
 
-ENGINES = ("torch", "numpy")  # what --engine chooses for sample and predict
+@dataclass(frozen=True)
+class Option:
+    """A command-line option that one of a task's commands takes: argparse's flags and keywords. Options
+    of one task with the same `group` are mutually exclusive. Two tasks may offer the same option (same
+    flags, same keywords); the command line lists it once and refuses it for a run whose task lacks it."""
+
+    flags: tuple[str, ...]
+    keywords: dict[str, Any] = field(default_factory=dict)
+    group: str = ""
 
 
-def check_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    return engine
+TEXTS_OPTION = Option(("texts",), {"nargs": "*", "metavar": "TEXT",
+                                   "help": "inputs to label (default: lines of standard input)"})
+
+# A command's handler: (the opened run, its chosen checkpoint directory, the option values by argparse
+# destination, where its output goes). Errors are UsageError, never a traceback.
+Command = Callable[[Any, Path, dict, TextIO], None]
 
 
-def get_task(name: str):
-    """The TASK of a registered task module."""
-    if name not in TASK_MODULES:
-        raise UsageError(f"unknown task {name!r}; known tasks: {', '.join(TASK_MODULES)}")
-    return importlib.import_module(TASK_MODULES[name]).TASK
+class Task(Protocol):
+    """A task as the registry holds it (each package's TASK)."""
+
+    name: str  # the value of the config key `task`, e.g. "language_model"
+    summary: str  # what it trains, for help text, e.g. "language model"
+    config_class: type[RunConfig]  # its configuration, with the sections it owns
+    data_keys: Mapping[str, str]  # the config keys --data and --val set: {"train": ..., "validation": ...}
+    resumable_keys: Sequence[str]  # its own config keys that `train --resume` may change
+    commands: Mapping[str, Command]  # beyond `train`: "eval", "sample", "predict", "score" -> handler
+    options: Mapping[str, Sequence[Option]]  # command -> the options it adds to that command
+
+    def upgrade_record(self, record: dict) -> dict: ...  # an older config.json layout in today's
+
+    def prepare(self, config: RunConfig, run_path: Path | None) -> tuple[RunConfig, Any]: ...
+    # Read and check the data before anything is written; run_path is None for a new run, else the
+    # run's own files (vocabulary, labels) are read.
+
+    def save(self, data: Any, directory: Path) -> None: ...  # a new run's own files
+
+    def build_model(self, config: RunConfig, data: Any) -> Any: ...  # its network (torch.nn.Module)
+
+    def build_training(self, config: RunConfig, data: Any, device: Any) -> Any: ...
+    # What the trainer drives (rnnkit.train.trainer.Training), on the device.
+
+    def evaluate(self, run: Any, checkpoint: Path, data_path: str | None) -> dict: ...
+    # The metrics of a checkpoint on a data file (None: the run's validation data): `rnnkit eval`.
 
 
-def all_tasks() -> list:
-    return [get_task(name) for name in TASK_MODULES]
+def get_task(name: str) -> Task:
+    """The TASK of a registered task package."""
+    if name not in TASK_PACKAGES:
+        raise UsageError(f"unknown task {name!r}; known tasks: {', '.join(TASK_PACKAGES)}")
+    return importlib.import_module(TASK_PACKAGES[name]).TASK
+
+
+def all_tasks() -> list[Task]:
+    return [get_task(name) for name in TASK_PACKAGES]
+
+
+def eval_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    """`rnnkit eval`, the same for every task: its metrics as one JSON object (a NaN or infinity is null)."""
+    metrics = run.task.evaluate(run, checkpoint, options.get("data"))
+    finite = {name: value if not isinstance(value, float) or math.isfinite(value) else None
+              for name, value in metrics.items()}
+    out.write(json.dumps(finite, allow_nan=False) + "\n")
+    out.flush()

@@ -1,6 +1,7 @@
 """Checkpoints as plain data: safetensors for tensors, JSON for the rest; nothing is pickled.
 
-A checkpoint is a directory of three files (see rnnkit.rundir for the layout). It is written under a
+A checkpoint is a directory of three files (see rnnkit.rundir for the layout, and for the one reader
+of its weights). It is written under a
 temporary name, every file fsynced, renamed into place, and only then does `checkpoints/latest`
 (replaced atomically) point at it; older checkpoints are pruned last. A kill at any moment
 therefore leaves `latest` naming a complete checkpoint. Everything read back is checked (shapes,
@@ -19,18 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from rnnkit.atomic import (
     fsync_directory, make_directory, make_temporary_directory, write_bytes_atomically, write_failure,
     write_text_atomically,
 )
 from rnnkit.errors import UsageError
-from rnnkit.rundir import CHECKPOINT_NAME, MODEL_WEIGHTS, TRAINER_STATE, TRAINER_TENSORS, check_safetensors_file
+from rnnkit.rundir import CHECKPOINT_NAME, MODEL_WEIGHTS, TRAINER_STATE, TRAINER_TENSORS, read_model_weights, read_tensor_file
 
 FORMAT = "rnnkit-trainer-state"
 TEMPORARY_PREFIX = ".tmp-"
-SHOWN_PROBLEMS = 3  # how many mismatched tensors an error message names before "and N more"
 
 
 def cpu_copies(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -77,14 +77,6 @@ def prune_checkpoints(checkpoints: Path, keep: set[str]) -> None:
         ours = CHECKPOINT_NAME.fullmatch(entry.name) or entry.name.startswith(TEMPORARY_PREFIX)
         if ours and entry.is_dir() and not entry.is_symlink() and entry.name not in keep:
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    check_safetensors_file(path)
-    try:
-        return load_file(str(path))
-    except Exception as error:  # safetensors reports every malformation with its own exception type
-        raise UsageError(f"{path}: corrupt tensor file ({error})") from None
 
 
 def _is_count(value) -> bool:
@@ -140,37 +132,12 @@ def read_trainer_state(directory: Path) -> dict:
     return state
 
 
-def read_checkpoint(directory: Path) -> tuple[dict, dict, dict]:
-    """(model tensors, trainer tensors, trainer state) of a checkpoint directory."""
+def read_checkpoint(directory: Path, expected: dict[str, tuple[int, ...]]) -> tuple[dict, dict, dict]:
+    """(model tensors, checked against the expected names and shapes, trainer tensors, trainer state) of a
+    checkpoint directory."""
     state = read_trainer_state(directory)
-    return read_tensors(directory / MODEL_WEIGHTS), read_tensors(directory / TRAINER_TENSORS), state
-
-
-def _describe(problems: list[str]) -> str:
-    shown = "; ".join(problems[:SHOWN_PROBLEMS])
-    return shown + (f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else "")
-
-
-def check_weights_fit(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
-    """UsageError naming the tensors that are missing, unexpected, misshapen or not finite."""
-    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    problems = [f"{name} is missing" for name in expected if name not in tensors]
-    problems += [f"{name} is not in the model" for name in tensors if name not in expected]
-    problems += [f"{name} has shape {tuple(tensors[name].shape)}, the config makes {shape}"
-                 for name, shape in expected.items() if name in tensors and tuple(tensors[name].shape) != shape]
-    if problems:
-        raise UsageError(f"{source}: the weights do not fit the run's config: {_describe(problems)}")
-    bad = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
-    if bad:
-        raise UsageError(f"{source}: non-finite weights in {_describe(bad)}")
-
-
-def load_model_weights(model: torch.nn.Module, checkpoint: Path) -> None:
-    """The checkpoint's weights into the model, after checking that they fit it."""
-    path = checkpoint / MODEL_WEIGHTS
-    tensors = read_tensors(path)
-    check_weights_fit(model, tensors, path)
-    model.load_state_dict(tensors, strict=True)
+    model_tensors = read_model_weights(directory, expected, "pt")
+    return model_tensors, read_tensor_file(directory / TRAINER_TENSORS, "pt"), state
 
 
 def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

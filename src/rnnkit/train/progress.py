@@ -1,4 +1,4 @@
-"""What training reports: metrics.jsonl for programs, a progress line on stderr for people.
+"""The progress line on stderr that training shows people (programs read metrics.jsonl: rnnkit.metrics_log).
 
 On a terminal the progress line is rewritten in place (carriage return) a few times a second; when
 stderr is a file or a pipe, a plain line is written at each logging step instead, so logs stay
@@ -6,46 +6,12 @@ readable.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
-from rnnkit.errors import UsageError
-
 REFRESH_SECONDS = 0.2  # how often the terminal line is redrawn
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN or infinity; a non-finite number is recorded as null."""
-    return value if math.isfinite(value) else None
-
-
-class MetricsLog:
-    """Appends one JSON object per line; each line is flushed as it is written. A failed write is
-    one UsageError naming the file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self.file = open(path, "a", encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"cannot write {path}: {error.strerror}") from None
-
-    def write(self, record: dict) -> None:
-        try:
-            self.file.write(json.dumps(record, allow_nan=False) + "\n")
-            self.file.flush()
-        except OSError as error:
-            raise UsageError(f"cannot write {self.path}: {error.strerror}") from None
-
-    def close(self) -> None:
-        try:
-            self.file.close()
-        except OSError:
-            pass  # the failed write was reported already
 
 
 def format_duration(seconds: float | None) -> str:

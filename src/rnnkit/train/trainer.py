@@ -1,4 +1,4 @@
-"""The one training loop: every task trains here, through the small `Task` interface.
+"""The one training loop: every task trains here, through the small `Training` interface.
 
 Each step: set the lr from the schedule, take the task's next batch, compute its loss with the
 carried state, backpropagate, clip, step, detach the carried state. Around the steps: progress
@@ -26,30 +26,34 @@ from torch import Tensor
 
 from rnnkit.config import RunConfig, config_to_dict
 from rnnkit.errors import UsageError
+from rnnkit.metrics_log import MetricsLog, finite_or_none
 from rnnkit.rundir import BEST, LATEST, RunDirectory
 from rnnkit.train.checkpoint import (
-    capture_random_state, check_weights_fit, flatten_optimizer_state, point, prune_checkpoints, read_checkpoint,
+    capture_random_state, flatten_optimizer_state, point, prune_checkpoints, read_checkpoint,
     restore_random_state, unflatten_optimizer_state, write_checkpoint,
 )
 from rnnkit.train.optimizers import build_optimizer, clip_gradients
-from rnnkit.train.progress import MetricsLog, ProgressLine, finite_or_none
+from rnnkit.train.progress import ProgressLine
 from rnnkit.train.schedules import LearningRateSchedule
 
 CARRY_PREFIX = "carry."
 RAW_PREFIX = "raw."  # with NT-ASGD averaging, model.safetensors holds the average and these the raw weights
 
 
-class Task(Protocol):
-    """What the trainer needs from a task (language model, classifier, tagger, ...)."""
+class Training(Protocol):
+    """What the trainer drives: one task's model, batches and loss (a language model's, a classifier's,
+    ...), built by the task's `build_training`."""
 
     model: torch.nn.Module
     best_metric: str  # the validation metric that chooses checkpoints/best, e.g. "nll" or "accuracy"
     higher_is_better: bool
-    sample_every: int  # steps between samples for samples.txt; 0 if the task writes none
+    sample_every: int  # steps between texts for samples.txt; 0 if the task writes none
     count_unit: str  # what the counts of loss() count, e.g. "tokens" or "sentences"
 
     @property
     def epochs_done(self) -> float: ...  # passes over the training data so far, e.g. 2.25
+
+    def start_record(self) -> dict: ...  # what the task adds to metrics.jsonl's start record ({} if nothing)
 
     def next_batch(self) -> object: ...
 
@@ -57,9 +61,9 @@ class Task(Protocol):
 
     def loss(self, batch: object, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]: ...
 
-    def evaluate(self) -> dict: ...  # validation metrics: "loss" (for the plateau schedule) and best_metric
+    def validate(self) -> dict: ...  # validation metrics: "loss" (for the plateau schedule) and best_metric
 
-    def sample(self, seed: int) -> str | None: ...  # a sample for samples.txt, or None
+    def generate(self, seed: int) -> str | None: ...  # a text for samples.txt, or None
 
     def data_position(self) -> dict: ...
 
@@ -75,9 +79,9 @@ def all_finite(tensors) -> bool:
 
 
 class Trainer:
-    def __init__(self, task: Task, config: RunConfig, run: RunDirectory, progress_stream: TextIO | None = None) -> None:
-        self.task, self.config, self.run_directory = task, config, run
-        self.model = task.model
+    def __init__(self, training: Training, config: RunConfig, run: RunDirectory, progress_stream: TextIO | None = None) -> None:
+        self.training, self.config, self.run_directory = training, config, run
+        self.model = training.model
         self.parameters = list(self.model.parameters())
         self.device = self.parameters[0].device
         self.optimizer = build_optimizer(self.parameters, config.optim)
@@ -85,7 +89,7 @@ class Trainer:
         self.progress = ProgressLine(progress_stream)
         self.metrics: MetricsLog | None = None
         self.step, self.tokens, self.lr_scale, self.rollbacks = 0, 0, 1.0, 0
-        self.carry = task.initial_carry()
+        self.carry = training.initial_carry()
         self.elapsed_before = 0.0  # seconds of training in earlier sessions of this run
         self.session_start = time.monotonic()
         self.bad_steps = 0
@@ -107,7 +111,7 @@ class Trainer:
         """The largest fraction done of the limits that are set; 0 when none is."""
         limits = self.config.train
         fractions = [self.step / limits.max_steps if limits.max_steps else 0.0,
-                     self.task.epochs_done / limits.max_epochs if limits.max_epochs else 0.0,
+                     self.training.epochs_done / limits.max_epochs if limits.max_epochs else 0.0,
                      self.elapsed() / limits.max_time if limits.max_time else 0.0]
         return min(1.0, max(fractions))
 
@@ -115,7 +119,7 @@ class Trainer:
         limits = self.config.train
         if limits.max_steps and self.step >= limits.max_steps:
             return "max_steps"
-        if limits.max_epochs and self.task.epochs_done >= limits.max_epochs:
+        if limits.max_epochs and self.training.epochs_done >= limits.max_epochs:
             return "max_epochs"
         if limits.max_time and self.elapsed() >= limits.max_time:
             return "max_time"
@@ -156,7 +160,7 @@ class Trainer:
         state = {
             "step": self.step, "tokens": self.tokens, "elapsed_seconds": self.elapsed(),
             "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
-            "data_position": self.task.data_position(), "schedule": self.schedule.state_dict(),
+            "data_position": self.training.data_position(), "schedule": self.schedule.state_dict(),
             "best": self.best, "evaluations_since_best": self.evaluations_since_best,
             "optimizer": optimizer_record, "random": random_record, "config": config_to_dict(self.config),
         }
@@ -185,8 +189,8 @@ class Trainer:
     def load_checkpoint(self) -> dict:
         """Restore everything from the run's latest checkpoint; returns its trainer state."""
         directory = self.run_directory.latest_checkpoint()
-        model_tensors, trainer_tensors, state = read_checkpoint(directory)
-        check_weights_fit(self.model, model_tensors, directory)
+        expected = {name: tuple(tensor.shape) for name, tensor in self.model.state_dict().items()}
+        model_tensors, trainer_tensors, state = read_checkpoint(directory, expected)
         try:
             self.model.load_state_dict(model_tensors, strict=True)
             raw = {name[len(RAW_PREFIX):]: tensor for name, tensor in trainer_tensors.items() if name.startswith(RAW_PREFIX)}
@@ -194,7 +198,7 @@ class Trainer:
                 self.model.load_state_dict(raw, strict=True)
             self.optimizer.load_state_dict(unflatten_optimizer_state(trainer_tensors, state["optimizer"]))
             self.schedule.load_state_dict(state["schedule"])
-            self.task.restore_data_position(state["data_position"])
+            self.training.restore_data_position(state["data_position"])
             restore_random_state(trainer_tensors, state["random"])
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
             raise UsageError(f"{directory}: the checkpoint does not fit this run ({error})") from None
@@ -231,12 +235,12 @@ class Trainer:
     def train_step(self) -> float:
         """One optimisation step (or a skipped one); returns its loss (non-finite if skipped)."""
         self.model.train()
-        batch = self.task.next_batch()
+        batch = self.training.next_batch()
         self.lr = self.config.optim.lr * self.lr_scale * self.schedule.factor(self.step, self.progress_fraction())
         self.lr *= getattr(batch, "lr_factor", 1.0)  # a variable-length BPTT window scales its step
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
-        loss, count, carry = self.task.loss(batch, self.carry)
+        loss, count, carry = self.training.loss(batch, self.carry)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value, gradient_norm = float(loss.detach()), math.nan
         if math.isfinite(loss_value):
@@ -255,7 +259,7 @@ class Trainer:
         self.bad_steps += 1
         # A finite state is still the right context for the next window; a non-finite one is not.
         self.carry = {name: tensor.detach() for name, tensor in carry.items()} if all_finite(carry.values()) \
-            else self.task.initial_carry()
+            else self.training.initial_carry()
         reason = "non-finite loss" if not math.isfinite(loss_value) else "non-finite gradient"
         self.log({"event": "skip", "step": self.step, "reason": reason, "loss": finite_or_none(loss_value),
                   "consecutive": self.bad_steps})
@@ -271,7 +275,7 @@ class Trainer:
 
     def evaluate(self) -> None:
         with self.averaged():
-            metrics = self.task.evaluate()
+            metrics = self.training.validate()
         self.last_evaluation = self.step
         self.log({"event": "eval", "step": self.step, **metrics})
         shown = ", ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
@@ -282,13 +286,13 @@ class Trainer:
         if hasattr(self.optimizer, "observe_validation") and self.optimizer.observe_validation(metrics["loss"]):
             self.log({"event": "averaging", "step": self.step})
             self.progress.message(f"step {self.step}: NT-ASGD switches to averaging")
-        self.observe_best(float(metrics[self.task.best_metric]))
+        self.observe_best(float(metrics[self.training.best_metric]))
 
     def observe_best(self, value: float) -> None:
         """A new best validation metric is saved as checkpoints/best; `patience` evaluations
         without one stop the run."""
         improved = math.isfinite(value) and (
-            self.best is None or (value > self.best["value"] if self.task.higher_is_better else value < self.best["value"]))
+            self.best is None or (value > self.best["value"] if self.training.higher_is_better else value < self.best["value"]))
         if improved:
             self.best, self.evaluations_since_best = {"value": value, "step": self.step}, 0
             self.save_checkpoint(best=True)
@@ -298,7 +302,7 @@ class Trainer:
             self.stop_reason = "patience"
 
     def write_sample(self) -> None:
-        text = self.task.sample(seed=self.config.train.seed + self.step)
+        text = self.training.generate(seed=self.config.train.seed + self.step)
         if text is not None:
             try:
                 with open(self.run_directory.samples_path, "a", encoding="utf-8") as file:
@@ -323,9 +327,9 @@ class Trainer:
             self.session_start = time.monotonic()  # setting up is not training time
             self.log({"event": "resume" if resumed else "start", "step": self.step,
                       "parameters": sum(parameter.numel() for parameter in self.parameters),
-                      **(self.task.start_record() if hasattr(self.task, "start_record") else {})})
+                      **self.training.start_record()})
             reason = self.loop()
-            self.log({"event": "end", "step": self.step, "reason": reason, self.task.count_unit: self.tokens})
+            self.log({"event": "end", "step": self.step, "reason": reason, self.training.count_unit: self.tokens})
             return reason
         finally:
             for signum, handler in handlers.items():
@@ -352,15 +356,15 @@ class Trainer:
             rate = max(0, self.tokens - interval_tokens) / max(now - interval_start, 1e-9)  # a rollback rewinds tokens
             eta = (1 - progress) * (now - session_clock) / (progress - session_progress) if progress > session_progress else None
             mean_loss = sum(interval_losses) / len(interval_losses) if interval_losses else math.nan
-            self.progress.update(self.step, mean_loss, self.lr, rate, self.task.count_unit, progress, eta, logging_step)
+            self.progress.update(self.step, mean_loss, self.lr, rate, self.training.count_unit, progress, eta, logging_step)
             if logging_step:
-                self.log({"event": "train", "step": self.step, "epoch": round(self.task.epochs_done, 4),
+                self.log({"event": "train", "step": self.step, "epoch": round(self.training.epochs_done, 4),
                           "loss": finite_or_none(mean_loss), "lr": self.lr,
-                          f"{self.task.count_unit}_per_second": round(rate, 1)})
+                          f"{self.training.count_unit}_per_second": round(rate, 1)})
                 interval_losses, interval_start, interval_tokens = [], now, self.tokens
             if limits.eval_every and self.step % limits.eval_every == 0:
                 self.evaluate()
-            if self.task.sample_every and self.step % self.task.sample_every == 0:
+            if self.training.sample_every and self.step % self.training.sample_every == 0:
                 self.write_sample()
             kept_step = limits.keep_every and self.step % limits.keep_every == 0
             if kept_step or time.monotonic() - self.last_checkpoint >= limits.checkpoint_every:

@@ -1,6 +1,7 @@
 """The run lifecycle, the same for every task: a new run, a resumed run, and an existing run opened
-to evaluate, sample or predict from. The command line calls these; the task is found through the
-registry (rnnkit.tasks) from the config's `task` key.
+to evaluate, sample or predict from. The command line and the experiments call these; the task is found through
+the registry (rnnkit.tasks) from the config's `task` key, and training is handed to the one loop
+(rnnkit.train).
 
 A new run is checked whole before anything is written (config, paths, data, the model's size), then
 assembled in a staging directory beside its final place: config.json, the task's files and the first
@@ -27,13 +28,13 @@ from rnnkit.config import (
 from rnnkit.errors import UsageError
 from rnnkit.pretrained import resolve_run_path
 from rnnkit.rundir import CONFIG, LATEST, RunDirectory, enclosing_run, new_run_path, path_problem
-from rnnkit.tasks import get_task
+from rnnkit.tasks import Task, get_task
 
 if TYPE_CHECKING:
     from rnnkit.train.trainer import Trainer
 
 # What a resumed run may change: how long and where it trains and how often it reports, never the
-# model or the data (the checkpoint would not fit them). A task may add its own (TASK.resumable_keys).
+# model or the data (the checkpoint would not fit them). A task may add its own (Task.resumable_keys).
 RESUMABLE_KEYS = ("train.max_steps", "train.max_epochs", "train.max_time", "train.device", "train.threads",
                   "train.log_every", "train.eval_every", "train.eval_batch_size", "train.patience",
                   "train.checkpoint_every", "train.keep_checkpoints", "train.keep_every")
@@ -46,7 +47,7 @@ class OpenedRun:
     """An existing run read for evaluation, sampling or prediction (no lock: training may go on)."""
 
     directory: RunDirectory
-    task: object
+    task: Task
     config: RunConfig
 
     @property
@@ -152,9 +153,9 @@ def start_run(config: RunConfig, out: str | None, progress_stream: TextIO | None
     config, data = task.prepare(config, None)
     device = resolve_device(config.train.device)
     use_threads(config.train.threads)
-    check_model_size(lambda: task.model(config, data), TRAINING_COPIES)
+    check_model_size(lambda: task.build_model(config, data), TRAINING_COPIES)
     seed_everything(config.train.seed)
-    training = task.build(config, data, device)
+    training = task.build_training(config, data, device)
     staging = staging_directory(path)
     lock = None
     try:
@@ -205,7 +206,7 @@ def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: 
     run = open_run(path)
     lock = run.directory.lock()
     try:
-        resumable = RESUMABLE_KEYS + tuple(getattr(run.task, "resumable_keys", ()))
+        resumable = RESUMABLE_KEYS + tuple(run.task.resumable_keys)
         refused = [key for key in overrides if key not in resumable]
         if refused:
             raise UsageError(f"cannot change {', '.join(refused)} when resuming; a resumed run may change only "
@@ -217,10 +218,10 @@ def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: 
         config, data = run.task.prepare(config, run.path)
         device = resolve_device(config.train.device)
         use_threads(config.train.threads)
-        check_model_size(lambda: run.task.model(config, data), TRAINING_COPIES)
+        check_model_size(lambda: run.task.build_model(config, data), TRAINING_COPIES)
         if checkpoint is None:
             seed_everything(config.train.seed)
-        trainer = Trainer(run.task.build(config, data, device), config, run.directory, progress_stream)
+        trainer = Trainer(run.task.build_training(config, data, device), config, run.directory, progress_stream)
         if checkpoint is None:
             trainer.save_checkpoint()
         else:

@@ -24,29 +24,29 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.device import resolve_device, use_threads
-from rnnkit.tasks.classifier import ClassifierConfig, ClassifierData, Encoded, ModelConfig, classification_metrics
-from rnnkit.tasks.shared_torch import ExampleBatches, build_recurrent_layer, word_dropout
-from rnnkit.train.checkpoint import load_model_weights
+from rnnkit.tasks.classifier.config import ClassifierConfig, ModelConfig
+from rnnkit.tasks.classifier.data import ClassifierData, Encoded
+from rnnkit.tasks.classifier.metrics import classification_metrics
+from rnnkit.tasks.torch_layers import ExampleBatches, build_recurrent_layer, load_model, word_dropout
 
-PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabulary's first two tokens (classifier.load_vocabulary checks)
+PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabulary's first two tokens (data.load_vocabulary checks)
 
 
 class SentenceClassifier(nn.Module):
-    def __init__(self, vocabulary_size: int, label_count: int, model: ModelConfig) -> None:
+    def __init__(self, vocabulary_size: int, label_count: int, architecture: ModelConfig) -> None:
         super().__init__()
-        self.config = model
-        directions = 2 if model.bidirectional else 1
-        self.embedding = nn.Embedding(vocabulary_size, model.embedding_size, padding_idx=PADDING_ID)
-        if model.embedding_init_scale > 0:
+        self.config = architecture
+        directions = 2 if architecture.bidirectional else 1
+        self.embedding = nn.Embedding(vocabulary_size, architecture.embedding_size, padding_idx=PADDING_ID)
+        if architecture.embedding_init_scale > 0:
             with torch.no_grad():
-                nn.init.uniform_(self.embedding.weight, -model.embedding_init_scale, model.embedding_init_scale)
+                nn.init.uniform_(self.embedding.weight, -architecture.embedding_init_scale, architecture.embedding_init_scale)
                 self.embedding.weight[PADDING_ID].zero_()
-        self.embedding_dropout = nn.Dropout(model.embedding_dropout)
-        self.rnn = build_recurrent_layer(model, model.embedding_size, model.bidirectional)
-        self.dropout = nn.Dropout(model.dropout)
-        self.output = nn.Linear(directions * model.hidden_size, label_count)
-        if model.freeze_embeddings:
+        self.embedding_dropout = nn.Dropout(architecture.embedding_dropout)
+        self.rnn = build_recurrent_layer(architecture, architecture.embedding_size, architecture.bidirectional)
+        self.dropout = nn.Dropout(architecture.dropout)
+        self.output = nn.Linear(directions * architecture.hidden_size, label_count)
+        if architecture.freeze_embeddings:
             self.embedding.weight.requires_grad_(False)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
@@ -124,7 +124,7 @@ def apply_pretrained_vectors(model: SentenceClassifier, data: ClassifierData) ->
 
 
 class ClassifierTraining(ExampleBatches):
-    """What the trainer needs from a task (see rnnkit.train.trainer.Task), for classification."""
+    """What the trainer drives (rnnkit.train.trainer.Training), for classification."""
 
     best_metric, higher_is_better, count_unit = "accuracy", True, "sentences"
 
@@ -149,7 +149,7 @@ class ClassifierTraining(ExampleBatches):
         ids, lengths, labels = batch
         return training_loss(self.model, ids, lengths, labels, self.config.model.adversarial), len(labels), {}
 
-    def evaluate(self) -> dict:
+    def validate(self) -> dict:
         encoded = self.data.validation
         logits = logits_of(self.model, encoded, self.device, self.config.train.eval_batch_size)
         labels = torch.from_numpy(encoded.labels)
@@ -158,22 +158,18 @@ class ClassifierTraining(ExampleBatches):
                 "macro_f1": metrics["macro_f1"], "examples": metrics["examples"]}
 
 
-def load_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):
-    device = resolve_device(run.config.train.device)
-    use_threads(run.config.train.threads)
-    model = SentenceClassifier(len(vocabulary), len(labels), run.config.model)
-    load_model_weights(model, checkpoint)
-    return model.to(device).eval(), device
+def load_checkpoint_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):
+    return load_model(run, checkpoint, lambda: SentenceClassifier(len(vocabulary), len(labels), run.config.model))
 
 
 def predict_labels(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str], encoded: Encoded) -> np.ndarray:
-    model, device = load_model(run, checkpoint, vocabulary, labels)
+    model, device = load_checkpoint_model(run, checkpoint, vocabulary, labels)
     return logits_of(model, encoded, device, run.config.train.eval_batch_size).argmax(dim=1).numpy()
 
 
-def torch_probability_function(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):
-    """Token-id arrays -> probabilities (N, K) in float64, with the checkpoint's model."""
-    model, device = load_model(run, checkpoint, vocabulary, labels)
+def model_function(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):
+    """Token-id arrays -> probabilities (N, K) in float64, with the checkpoint's model (rnnkit.tasks.engines)."""
+    model, device = load_checkpoint_model(run, checkpoint, vocabulary, labels)
 
     def probabilities(ids: list[np.ndarray]) -> np.ndarray:
         encoded = Encoded([], ids, np.zeros(len(ids), dtype=np.int64))
@@ -181,4 +177,3 @@ def torch_probability_function(run, checkpoint: Path, vocabulary: Vocabulary, la
         return torch.softmax(logits, dim=1).numpy()
 
     return probabilities
-

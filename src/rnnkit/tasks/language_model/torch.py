@@ -16,8 +16,6 @@ through the whole stream.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,50 +23,45 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnkit.data.corpus import (
-    LanguageCorpus, build_vocabulary, corpus_minimum, load_evaluation_ids, load_language_corpus,
-)
+from rnnkit.data.corpus import LanguageCorpus
 from rnnkit.data.streams import TokenStreams, Window
-from rnnkit.data.text import PACKAGED_CORPORA, resolve_corpus
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.device import resolve_device, use_threads
-from rnnkit.errors import UsageError
 from rnnkit.generate import generate_text
 from rnnkit.nn.regularisers import LockedDropout, embedding_dropout
-from rnnkit.rundir import VOCABULARY
-from rnnkit.tasks.language_model import LanguageModelConfig, ModelConfig
-from rnnkit.tasks.shared_torch import build_recurrent_layer
-from rnnkit.train.checkpoint import load_model_weights
+from rnnkit.tasks.language_model.config import LanguageModelConfig, ModelConfig
+from rnnkit.tasks.language_model.data import load_vocabulary
+from rnnkit.tasks.language_model.metrics import language_model_metrics
+from rnnkit.tasks.torch_layers import build_recurrent_layer, load_model
 
 EVALUATION_WINDOW = 256  # steps per forward call when evaluating: the result does not depend on it
 
 
 class LanguageModel(nn.Module):
-    def __init__(self, vocabulary_size: int, model: ModelConfig) -> None:
+    def __init__(self, vocabulary_size: int, architecture: ModelConfig) -> None:
         super().__init__()
-        self.config = model
-        sizes = model.layer_sizes
-        dropout = LockedDropout if model.locked_dropout else nn.Dropout
+        self.config = architecture
+        sizes = architecture.layer_sizes
+        dropout = LockedDropout if architecture.locked_dropout else nn.Dropout
         self.vocabulary_size = vocabulary_size
-        if not model.tied_adaptive:  # else the adaptive softmax's own weights embed the input (embed())
-            self.embedding = nn.Embedding(vocabulary_size, model.embedding_size)
-        self.embedding_dropout = dropout(model.embedding_dropout)
-        if model.per_layer:
-            inputs = (model.embedding_size, *sizes[:-1])
-            self.layers = nn.ModuleList(build_recurrent_layer(model, size_in, hidden_size=size, num_layers=1,
-                                                              weight_drop=model.weight_drop)
+        if not architecture.tied_adaptive:  # else the adaptive softmax's own weights embed the input (embed())
+            self.embedding = nn.Embedding(vocabulary_size, architecture.embedding_size)
+        self.embedding_dropout = dropout(architecture.embedding_dropout)
+        if architecture.per_layer:
+            inputs = (architecture.embedding_size, *sizes[:-1])
+            self.layers = nn.ModuleList(build_recurrent_layer(architecture, size_in, hidden_size=size, num_layers=1,
+                                                              weight_drop=architecture.weight_drop)
                                         for size_in, size in zip(inputs, sizes))
-            self.hidden_dropout = dropout(model.between_layers)
+            self.hidden_dropout = dropout(architecture.between_layers)
         else:
-            self.rnn = build_recurrent_layer(model, model.embedding_size, between_layers=model.between_layers,
-                                             weight_drop=model.weight_drop)
-        self.dropout = dropout(model.dropout)
-        if model.softmax == "adaptive":
-            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(sizes[-1], vocabulary_size, list(model.cutoffs),
-                                                         div_value=model.div_value)
+            self.rnn = build_recurrent_layer(architecture, architecture.embedding_size, between_layers=architecture.between_layers,
+                                             weight_drop=architecture.weight_drop)
+        self.dropout = dropout(architecture.dropout)
+        if architecture.softmax == "adaptive":
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(sizes[-1], vocabulary_size, list(architecture.cutoffs),
+                                                         div_value=architecture.div_value)
         else:
             self.decoder = nn.Linear(sizes[-1], vocabulary_size)
-            if model.tie_weights:
+            if architecture.tie_weights:
                 self.decoder.weight = self.embedding.weight  # (V, E) with E == the last layer's size
 
     def initial_state(self, batch_size: int, device: torch.device) -> dict[str, Tensor]:
@@ -149,22 +142,22 @@ def window_loss(model: LanguageModel, window: Window, state: dict[str, Tensor], 
     return model.nll(output, targets), targets.numel(), state, output, raw
 
 
-def activation_regularisation(model: ModelConfig, output: Tensor, raw: Tensor) -> Tensor | float:
+def activation_regularisation(architecture: ModelConfig, output: Tensor, raw: Tensor) -> Tensor | float:
     """AR = α · mean(y_t²) over the dropped-out output; TAR = β · mean((h_t − h_{t−1})²) over the raw one."""
     penalty = 0.0
-    if model.ar:
-        penalty = penalty + model.ar * output.pow(2).mean()
-    if model.tar and raw.shape[0] > 1:
-        penalty = penalty + model.tar * (raw[1:] - raw[:-1]).pow(2).mean()
+    if architecture.ar:
+        penalty = penalty + architecture.ar * output.pow(2).mean()
+    if architecture.tar and raw.shape[0] > 1:
+        penalty = penalty + architecture.tar * (raw[1:] - raw[:-1]).pow(2).mean()
     return penalty
 
 
 @torch.no_grad()
-def evaluate_language_model(model: LanguageModel, ids: np.ndarray, device: torch.device, batch_size: int = 1) -> dict:
-    """The EQUATIONS.md protocol: the text as one stream per batch row, state carried, never reset.
-
-    nll is the mean negative log-likelihood in nats per predicted token, bpc = nll / ln 2,
-    perplexity = exp(nll). Reported numbers use batch_size 1 (the whole text as one stream).
+def evaluate_language_model(model: LanguageModel, ids: np.ndarray, device: torch.device, batch_size: int = 1,
+                            characters: bool = True) -> dict:
+    """The protocol of EQUATIONS.md ("Language models and their evaluation"): the text as one stream per
+    batch row, state carried, never reset; the metrics of `language_model_metrics` (bpc for characters).
+    Reported numbers use batch_size 1 (the whole text as one stream).
     """
     was_training = model.training
     model.eval()
@@ -175,12 +168,10 @@ def evaluate_language_model(model: LanguageModel, ids: np.ndarray, device: torch
         window_total, window_count, state, _, _ = window_loss(model, streams.next_window(), state, device)
         total, count = total + float(window_total), count + window_count  # float64 sum across windows
     model.train(was_training)
-    nll = total / count
-    perplexity = math.exp(nll) if nll < 700 else math.inf
-    return {"nll": nll, "bpc": nll / math.log(2), "perplexity": perplexity, "tokens": count}
+    return language_model_metrics(total, count, characters)
 
 
-def torch_step_function(model: LanguageModel, device: torch.device):
+def step_function(model: LanguageModel, device: torch.device):
     """Sampling's view of the model: step(ids, state) -> (scores of the next token (V,), new state),
     scores whose softmax is the model's distribution; state None is the zero state. Nothing is kept
     between calls."""
@@ -218,44 +209,8 @@ def line_log_probabilities(model: LanguageModel, device: torch.device, lines: li
         yield total
 
 
-# ---- the run lifecycle's hooks ---------------------------------------------------------------------
-def training_minimum(config: LanguageModelConfig) -> tuple[int, str]:
-    """The fewest training tokens that fill one window of every stream, and why."""
-    batch, window = config.train.batch_size, config.data.window
-    return batch * window + 1, f"batch_size {batch} × window {window} + 1 for training"
-
-
-def absolute_data_paths(config: LanguageModelConfig) -> LanguageModelConfig:
-    """Data files as absolute paths, so the run can be resumed or evaluated from any directory."""
-    values = {}
-    for key in ("corpus", "validation"):
-        value = getattr(config.data, key)
-        if value and not (value in PACKAGED_CORPORA and not Path(value).exists()):
-            values[key] = str(resolve_corpus(value))
-    return replace(config, data=replace(config.data, **values))
-
-
-def prepare(config: LanguageModelConfig, run_path: Path | None) -> tuple[LanguageModelConfig, LanguageCorpus]:
-    """Read and check the corpus; a new run builds its vocabulary, an existing one reads its own."""
-    data = config.data
-    if run_path is None:
-        config = absolute_data_paths(config)
-        data = config.data
-        minimum = corpus_minimum(*training_minimum(config), data.validation, data.train_fraction)
-        vocabulary = build_vocabulary(data.tokenizer, data.corpus, data.validation, data.min_count,
-                                      data.max_vocabulary, data.bpe_vocabulary, minimum)
-    else:
-        vocabulary = Vocabulary.load(run_path / VOCABULARY)
-    if config.model.softmax == "adaptive" and config.model.cutoffs[-1] >= len(vocabulary):
-        raise UsageError(f"model.cutoffs: the last cutoff ({config.model.cutoffs[-1]}) must be below the vocabulary "
-                         f"size ({len(vocabulary)})")
-    corpus = load_language_corpus(data.corpus, data.validation, data.train_fraction, vocabulary,
-                                  *training_minimum(config))
-    return config, corpus
-
-
 class LanguageModelTraining:
-    """What the trainer needs from a task (see rnnkit.train.trainer.Task), for language modelling."""
+    """What the trainer drives (rnnkit.train.trainer.Training), for language modelling."""
 
     best_metric, higher_is_better, count_unit = "nll", False, "tokens"
 
@@ -279,6 +234,9 @@ class LanguageModelTraining:
     def initial_carry(self) -> dict[str, Tensor]:
         return self.model.initial_state(self.config.train.batch_size, self.device)
 
+    def start_record(self) -> dict:
+        return {}
+
     def next_batch(self) -> Window:
         return self.streams.next_window()
 
@@ -289,59 +247,37 @@ class LanguageModelTraining:
         total, count, carry, output, raw = window_loss(self.model, batch, carry, self.device)
         return total / count + activation_regularisation(self.config.model, output, raw), count, carry
 
-    def evaluate(self) -> dict:
+    def validate(self) -> dict:
         """Validation during training: eval_batch_size streams (for speed), at most eval_tokens tokens."""
         limit = self.config.data.eval_tokens
         ids = self.corpus.validation_ids[: limit + 1] if limit else self.corpus.validation_ids
         batch_size = min(self.config.train.eval_batch_size, len(ids) - 1)
-        metrics = evaluate_language_model(self.model, ids, self.device, batch_size)
-        if self.corpus.vocabulary.tokenizer.name != "char":
-            del metrics["bpc"]  # bits per character: for character models only
+        metrics = evaluate_language_model(self.model, ids, self.device, batch_size,
+                                          self.corpus.vocabulary.tokenizer.name == "char")
         return {"loss": metrics["nll"], **metrics, "batch_size": batch_size}
 
-    def sample(self, seed: int) -> str:
-        """The [sample] settings' prime and continuation; the model is left in training mode."""
+    def generate(self, seed: int) -> str:
+        """A text for samples.txt: the [sample] settings' prime and continuation; the model is left in
+        training mode."""
         self.model.eval()
-        text = generate_text(torch_step_function(self.model, self.device), self.corpus.vocabulary,
+        text = generate_text(step_function(self.model, self.device), self.corpus.vocabulary,
                              self.config.sample, seed)
         self.model.train()
         return text
 
 
-def load_model(run, checkpoint: Path, vocabulary: Vocabulary) -> tuple[LanguageModel, torch.device]:
+def load_checkpoint_model(run, checkpoint: Path, vocabulary: Vocabulary) -> tuple[LanguageModel, torch.device]:
     """The model of a checkpoint of the run, in evaluation mode on the configured device."""
-    device = resolve_device(run.config.train.device)
-    use_threads(run.config.train.threads)
-    model = LanguageModel(len(vocabulary), run.config.model)
-    load_model_weights(model, checkpoint)
-    return model.to(device).eval(), device
+    return load_model(run, checkpoint, lambda: LanguageModel(len(vocabulary), run.config.model))
+
+
+def model_function(run, checkpoint: Path, vocabulary: Vocabulary):
+    """The checkpoint's model as sampling's step function (rnnkit.tasks.engines)."""
+    return step_function(*load_checkpoint_model(run, checkpoint, vocabulary))
 
 
 def load_run_model(run, which: str | None = None) -> tuple[LanguageModel, torch.device, Vocabulary]:
     """A run's model (its best checkpoint, else its latest, or the one named) in evaluation mode, with
     its device and vocabulary: what analysis tools read."""
-    vocabulary = Vocabulary.load(run.path / VOCABULARY)
-    return *load_model(run, run.directory.checkpoint(which), vocabulary), vocabulary
-
-
-def validation_ids(config: LanguageModelConfig, vocabulary: Vocabulary) -> tuple[np.ndarray, int]:
-    """The run's validation text as token ids, and how many of its tokens were read as <unk>."""
-    corpus = load_language_corpus(config.data.corpus, config.data.validation, config.data.train_fraction,
-                                  vocabulary, 1, "evaluation")
-    return corpus.validation_ids, corpus.out_of_vocabulary
-
-
-def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
-    """{"nll", "perplexity", "tokens"} on a text (default: the run's validation text), batch 1; "bpc"
-    for characters; "out_of_vocabulary" (tokens read as <unk>) where the vocabulary has <unk>."""
-    config = run.config
-    vocabulary = Vocabulary.load(run.path / VOCABULARY)
-    if data_path:
-        ids, unknown = load_evaluation_ids(data_path, vocabulary)
-    else:
-        ids, unknown = validation_ids(config, vocabulary)
-    model, device = load_model(run, checkpoint, vocabulary)
-    metrics = evaluate_language_model(model, ids, device, batch_size=1)
-    if vocabulary.tokenizer.name != "char":
-        del metrics["bpc"]  # bits per character: for character models only
-    return metrics | ({"out_of_vocabulary": unknown} if vocabulary.unknown_token is not None else {})
+    vocabulary = load_vocabulary(run.path)
+    return *load_checkpoint_model(run, run.directory.checkpoint(which), vocabulary), vocabulary

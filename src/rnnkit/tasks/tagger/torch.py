@@ -24,12 +24,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import nn as rnn_layers
 from rnnkit.data.batching import LengthBatches
-from rnnkit.device import resolve_device, use_threads
-from rnnkit.tasks.shared_torch import ExampleBatches, build_recurrent_layer, word_dropout
-from rnnkit.tasks.tagger import EncodedSentences, ModelConfig, TaggerConfig, TaggerData
-from rnnkit.train.checkpoint import load_model_weights
+from rnnkit.tasks.tagger.config import ModelConfig, TaggerConfig
+from rnnkit.tasks.tagger.data import EncodedSentences, TaggerData
+from rnnkit.tasks.torch_layers import ExampleBatches, build_recurrent_layer, load_model, word_dropout
 
-PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabularies' first two tokens (tagger.load_run_files checks)
+PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabularies' first two tokens (data.load_run_files checks)
 
 
 class CharacterEncoder(nn.Module):
@@ -48,23 +47,23 @@ class CharacterEncoder(nn.Module):
 
 
 class Tagger(nn.Module):
-    def __init__(self, words: int, characters: int, tags: int, model: ModelConfig) -> None:
+    def __init__(self, words: int, characters: int, tags: int, architecture: ModelConfig) -> None:
         super().__init__()
-        self.config = model
-        directions = 2 if model.bidirectional else 1
-        self.word_embedding = nn.Embedding(words, model.embedding_size, padding_idx=PADDING_ID)
-        self.characters = (CharacterEncoder(characters, model.char_embedding_size, model.char_hidden_size)
-                           if model.char_encoder == "bilstm" else None)
-        input_size = model.embedding_size + (2 * model.char_hidden_size if self.characters is not None else 0)
-        if model.residual:  # one module per layer, so the skip connections can go between them
+        self.config = architecture
+        directions = 2 if architecture.bidirectional else 1
+        self.word_embedding = nn.Embedding(words, architecture.embedding_size, padding_idx=PADDING_ID)
+        self.characters = (CharacterEncoder(characters, architecture.char_embedding_size, architecture.char_hidden_size)
+                           if architecture.char_encoder == "bilstm" else None)
+        input_size = architecture.embedding_size + (2 * architecture.char_hidden_size if self.characters is not None else 0)
+        if architecture.residual:  # one module per layer, so the skip connections can go between them
             self.layers = nn.ModuleList(
-                build_recurrent_layer(model, input_size if k == 0 else directions * model.hidden_size,
-                                      model.bidirectional, num_layers=1) for k in range(model.num_layers))
+                build_recurrent_layer(architecture, input_size if k == 0 else directions * architecture.hidden_size,
+                                      architecture.bidirectional, num_layers=1) for k in range(architecture.num_layers))
         else:
-            self.rnn = build_recurrent_layer(model, input_size, model.bidirectional)
-        self.dropout = nn.Dropout(model.dropout)
-        self.output = nn.Linear(directions * model.hidden_size, tags)
-        self.crf = rnn_layers.CRF(tags) if model.crf else None
+            self.rnn = build_recurrent_layer(architecture, input_size, architecture.bidirectional)
+        self.dropout = nn.Dropout(architecture.dropout)
+        self.output = nn.Linear(directions * architecture.hidden_size, tags)
+        self.crf = rnn_layers.CRF(tags) if architecture.crf else None
 
     def word_inputs(self, words: Tensor, characters: Tensor, character_lengths: Tensor) -> Tensor:
         """The word representations (T, B, E+F) of a batch: embedding joined with the spelling's encoding."""
@@ -147,7 +146,7 @@ def tag_sentences(model: Tagger, encoded: EncodedSentences, device: torch.device
 
 
 class TaggerTraining(ExampleBatches):
-    """What the trainer needs from a task (see rnnkit.train.trainer.Task), for tagging."""
+    """What the trainer drives (rnnkit.train.trainer.Training), for tagging."""
 
     best_metric, higher_is_better, count_unit = "accuracy", True, "tokens"
 
@@ -164,7 +163,7 @@ class TaggerTraining(ExampleBatches):
         emissions = self.model.emissions(words, characters, character_lengths, lengths)
         return self.model.loss(emissions, tags, lengths), int(lengths.sum()), {}
 
-    def evaluate(self) -> dict:
+    def validate(self) -> dict:
         encoded = self.data.validation
         predicted, total, count = tag_sentences(self.model, encoded, self.device, self.config.train.eval_batch_size)
         gold, guessed = np.concatenate(encoded.tags), np.concatenate(predicted)
@@ -172,10 +171,8 @@ class TaggerTraining(ExampleBatches):
         return {"loss": total / count if count else 1.0 - accuracy, "accuracy": accuracy, "tokens": int(len(gold))}
 
 
-def torch_tagging_function(run, checkpoint: Path, data: TaggerData):
-    device = resolve_device(run.config.train.device)
-    use_threads(run.config.train.threads)
-    model = Tagger(len(data.vocabulary), len(data.characters), len(data.tags), run.config.model)
-    load_model_weights(model, checkpoint)
-    model.to(device).eval()
+def model_function(run, checkpoint: Path, prepared: TaggerData):
+    """EncodedSentences -> predicted tag ids per sentence, with the checkpoint's model (rnnkit.tasks.engines)."""
+    model, device = load_model(run, checkpoint, lambda: Tagger(len(prepared.vocabulary), len(prepared.characters),
+                                                               len(prepared.tags), run.config.model))
     return lambda encoded: tag_sentences(model, encoded, device, run.config.train.eval_batch_size)[0]

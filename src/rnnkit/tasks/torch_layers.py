@@ -1,0 +1,80 @@
+"""What the tasks' PyTorch engines share: their recurrent layers built from the [model] settings, word
+dropout, loading a trained model, and the trainer's methods of tasks whose examples are independent
+sentences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit import nn as rnn_layers
+from rnnkit.config import SequenceModelSettings
+from rnnkit.device import resolve_device, use_threads
+from rnnkit.nn.regularisers import WeightDropGRU, WeightDropLSTM, WeightDropRNN
+from rnnkit.rundir import read_model_weights
+
+LAYERS = {"rnn": rnn_layers.RNN, "lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU}
+WEIGHT_DROP_LAYERS = {"rnn": WeightDropRNN, "lstm": WeightDropLSTM, "gru": WeightDropGRU}
+
+
+def build_recurrent_layer(architecture: SequenceModelSettings, input_size: int, bidirectional: bool = False,
+                          hidden_size: int | None = None, num_layers: int | None = None,
+                          between_layers: float | None = None, weight_drop: float = 0.0) -> nn.Module:
+    """The rnnkit.nn layer (any cell, any variant, stacked) the [model] settings describe, time-major.
+    By default its size and depth are the settings' and model.dropout applies between its layers;
+    with weight_drop, DropConnect masks its recurrent weights in training."""
+    num_layers = architecture.num_layers if num_layers is None else num_layers
+    between_layers = architecture.dropout if between_layers is None else between_layers
+    keywords = {"weight_drop": weight_drop} if weight_drop else {}
+    layer = WEIGHT_DROP_LAYERS[architecture.cell] if weight_drop else LAYERS[architecture.cell]
+    return layer(input_size, hidden_size or architecture.hidden_size, num_layers=num_layers,
+                 dropout=between_layers if num_layers > 1 else 0.0, bidirectional=bidirectional,
+                 **architecture.cell_spec().keywords(), **keywords)
+
+
+def load_model(run, checkpoint: Path, build: Callable[[], nn.Module]) -> tuple[nn.Module, torch.device]:
+    """The model `build` makes, with the checkpoint's weights (checked to fit it), in evaluation mode on
+    the run's configured device."""
+    device = resolve_device(run.config.train.device)
+    use_threads(run.config.train.threads)
+    model = build()
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    model.load_state_dict(read_model_weights(checkpoint, expected, "pt"), strict=True)
+    return model.to(device).eval(), device
+
+
+class ExampleBatches:
+    """The trainer's Training methods of a task whose examples are independent sentences read in
+    LengthBatches (`self.batches`): no state is carried between batches and no text is generated."""
+
+    sample_every = 0
+
+    @property
+    def epochs_done(self) -> float:
+        return self.batches.epochs_done
+
+    def data_position(self) -> dict:
+        return self.batches.position()
+
+    def restore_data_position(self, position: dict) -> None:
+        self.batches.restore(position)
+
+    def initial_carry(self) -> dict[str, Tensor]:
+        return {}
+
+    def start_record(self) -> dict:
+        return {}
+
+    def generate(self, seed: int) -> None:
+        return None
+
+
+def word_dropout(ids: Tensor, probability: float, unknown_id: int, padding_id: int) -> Tensor:
+    """In training, each real token becomes the unknown token with the given probability."""
+    if probability == 0:
+        return ids
+    dropped = (torch.rand(ids.shape, device=ids.device) < probability) & (ids != padding_id)
+    return torch.where(dropped, torch.full_like(ids, unknown_id), ids)
