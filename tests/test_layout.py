@@ -129,3 +129,17 @@ def test_every_task_package_and_the_numpy_engine_import_without_torch():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) == len(modules) >= 3 * 5
+
+
+def test_every_citation_of_equations_md_names_one_of_its_sections():
+    """`EQUATIONS.md, "Section"` (or ("Section")) in the source and the README names a heading of the file."""
+    import re
+
+    top = SOURCE.parent
+    headings = {line.lstrip("#").strip() for line in (top / "EQUATIONS.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")}
+    texts = [path.read_text(encoding="utf-8") for path in [*PACKAGE.rglob("*.py"), top / "README.md"]]
+    cited = [" ".join(name.split()) for text in texts
+             for name in re.findall(r"EQUATIONS\.md,?\s*\(?[\"']([^\"']+)[\"']", text)]
+    assert len(cited) >= 15, cited
+    assert not [name for name in cited if name not in headings], sorted(set(cited) - headings)

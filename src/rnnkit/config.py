@@ -79,7 +79,7 @@ class Section:
 
 @dataclass(frozen=True)
 class CellSettings(Section):
-    """The recurrent cell of a task's model: its kind and variant (EQUATIONS.md). A variant key
+    """The recurrent cell of a task's model: its kind and variant (EQUATIONS.md, "Cells and layers"). A variant key
     that does not apply to the chosen cell is an error, never silently ignored."""
 
     name: ClassVar[str] = "model"

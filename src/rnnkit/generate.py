@@ -99,7 +99,7 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
 
 def beam_search(step: StepFunction, context: list[int], width: int, length: int, end: int | None = None,
                 length_penalty: float = 0.0) -> list[tuple[list[int], float, float]]:
-    """The `width` most likely continuations of the context (EQUATIONS.md, "Beam search"): each step
+    """The `width` most likely continuations of the context (EQUATIONS.md, "Sampling and beam search"): each step
     every live hypothesis is extended by each token, and the `width` best by ranking score stay; a
     hypothesis that reaches `end` or `length` tokens is finished and leaves the beam. The ranking score
     is logp / |y|^length_penalty (0: the raw sum of log-probabilities). Returns (ids, logp, score),

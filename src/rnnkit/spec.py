@@ -1,6 +1,6 @@
 """What a recurrent cell is, independent of any engine.
 
-A `CellSpec` names the cell (rnn, lstm, gru), its variant (EQUATIONS.md) and from that derives the
+A `CellSpec` names the cell (rnn, lstm, gru), its variant (EQUATIONS.md, "Cells and layers") and from that derives the
 parameter layout both engines share: which row blocks `weight_ih`/`weight_hh`/`bias_*` hold, in
 which order, and which peephole blocks `weight_ch` holds. It imports nothing but the standard
 library, so the NumPy engine can use it without torch.
@@ -185,7 +185,7 @@ def check_layer_sizes(input_size: object, hidden_size: object, num_layers: objec
         raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
 
 
-# One of each variant of EQUATIONS.md: what `rnnkit gradcheck` and the tests of both engines run.
+# One of each variant of EQUATIONS.md ("Cells and layers"): what `rnnkit gradcheck` and the tests of both engines run.
 EVERY_VARIANT = (
     CellSpec("rnn", nonlinearity="tanh"),
     CellSpec("rnn", nonlinearity="relu"),

@@ -1,5 +1,5 @@
 """The LSTM deck's gate-ablation table: SST-2 accuracy of an LSTM sentence classifier for each set of
-gates, from gateless to input, forget and output gates (EQUATIONS.md).
+gates, from gateless to input, forget and output gates (EQUATIONS.md, "Cells and layers").
 
 The deck's setup: SST binary sentences, 25-dimensional word vectors (here trained from random),
 50-dimensional cell and hidden vectors, classification from the final hidden vector, AdaGrad,

@@ -91,7 +91,7 @@ def report(rows: list[dict], quick: bool) -> str:
         "# n-gram against recurrent language models on Penn Treebank", "",
         f"**The lecture's claim.** {CLAIM}", "",
         f"**Our setup.** {'QUICK SMOKE VERSION (a few hundred lines): not a measurement. ' if quick else ''}"
-        "Validation perplexity per word token, <eos> included (EQUATIONS.md), of interpolated modified Kneser-Ney "
+        "Validation perplexity per word token, <eos> included (EQUATIONS.md, 'Language models and their evaluation'), of interpolated modified Kneser-Ney "
         "models (each line a sentence after n-1 start symbols) and of the rnnkit word LM (the whole text as one "
         "stream, batch 1).", "",
         "| model | validation perplexity | seconds |", "|---|---:|---:|",

@@ -241,7 +241,7 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         return output, self._public_state(state)
 
     def _run_layers(self, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...]):
-        """The layers of EQUATIONS.md step by step: x (T, B, I), state tuple of (L*D, B, H)."""
+        """The layers of EQUATIONS.md ("Cells and layers") step by step: x (T, B, I), state tuple of (L*D, B, H)."""
         mask = None
         if lengths is not None:
             mask = (torch.arange(x.shape[0])[:, None] < lengths[None, :]).to(x.device)  # (T, B)

@@ -1,5 +1,5 @@
 """The regularisers of AWD-LSTM (Merity et al. 2017), each small (EQUATIONS.md, "Word-level
-regularisation"):
+regularisers"):
 
 - `LockedDropout`: variational dropout, one Bernoulli mask per sequence and feature, shared by every
   time step, scaled by 1/(1-p); only in training.

@@ -1,4 +1,4 @@
-"""One time step of each cell, written as EQUATIONS.md writes it.
+"""One time step of each cell, written as EQUATIONS.md ("Cells and layers") writes it.
 
 Dimension letters: B batch, H hidden size, G number of row blocks of the cell (CellSpec.blocks).
 

@@ -1,4 +1,5 @@
-"""One time step of each cell, forward and hand-written backward, in NumPy (EQUATIONS.md).
+"""One time step of each cell, forward and hand-written backward, in NumPy (EQUATIONS.md,
+"Backpropagation through time").
 
 Dimension letters: B batch, I input features, H hidden units.
 

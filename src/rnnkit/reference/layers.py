@@ -213,7 +213,7 @@ class RNN(RecurrentLayer):
 
 
 class LSTM(RecurrentLayer):
-    """LSTM with the variants of EQUATIONS.md: peephole, gates, coupled, forget_bias."""
+    """LSTM with the variants of EQUATIONS.md ("Cells and layers"): peephole, gates, coupled, forget_bias."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, dtype=np.float64,
                  *, peephole=False, gates="ifo", coupled=False, forget_bias=0.0, seed=None):
@@ -222,7 +222,7 @@ class LSTM(RecurrentLayer):
 
 
 class GRU(RecurrentLayer):
-    """GRU with the variants of EQUATIONS.md: reset="after"|"before", reset_gate."""
+    """GRU with the variants of EQUATIONS.md ("Cells and layers"): reset="after"|"before", reset_gate."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, dtype=np.float64,
                  *, reset="after", reset_gate=True, seed=None):

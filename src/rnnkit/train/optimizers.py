@@ -69,7 +69,7 @@ class Wrapper:
 
 
 class NTASGD(Wrapper):
-    """Non-monotonically triggered averaged SGD (Merity et al. 2017; EQUATIONS.md): plain SGD until the
+    """Non-monotonically triggered averaged SGD (Merity et al. 2017; EQUATIONS.md, "Word-level regularisers"): plain SGD until the
     validation loss has not beaten the best of the evaluations from more than `nonmono` evaluations
     ago; from then on averaged SGD (torch.optim.ASGD with t0 = 0, whose average starts at its second
     step), and evaluation uses that running average of the weights (`averaged()`). It offers what the

@@ -7,7 +7,7 @@ directions, L layers, K labels.
                -> dropout -> Linear -> logits (B, K)
 
 The batch is packed (torch.nn.utils.rnn.pack_padded_sequence), so the recurrent layer does no work on
-padding and its final states are each sentence's own. The sentence vector (EQUATIONS.md):
+padding and its final states are each sentence's own. The sentence vector (EQUATIONS.md, "Classification"):
 `last` is [forward state after the last word; reverse state after the first word] of the top layer,
 `max` and `mean` pool the top layer's outputs over each sentence's own words.
 """
