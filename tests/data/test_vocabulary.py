@@ -52,3 +52,9 @@ def test_corrupt_vocabulary_file(tmp_path):
 def test_duplicate_tokens_are_refused():
     with pytest.raises(UsageError, match="duplicates"):
         Vocabulary(["a", "a"])
+
+
+@pytest.mark.parametrize("tokenizer", [[], {"name": "char"}, 3, "bytes"])
+def test_a_tokenizer_that_is_not_a_known_name_is_refused(tokenizer):
+    with pytest.raises(UsageError, match="unknown tokenizer"):
+        Vocabulary.from_json({"format": "rnnkit-vocabulary", "version": 1, "tokenizer": tokenizer, "tokens": ["a"]})

@@ -117,7 +117,7 @@ class Vocabulary:
         tokens, tokenizer = record.get("tokens"), record.get("tokenizer", "char")
         if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
             raise UsageError("vocabulary: 'tokens' must be a list of strings")
-        if tokenizer not in TOKENIZERS:
+        if not isinstance(tokenizer, str) or tokenizer not in TOKENIZERS:
             raise UsageError(f"vocabulary: unknown tokenizer {tokenizer!r}; known: {', '.join(TOKENIZERS)}")
         if tokenizer == CharacterTokenizer.name:
             longer = [token for token in tokens if len(token) != 1 and token not in (PAD, UNKNOWN)]
