@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-all demo shipped-model gradcheck bench clean
+.PHONY: test test-all lint format demo shipped-model gradcheck bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff's checks and formatter (settings in pyproject.toml); `make test` runs the same checks as tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 # The default preset (an LSTM on tinyshakespeare, which ships inside the package) trained for
 # DEMO_SECONDS of training time into runs/demo (replacing an earlier demo), then a sample from it.

@@ -13,6 +13,7 @@ transformer, block 64, batch 12, 2000 iterations), which takes about 92 s on thi
 machine and reaches validation loss 1.886 (nats per character, same split). It is quoted, not
 rerun: nanoGPT is not a dependency of rnnkit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=92.0, help="seconds of training (default 92)")
     parser.add_argument("--preset", default="shakespeare-char")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="extra config overrides passed to rnnkit train")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="extra config overrides passed to rnnkit train",
+    )
     parser.add_argument("--keep", metavar="DIR", help="train into DIR and keep it (default: a temporary directory)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -51,13 +57,19 @@ def main() -> None:
     print(f"preset {args.preset}" + (f" with {' '.join(args.set)}" if args.set else ""))
     for section in ("model", "optim", "train"):
         print(f"  [{section}]", json.dumps(config[section]))
-    print(f"training: {end['elapsed']:.1f} s, {end['step']} steps, {end['tokens']:,} tokens, "
-          f"{end['tokens'] / end['elapsed']:,.0f} tokens/s")
-    print(f"validation (rnnkit eval, batch 1, {metrics['tokens']:,} tokens): nll {metrics['nll']:.4f} nats/char, "
-          f"bpc {metrics['bpc']:.4f}, perplexity {metrics['perplexity']:.3f}")
-    print(f"target nll <= {TARGET:.2f}: {'met' if metrics['nll'] <= TARGET else 'NOT met'}; "
-          f"nanoGPT CPU recipe (quoted): {NANOGPT_CPU_VALIDATION_LOSS}; "
-          f"ratio of nll, nanoGPT / rnnkit: {NANOGPT_CPU_VALIDATION_LOSS / metrics['nll']:.3f}")
+    print(
+        f"training: {end['elapsed']:.1f} s, {end['step']} steps, {end['tokens']:,} tokens, "
+        f"{end['tokens'] / end['elapsed']:,.0f} tokens/s"
+    )
+    print(
+        f"validation (rnnkit eval, batch 1, {metrics['tokens']:,} tokens): nll {metrics['nll']:.4f} nats/char, "
+        f"bpc {metrics['bpc']:.4f}, perplexity {metrics['perplexity']:.3f}"
+    )
+    print(
+        f"target nll <= {TARGET:.2f}: {'met' if metrics['nll'] <= TARGET else 'NOT met'}; "
+        f"nanoGPT CPU recipe (quoted): {NANOGPT_CPU_VALIDATION_LOSS}; "
+        f"ratio of nll, nanoGPT / rnnkit: {NANOGPT_CPU_VALIDATION_LOSS / metrics['nll']:.3f}"
+    )
 
 
 if __name__ == "__main__":

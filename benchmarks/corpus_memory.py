@@ -9,6 +9,7 @@ cache of its own (so the corpus is tokenised in that process), and the peak resi
 process is read from the operating system. The corpus is read line by line into the cache and trained
 from a memory map, so the peak should be the same for both sizes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,20 @@ def write_corpus(path: Path, megabytes: float, seed: int) -> None:
 
 def peak_rss_mib(arguments: list[str], cache: Path) -> tuple[float, float]:
     """(peak resident memory in MiB, seconds) of `python -m rnnkit ...` in a child process."""
-    script = ("import resource, subprocess, sys\n"
-              "subprocess.run([sys.executable, '-m', 'rnnkit', *sys.argv[1:]], check=True, stdout=subprocess.DEVNULL,"
-              " stderr=subprocess.DEVNULL)\n"
-              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    script = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run([sys.executable, '-m', 'rnnkit', *sys.argv[1:]], check=True, stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True,
-                            env={**os.environ, "RNNKIT_CACHE": str(cache)})
+    result = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "RNNKIT_CACHE": str(cache)},
+    )
     return int(result.stdout.strip()) / 1024, time.monotonic() - start
 
 
@@ -56,8 +64,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[20, 200], metavar="MB")
     args = parser.parse_args()
-    settings = ["data.tokenizer=word", "model.embedding_size=64", "model.hidden_size=64", "train.eval_every=0",
-                "train.batch_size=32", "data.window=35", "optim.schedule=constant"]
+    settings = [
+        "data.tokenizer=word",
+        "model.embedding_size=64",
+        "model.hidden_size=64",
+        "train.eval_every=0",
+        "train.batch_size=32",
+        "data.window=35",
+        "optim.schedule=constant",
+    ]
     print(f"{'corpus MB':>9} {'file bytes':>13} {'tokens':>12} {'peak RSS MiB':>13} {'seconds':>8}")
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
@@ -67,11 +82,23 @@ def main() -> None:
             corpus = directory / f"corpus-{size:g}.txt"
             write_corpus(corpus, size, seed=0)
             run = directory / f"run-{size:g}"
-            arguments = ["train", "--data", str(corpus), "--val", str(valid), "--out", str(run), "--max-steps", "20",
-                         *[a for setting in settings for a in ("--set", setting)]]
+            arguments = [
+                "train",
+                "--data",
+                str(corpus),
+                "--val",
+                str(valid),
+                "--out",
+                str(run),
+                "--max-steps",
+                "20",
+                *[a for setting in settings for a in ("--set", setting)],
+            ]
             peak, seconds = peak_rss_mib(arguments, directory / f"cache-{size:g}")
-            tokens = max(np.load(path, mmap_mode="r").shape[0]  # the corpus's (the other cache is validation's)
-                         for path in (directory / f"cache-{size:g}" / "tokens").glob("*.npy"))
+            tokens = max(
+                np.load(path, mmap_mode="r").shape[0]  # the corpus's (the other cache is validation's)
+                for path in (directory / f"cache-{size:g}" / "tokens").glob("*.npy")
+            )
             print(f"{size:>9g} {corpus.stat().st_size:>13,} {tokens:>12,} {peak:>13,.0f} {seconds:>8.0f}", flush=True)
             corpus.unlink()
 

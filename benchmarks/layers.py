@@ -19,6 +19,7 @@ Speed is tokens/s of forward+backward. Within a section every layer of one size 
 round after round, and each keeps its best round, so a busy machine slows all alike. "Equations" is the
 step-by-step path every variant took before the kernel (RNNKIT_KERNELS=0 or fused=False).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,14 +72,22 @@ def standard(args) -> None:
             torch.manual_seed(0)
             layers = {"ours": OURS[kind](hidden, hidden), "theirs": TORCH[kind](hidden, hidden)}
             speed = best_tokens_per_second(layers, torch.randn(128, args.batch, hidden), args.repeats)
-            print(f"{kind:<22} {hidden:>6} {speed['ours']:>13,.0f} {speed['theirs']:>12,.0f} "
-                  f"{speed['ours'] / speed['theirs']:>6.2f}", flush=True)
+            print(
+                f"{kind:<22} {hidden:>6} {speed['ours']:>13,.0f} {speed['theirs']:>12,.0f} "
+                f"{speed['ours'] / speed['theirs']:>6.2f}",
+                flush=True,
+            )
     torch.manual_seed(0)
-    layers = {name: torch.nn.utils.parametrizations.weight_norm(layer, "weight_hh_l0")
-              for name, layer in (("ours", rnn.LSTM(128, 128)), ("theirs", torch.nn.LSTM(128, 128)))}
+    layers = {
+        name: torch.nn.utils.parametrizations.weight_norm(layer, "weight_hh_l0")
+        for name, layer in (("ours", rnn.LSTM(128, 128)), ("theirs", torch.nn.LSTM(128, 128)))
+    }
     speed = best_tokens_per_second(layers, torch.randn(128, args.batch, 128), args.repeats)
-    print(f"{'lstm weight_norm':<22} {128:>6} {speed['ours']:>13,.0f} {speed['theirs']:>12,.0f} "
-          f"{speed['ours'] / speed['theirs']:>6.2f}", flush=True)
+    print(
+        f"{'lstm weight_norm':<22} {128:>6} {speed['ours']:>13,.0f} {speed['theirs']:>12,.0f} "
+        f"{speed['ours'] / speed['theirs']:>6.2f}",
+        flush=True,
+    )
 
 
 def variants(args) -> None:
@@ -91,19 +100,29 @@ def variants(args) -> None:
     ratios["gru (vs torch.nn.GRU)"] = []
     for hidden, num_layers in sizes:
         torch.manual_seed(0)
-        layers = {"torch lstm": torch.nn.LSTM(hidden, hidden, num_layers),
-                  "torch gru": torch.nn.GRU(hidden, hidden, num_layers)}
+        layers = {
+            "torch lstm": torch.nn.LSTM(hidden, hidden, num_layers),
+            "torch gru": torch.nn.GRU(hidden, hidden, num_layers),
+        }
         layers |= {spec.variant_name: OURS[spec.kind](hidden, hidden, num_layers, **spec.keywords()) for spec in specs}
         speed = best_tokens_per_second(layers, torch.randn(64, 32, hidden), args.repeats)
         for spec in specs:
             ratios[spec.variant_name].append(speed[spec.variant_name] / speed["torch lstm"])
         ratios["gru (vs torch.nn.GRU)"].append(speed["gru"] / speed["torch gru"])
-        print(f"  H={hidden} L={num_layers}: torch.nn.LSTM {speed['torch lstm']:,.0f} tok/s, "
-              f"torch.nn.GRU {speed['torch gru']:,.0f} tok/s", flush=True)
+        print(
+            f"  H={hidden} L={num_layers}: torch.nn.LSTM {speed['torch lstm']:,.0f} tok/s, "
+            f"torch.nn.GRU {speed['torch gru']:,.0f} tok/s",
+            flush=True,
+        )
     for name, values in ratios.items():
         target = 1.5 if name.startswith("gru (") else 1.0 if name.startswith("gru") else 0.9
-        print(f"{name:<30}" + "".join(f"{value:>10.2f}" for value in values) + f"{target:>8.1f}"
-              + ("" if min(values) >= target else "   below"), flush=True)
+        print(
+            f"{name:<30}"
+            + "".join(f"{value:>10.2f}" for value in values)
+            + f"{target:>8.1f}"
+            + ("" if min(values) >= target else "   below"),
+            flush=True,
+        )
 
 
 MEMORY_PROBE = """
@@ -128,12 +147,20 @@ print((resident() - before) / 2**20)
 def memory(args) -> None:
     print("\n## memory held for backward after one forward: T=512, batch 32, H=256 (growth of the resident set, MiB)")
     print(f"{'variant':<24} {'kernel':>8} {'equations':>10} {'ratio':>6}")
-    for kind, keywords in (("lstm", {"peephole": True}), ("lstm", {"gates": "if"}), ("gru", {}),
-                           ("gru", {"reset": "before"})):
+    for kind, keywords in (
+        ("lstm", {"peephole": True}),
+        ("lstm", {"gates": "if"}),
+        ("gru", {}),
+        ("gru", {"reset": "before"}),
+    ):
         held = []
         for fused in ("1", "0"):
-            result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, kind, repr(keywords), fused], check=True,
-                                    stdout=subprocess.PIPE, text=True)
+            result = subprocess.run(
+                [sys.executable, "-c", MEMORY_PROBE, kind, repr(keywords), fused],
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             held.append(float(result.stdout.split()[-1]))
         name = CellSpec(kind, **keywords).variant_name
         print(f"{name:<24} {held[0]:>8.0f} {held[1]:>10.0f} {held[0] / held[1]:>6.2f}", flush=True)
@@ -141,8 +168,14 @@ def memory(args) -> None:
 
 def rnnkit_command(*arguments: str, kernel: bool = True) -> subprocess.CompletedProcess:
     environment = {**os.environ, "RNNKIT_KERNELS": "1" if kernel else "0"}
-    return subprocess.run([sys.executable, "-m", "rnnkit", *arguments], check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnkit", *arguments],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
 
 
 def single_steps_per_second(layer: torch.nn.Module, steps: int = 500) -> float:
@@ -159,8 +192,12 @@ def single_steps_per_second(layer: torch.nn.Module, steps: int = 500) -> float:
 def sampling(args) -> None:
     print(f"\n## one batch-1 step of a 1x256 layer under no_grad: steps/s, best of {args.repeats} rounds of 500")
     print(f"{'layer':<34} {'kernel':>9} {'equations':>10} {'ratio':>6}")
-    for kind, keywords in (("lstm", {"peephole": True}), ("lstm", {"gates": "if"}), ("gru", {}),
-                           ("gru", {"reset": "before"})):
+    for kind, keywords in (
+        ("lstm", {"peephole": True}),
+        ("lstm", {"gates": "if"}),
+        ("gru", {}),
+        ("gru", {"reset": "before"}),
+    ):
         torch.manual_seed(0)
         layers = [OURS[kind](256, 256, **keywords), OURS[kind](256, 256, fused=False, **keywords)]
         best = [0.0, 0.0]
@@ -172,9 +209,11 @@ def sampling(args) -> None:
     print("\n## rnnkit sample --length 5000 (batch 1, one step at a time): tokens/s, best of 3")
     print(f"{'model':<34} {'kernel':>9} {'equations':>10} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as directory:
-        for label, settings in (("lstm peephole 1x256", ["model.cell=lstm", "model.peephole=true"]),
-                                ("gru 1x256", ["model.cell=gru"]),
-                                ("lstm 1x256 (torch's kernel)", ["model.cell=lstm"])):
+        for label, settings in (
+            ("lstm peephole 1x256", ["model.cell=lstm", "model.peephole=true"]),
+            ("gru 1x256", ["model.cell=gru"]),
+            ("lstm 1x256 (torch's kernel)", ["model.cell=lstm"]),
+        ):
             run = Path(directory) / re.sub(r"\W+", "-", label)
             overrides = [f"--set={value}" for value in (*settings, "model.hidden_size=256", "model.num_layers=1")]
             rnnkit_command("train", "--out", str(run), "--max-steps", "1", *overrides)
@@ -191,27 +230,44 @@ def sampling(args) -> None:
 
 
 def experiment(args) -> None:
-    print(f"\n## rnnkit experiment gate-ablation --seeds 1{' --quick' if args.quick else ''}, end to end: "
-          "the kernel against the equations")
+    print(
+        f"\n## rnnkit experiment gate-ablation --seeds 1{' --quick' if args.quick else ''}, end to end: "
+        "the kernel against the equations"
+    )
     train, dev = DATA / "sst" / "stsa.binary.train", DATA / "sst" / "stsa.binary.dev"
     seconds = []
     with tempfile.TemporaryDirectory() as directory:
         for kernel in (True, False):
             start = time.perf_counter()
-            rnnkit_command("experiment", "gate-ablation", "--data", str(train), "--val", str(dev), "--seeds", "1",
-                           "--out", str(Path(directory) / str(kernel)), *(["--quick"] if args.quick else []),
-                           kernel=kernel)
+            rnnkit_command(
+                "experiment",
+                "gate-ablation",
+                "--data",
+                str(train),
+                "--val",
+                str(dev),
+                "--seeds",
+                "1",
+                "--out",
+                str(Path(directory) / str(kernel)),
+                *(["--quick"] if args.quick else []),
+                kernel=kernel,
+            )
             seconds.append(time.perf_counter() - start)
             results = json.loads((Path(directory) / str(kernel) / "results.json").read_text())
-            print(f"{'kernel' if kernel else 'equations':<10} {seconds[-1]:>8.0f} s  "
-                  f"(rows: {len(results.get('summary', []))})", flush=True)
+            print(
+                f"{'kernel' if kernel else 'equations':<10} {seconds[-1]:>8.0f} s  "
+                f"(rows: {len(results.get('summary', []))})",
+                flush=True,
+            )
     print(f"speed-up: {seconds[1] / seconds[0]:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="2 repeats instead of 7, H 50 and 256 only, the experiment's --quick")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 repeats instead of 7, H 50 and 256 only, the experiment's --quick"
+    )
     parser.add_argument("--batch", type=int, default=32, help="batch of the standard section (default 32)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS[:-1])
     parser.add_argument("--hidden", type=int, nargs="+", default=[50, 128, 256, 512])
@@ -220,9 +276,11 @@ def main() -> None:
     if args.quick:
         args.hidden = [50, 256]
     built = kernels.load() is not None
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; rnnkit kernel: "
-          f"{'built' if built else 'unavailable (' + str(kernels.unavailable_reason()) + ')'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}; rnnkit kernel: "
+        f"{'built' if built else 'unavailable (' + str(kernels.unavailable_reason()) + ')'}"
+    )
     for section in args.sections:
         globals()[section](args)
 

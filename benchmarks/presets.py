@@ -11,6 +11,7 @@ Each seed is `rnnkit train PRESET --data TRAIN --val DEV --set train.seed=SEED` 
 seed (the metric, the training seconds and steps) and the best and the mean. Only train and dev
 files are read: test splits are not used for anything here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="training seconds (default: the preset's train.max_time)")
     parser.add_argument("--threads", type=int, help="torch threads (default: the preset's train.threads)")
     parser.add_argument("--data", type=Path, default=DATA, help=f"the data directory (default {DATA})")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="extra config overrides passed to rnnkit train")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="extra config overrides passed to rnnkit train",
+    )
     parser.add_argument("--keep", type=Path, metavar="DIR", help="train into DIR/seedN and keep the runs")
     args = parser.parse_args()
     train, dev, metric, higher, target = PRESETS[args.preset]
@@ -60,20 +66,36 @@ def main() -> None:
         root = args.keep or Path(scratch)
         for seed in args.seeds:
             run = root / f"seed{seed}"
-            rnnkit("train", args.preset, "--data", str(args.data / train), "--val", str(args.data / dev),
-                   "--out", str(run), "--set", f"train.seed={seed}", *overrides)
+            rnnkit(
+                "train",
+                args.preset,
+                "--data",
+                str(args.data / train),
+                "--val",
+                str(args.data / dev),
+                "--out",
+                str(run),
+                "--set",
+                f"train.seed={seed}",
+                *overrides,
+            )
             result = json.loads(rnnkit("eval", str(run), "--data", str(args.data / dev)))
             end = read_metrics(run / "metrics.jsonl", "end")[-1]
             best = (run / "checkpoints" / "best").read_text().strip()
             scores.append(result[metric])
-            print(f"seed {seed}: dev {metric} {result[metric]:.4f}; trained {end['elapsed']:.0f} s, "
-                  f"{end['step']} steps; best checkpoint {best}", flush=True)
+            print(
+                f"seed {seed}: dev {metric} {result[metric]:.4f}; trained {end['elapsed']:.0f} s, "
+                f"{end['step']} steps; best checkpoint {best}",
+                flush=True,
+            )
     pick = max if higher else min
     mean = statistics.mean(scores)
     spread = f" ± {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""
     met = pick(scores) >= target if higher else pick(scores) <= target
-    print(f"{args.preset}: best {pick(scores):.4f}, mean {mean:.4f}{spread} over {len(scores)} seed(s); "
-          f"target {'>=' if higher else '<='} {target}: {'met' if met else 'NOT met'}")
+    print(
+        f"{args.preset}: best {pick(scores):.4f}, mean {mean:.4f}{spread} over {len(scores)} seed(s); "
+        f"target {'>=' if higher else '<='} {target}: {'met' if met else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ process, and the peak resident memory of that process is read from the operating
 fed to the model in windows with the state carried, so the large prime should cost little more than
 the short one (the text itself, its token ids and the output it is echoed to).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,11 @@ from rnnkit.data.text import read_text, resolve_corpus
 
 def peak_rss_mib(arguments: list[str]) -> float:
     """Run `python -m rnnkit ...` in a child process; its peak resident set size in MiB."""
-    script = ("import resource, subprocess, sys\n"
-              "subprocess.run([sys.executable, '-m', 'rnnkit', *sys.argv[1:]], check=True, stdout=subprocess.DEVNULL)\n"
-              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    script = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run([sys.executable, '-m', 'rnnkit', *sys.argv[1:]], check=True, stdout=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
     result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=True)
     return int(result.stdout.strip()) / 1024  # Linux reports KiB
 
@@ -39,11 +42,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         run, prime = Path(directory) / "run", Path(directory) / "prime.txt"
         prime.write_text(large, encoding="utf-8")
-        subprocess.run([sys.executable, "-m", "rnnkit", "train", "--out", str(run), "--max-steps", "3",
-                        "--set", "train.eval_every=0"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rnnkit",
+                "train",
+                "--out",
+                str(run),
+                "--max-steps",
+                "3",
+                "--set",
+                "train.eval_every=0",
+            ],
+            check=True,
+            capture_output=True,
+        )
         print(f"prime of {len(large):,} characters; peak resident memory of `rnnkit sample ... --length 10`")
-        print(f"{'engine':<8} {'short prime MiB':>16} {'1 MB prime MiB' if args.mb == 1 else 'large prime MiB':>16} "
-              f"{'ratio':>6}")
+        print(
+            f"{'engine':<8} {'short prime MiB':>16} {'1 MB prime MiB' if args.mb == 1 else 'large prime MiB':>16} "
+            f"{'ratio':>6}"
+        )
         for engine in ("torch", "numpy"):
             base = ["sample", str(run), "--length", "10", "--engine", engine, "--temperature", "0"]
             short = peak_rss_mib([*base, "--prime", "ROMEO:"])

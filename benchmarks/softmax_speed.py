@@ -9,6 +9,7 @@ speed is the median of the tokens/s the trainer logs; the first logged interval 
 The two runs alternate twice (adaptive, full, adaptive, full) so that a change in the machine's load
 touches both, and the ratio is of the per-variant medians.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,12 +40,32 @@ def main() -> None:
         for repeat in range(2):
             for name, overrides in VARIANTS.items():
                 run = Path(scratch) / f"{name}-{repeat}"
-                subprocess.run([sys.executable, "-m", "rnnkit", "train", "wikitext2-word",
-                                "--data", str(args.data / "wiki.train.tokens"),
-                                "--val", str(args.data / "wiki.valid.tokens"), "--out", str(run),
-                                "--max-time", str(args.seconds), "--set", f"train.threads={args.threads}",
-                                "--set", "train.eval_every=0", "--set", "train.log_every=10", *overrides],
-                               check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "rnnkit",
+                        "train",
+                        "wikitext2-word",
+                        "--data",
+                        str(args.data / "wiki.train.tokens"),
+                        "--val",
+                        str(args.data / "wiki.valid.tokens"),
+                        "--out",
+                        str(run),
+                        "--max-time",
+                        str(args.seconds),
+                        "--set",
+                        f"train.threads={args.threads}",
+                        "--set",
+                        "train.eval_every=0",
+                        "--set",
+                        "train.log_every=10",
+                        *overrides,
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
                 rates[name] += tokens_per_second(run)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     for name, median in medians.items():

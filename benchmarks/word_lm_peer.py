@@ -12,6 +12,7 @@ validation pass) or --seconds, and `rnnkit eval` measures the best checkpoint on
 Prints both valid perplexities and times. The peer's code is not part of rnnkit: check it out yourself
 (github.com/pytorch/examples).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,37 +36,82 @@ def main() -> None:
     parser.add_argument("--peer", type=Path, required=True, help="pytorch/examples' word_language_model directory")
     parser.add_argument("--data", type=Path, default=DATA, help=f"WikiText-2's directory (default {DATA})")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for both (default 2)")
-    parser.add_argument("--seconds", type=float,
-                        help="rnnkit's training time (default: the peer's epoch time; the issue's budget is 1128)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        help="rnnkit's training time (default: the peer's epoch time; the issue's budget is 1128)",
+    )
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the peer's data and rnnkit's run in DIR")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch)
         corpus = root / "peer-data"
         corpus.mkdir(parents=True, exist_ok=True)
-        for name, source in (("train.txt", "wiki.train.tokens"), ("valid.txt", "wiki.valid.tokens"),
-                             ("test.txt", "wiki.valid.tokens")):
+        for name, source in (
+            ("train.txt", "wiki.train.tokens"),
+            ("valid.txt", "wiki.valid.tokens"),
+            ("test.txt", "wiki.valid.tokens"),
+        ):
             shutil.copyfile(args.data / source, corpus / name)
         environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-        peer = subprocess.run([sys.executable, "main.py", "--epochs", "1", "--tied", "--data", str(corpus),
-                               "--save", str(root / "peer-model.pt")], cwd=args.peer, env=environment,
-                              check=True, stdout=subprocess.PIPE, text=True).stdout
+        peer = subprocess.run(
+            [
+                sys.executable,
+                "main.py",
+                "--epochs",
+                "1",
+                "--tied",
+                "--data",
+                str(corpus),
+                "--save",
+                str(root / "peer-model.pt"),
+            ],
+            cwd=args.peer,
+            env=environment,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
         found = EPOCH_END.search(peer)
         if found is None:
             sys.exit(f"word_lm_peer: the peer's output has no end-of-epoch line:\n{peer[-2000:]}")
         seconds, peer_perplexity = float(found.group(1)), float(found.group(3))
-        print(f"peer word_language_model (--epochs 1 --tied): {seconds:.0f} s, valid perplexity {peer_perplexity:.1f}",
-              flush=True)
+        print(
+            f"peer word_language_model (--epochs 1 --tied): {seconds:.0f} s, valid perplexity {peer_perplexity:.1f}",
+            flush=True,
+        )
         run = root / "rnnkit-run"
-        subprocess.run([sys.executable, "-m", "rnnkit", "train", "wikitext2-word",
-                        "--data", str(args.data / "wiki.train.tokens"), "--val", str(args.data / "wiki.valid.tokens"),
-                        "--out", str(run), "--max-time", str(args.seconds or seconds), "--set", f"train.threads={args.threads}"],
-                       check=True, stdout=subprocess.DEVNULL)
-        result = json.loads(subprocess.run([sys.executable, "-m", "rnnkit", "eval", str(run)], check=True,
-                                           stdout=subprocess.PIPE, text=True).stdout)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rnnkit",
+                "train",
+                "wikitext2-word",
+                "--data",
+                str(args.data / "wiki.train.tokens"),
+                "--val",
+                str(args.data / "wiki.valid.tokens"),
+                "--out",
+                str(run),
+                "--max-time",
+                str(args.seconds or seconds),
+                "--set",
+                f"train.threads={args.threads}",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        result = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "rnnkit", "eval", str(run)], check=True, stdout=subprocess.PIPE, text=True
+            ).stdout
+        )
         end = read_metrics(run / "metrics.jsonl", "end")[-1]
-    print(f"rnnkit wikitext2-word: {end['elapsed']:.0f} s, {end['step']} steps, valid perplexity "
-          f"{result['perplexity']:.1f} (rnnkit eval: batch 1, {result['tokens']:,} tokens)")
+    print(
+        f"rnnkit wikitext2-word: {end['elapsed']:.0f} s, {end['step']} steps, valid perplexity "
+        f"{result['perplexity']:.1f} (rnnkit eval: batch 1, {result['tokens']:,} tokens)"
+    )
     print(f"perplexity ratio, peer / rnnkit: {peer_perplexity / result['perplexity']:.2f}")
 
 

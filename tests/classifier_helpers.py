@@ -1,4 +1,5 @@
 """Tiny classification data and runs for the tests: sentences whose label the words decide."""
+
 from __future__ import annotations
 
 import io
@@ -8,11 +9,22 @@ from pathlib import Path
 from rnnkit.config import apply_assignments
 from rnnkit.tasks.classifier.config import ClassifierConfig
 
-POSITIVE, NEGATIVE, NEUTRAL = ["good", "great", "fine", "fun"], ["bad", "dull", "awful", "poor"], \
-    ["the", "a", "film", "plot", "is", "was", "and", "very", "quite", "."]
-TINY_SETTINGS = ["model.embedding_size=8", "model.hidden_size=8", "train.batch_size=8", "train.log_every=5",
-                 "train.eval_every=0", "train.checkpoint_every=3600", "train.eval_batch_size=16", "train.threads=1",
-                 "optim.lr=0.01"]
+POSITIVE, NEGATIVE, NEUTRAL = (
+    ["good", "great", "fine", "fun"],
+    ["bad", "dull", "awful", "poor"],
+    ["the", "a", "film", "plot", "is", "was", "and", "very", "quite", "."],
+)
+TINY_SETTINGS = [
+    "model.embedding_size=8",
+    "model.hidden_size=8",
+    "train.batch_size=8",
+    "train.log_every=5",
+    "train.eval_every=0",
+    "train.checkpoint_every=3600",
+    "train.eval_batch_size=16",
+    "train.threads=1",
+    "optim.lr=0.01",
+]
 
 
 def sentence(rng: random.Random) -> tuple[str, str]:
@@ -35,8 +47,9 @@ def tiny_files(directory: Path) -> tuple[Path, Path]:
 
 
 def tiny_config(train: Path, validation: Path, *assignments: str) -> ClassifierConfig:
-    return apply_assignments(ClassifierConfig(), [f"data.train={train}", f"data.validation={validation}",
-                                                  *TINY_SETTINGS, *assignments])
+    return apply_assignments(
+        ClassifierConfig(), [f"data.train={train}", f"data.validation={validation}", *TINY_SETTINGS, *assignments]
+    )
 
 
 def train_tiny_classifier(run: Path, train: Path, validation: Path, *assignments: str) -> Path:

@@ -1,4 +1,5 @@
 """Running the `rnnkit` command in tests: in this process (fast) or as `python -m rnnkit` (real exit codes)."""
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,14 @@ def assert_usage_error(capsys, argv: list[str], *fragments: str) -> str:
 
 def rnnkit_process(*arguments: str, **options) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONPATH": str(SOURCE), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rnnkit", *arguments], env=environment, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", *arguments],
+        env=environment,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **options,
+    )
 
 
 def run_rnnkit(*arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -62,5 +69,10 @@ sys.exit(code)
 
 def sample_without_torch(*arguments: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(SOURCE)}
-    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, "sample", *arguments], env=environment,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, "sample", *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

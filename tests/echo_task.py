@@ -1,6 +1,6 @@
 """A stand-in task for the tests of the task registry: its runs have `eval` and nothing else."""
-from dataclasses import dataclass
 
+from dataclasses import dataclass
 
 from rnnkit.config import RunConfig
 from rnnkit.tasks import eval_command

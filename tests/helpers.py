@@ -1,5 +1,6 @@
 """What every test shares: the comparison helper (it says which tensor differs, by how much, and
 where) and the list of variants."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,6 +64,8 @@ def checkpoint_of(model, directory, architecture):
     from rnnkit.rundir import MODEL_WEIGHTS
 
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()},
-              str(directory / MODEL_WEIGHTS))
+    save_file(
+        {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()},
+        str(directory / MODEL_WEIGHTS),
+    )
     return SimpleNamespace(config=SimpleNamespace(model=architecture)), directory

@@ -1,4 +1,5 @@
 """Tiny language-model runs for the tests: a few thousand characters, a model of a few thousand weights."""
+
 from __future__ import annotations
 
 import io
@@ -14,8 +15,14 @@ from rnnkit.rundir import MODEL_WEIGHTS, TRAINER_TENSORS, RunDirectory
 from rnnkit.tasks.language_model.config import LanguageModelConfig
 
 TINY_SETTINGS = [
-    "model.embedding_size=8", "model.hidden_size=16", "train.batch_size=4", "data.window=8",
-    "train.log_every=5", "train.eval_every=0", "train.checkpoint_every=3600", "train.eval_batch_size=2",
+    "model.embedding_size=8",
+    "model.hidden_size=16",
+    "train.batch_size=4",
+    "data.window=8",
+    "train.log_every=5",
+    "train.eval_every=0",
+    "train.checkpoint_every=3600",
+    "train.eval_batch_size=2",
     "train.threads=1",
 ]
 

@@ -1,4 +1,5 @@
 """Tiny tagging data and runs for the tests: a toy grammar whose tags the words (and their endings) decide."""
+
 from __future__ import annotations
 
 import io
@@ -8,19 +9,39 @@ from pathlib import Path
 from rnnkit.config import apply_assignments
 from rnnkit.tasks.tagger.config import TaggerConfig
 
-LEXICON = {"DET": ["the", "a", "this"], "NOUN": ["dog", "cat", "idea", "house", "runner"],
-           "VERB": ["runs", "sees", "walked", "likes"], "ADJ": ["big", "quick", "red"], "PUNCT": ["."]}
-TINY_SETTINGS = ["model.embedding_size=8", "model.hidden_size=8", "model.char_embedding_size=4",
-                 "model.char_hidden_size=4", "train.batch_size=8", "train.log_every=5", "train.eval_every=0",
-                 "train.checkpoint_every=3600", "train.eval_batch_size=16", "train.threads=1", "optim.lr=0.01"]
+LEXICON = {
+    "DET": ["the", "a", "this"],
+    "NOUN": ["dog", "cat", "idea", "house", "runner"],
+    "VERB": ["runs", "sees", "walked", "likes"],
+    "ADJ": ["big", "quick", "red"],
+    "PUNCT": ["."],
+}
+TINY_SETTINGS = [
+    "model.embedding_size=8",
+    "model.hidden_size=8",
+    "model.char_embedding_size=4",
+    "model.char_hidden_size=4",
+    "train.batch_size=8",
+    "train.log_every=5",
+    "train.eval_every=0",
+    "train.checkpoint_every=3600",
+    "train.eval_batch_size=16",
+    "train.threads=1",
+    "optim.lr=0.01",
+]
 
 
 def tagged_sentence(rng: random.Random) -> list[tuple[str, str]]:
     words = [("DET", rng.choice(LEXICON["DET"]))]
     if rng.random() < 0.5:
         words.append(("ADJ", rng.choice(LEXICON["ADJ"])))
-    words += [("NOUN", rng.choice(LEXICON["NOUN"])), ("VERB", rng.choice(LEXICON["VERB"])),
-              ("DET", rng.choice(LEXICON["DET"])), ("NOUN", rng.choice(LEXICON["NOUN"])), ("PUNCT", ".")]
+    words += [
+        ("NOUN", rng.choice(LEXICON["NOUN"])),
+        ("VERB", rng.choice(LEXICON["VERB"])),
+        ("DET", rng.choice(LEXICON["DET"])),
+        ("NOUN", rng.choice(LEXICON["NOUN"])),
+        ("PUNCT", "."),
+    ]
     return [(word, tag) for tag, word in words]
 
 
@@ -50,8 +71,9 @@ def tiny_files(directory: Path) -> tuple[Path, Path]:
 
 
 def tiny_config(train: Path, validation: Path, *assignments: str) -> TaggerConfig:
-    return apply_assignments(TaggerConfig(), [f"data.train={train}", f"data.validation={validation}",
-                                              *TINY_SETTINGS, *assignments])
+    return apply_assignments(
+        TaggerConfig(), [f"data.train={train}", f"data.validation={validation}", *TINY_SETTINGS, *assignments]
+    )
 
 
 def train_tiny_tagger(run: Path, train: Path, validation: Path, *assignments: str) -> Path:

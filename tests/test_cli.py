@@ -1,4 +1,5 @@
 """End to end through the command line: train -> sample -> eval, and the help texts."""
+
 import json
 import math
 
@@ -12,8 +13,22 @@ from rnnkit.rundir import CONFIG, METRICS, SAMPLES, VOCABULARY, RunDirectory
 def test_train_sample_eval(tmp_path):
     corpus = write_tiny_corpus(tmp_path)
     run = tmp_path / "run"
-    trained = run_rnnkit("train", "--data", str(corpus), "--out", str(run), "--max-steps", "60", *tiny_flags(),
-                         "--set", "train.eval_every=30", "--set", "sample.every=30", "--set", "sample.length=20")
+    trained = run_rnnkit(
+        "train",
+        "--data",
+        str(corpus),
+        "--out",
+        str(run),
+        "--max-steps",
+        "60",
+        *tiny_flags(),
+        "--set",
+        "train.eval_every=30",
+        "--set",
+        "sample.every=30",
+        "--set",
+        "sample.length=20",
+    )
     assert trained.returncode == 0, trained.stderr
     assert "stopped at step 60 (max_steps)" in trained.stderr and "Traceback" not in trained.stderr
     for name in (CONFIG, VOCABULARY, METRICS, SAMPLES):
@@ -40,7 +55,10 @@ def test_train_sample_eval(tmp_path):
 
 def test_eval_on_another_file_counts_its_tokens(tmp_path, capsys):
     corpus = write_tiny_corpus(tmp_path)
-    assert run_main(["train", "--data", str(corpus), "--out", str(tmp_path / "run"), "--max-steps", "3", *tiny_flags()]) == 0
+    assert (
+        run_main(["train", "--data", str(corpus), "--out", str(tmp_path / "run"), "--max-steps", "3", *tiny_flags()])
+        == 0
+    )
     other = tmp_path / "other.txt"
     other.write_text(corpus.read_text()[:101])
     capsys.readouterr()
@@ -52,11 +70,34 @@ def test_eval_on_another_file_counts_its_tokens(tmp_path, capsys):
 def test_help_explains_every_option(command, capsys):
     assert run_main([command, "--help"]) == 0
     text = capsys.readouterr().out
-    options = {"train": ["--data", "--val", "--out", "--resume", "--seed", "--max-steps", "--max-epochs", "--max-time",
-                         "--set", "[model]", "[optim]"],
-               "sample": ["--prime", "--prime-file", "--length", "--temperature", "--top-k", "--top-p", "--seed",
-                          "--num-samples", "--skip-unknown", "--engine"],
-               "eval": ["--data", "nll", "bpc", "perplexity"]}[command]
+    options = {
+        "train": [
+            "--data",
+            "--val",
+            "--out",
+            "--resume",
+            "--seed",
+            "--max-steps",
+            "--max-epochs",
+            "--max-time",
+            "--set",
+            "[model]",
+            "[optim]",
+        ],
+        "sample": [
+            "--prime",
+            "--prime-file",
+            "--length",
+            "--temperature",
+            "--top-k",
+            "--top-p",
+            "--seed",
+            "--num-samples",
+            "--skip-unknown",
+            "--engine",
+        ],
+        "eval": ["--data", "nll", "bpc", "perplexity"],
+    }[command]
     for option in options:
         assert option in text, option
 

@@ -1,4 +1,5 @@
 """Real signals: Ctrl-C saves a checkpoint and exits cleanly; kill -9 leaves the last checkpoint loadable."""
+
 import json
 import signal
 import time
@@ -11,8 +12,21 @@ STEPS = 800
 
 
 def train_arguments(corpus, run, *more):
-    return ["train", "--data", str(corpus), "--out", str(run), "--max-steps", str(STEPS), *tiny_flags(),
-            "--set", "optim.schedule=cosine", "--set", "model.dropout=0.1", *more]
+    return [
+        "train",
+        "--data",
+        str(corpus),
+        "--out",
+        str(run),
+        "--max-steps",
+        str(STEPS),
+        *tiny_flags(),
+        "--set",
+        "optim.schedule=cosine",
+        "--set",
+        "model.dropout=0.1",
+        *more,
+    ]
 
 
 def wait_for_checkpoint_after_step_zero(run, process, timeout=60.0) -> None:
@@ -61,4 +75,6 @@ def test_kill_9_leaves_the_last_checkpoint_loadable(tmp_path):
     resumed = run_rnnkit("train", "--resume", str(run), "--max-steps", str(STEPS), "--set", "train.checkpoint_every=30")
     assert resumed.returncode == 0, resumed.stderr
     assert f"stopped at step {STEPS}" in resumed.stderr
-    assert all(name.startswith("step-") or name == "latest" for name in (path.name for path in (run / "checkpoints").iterdir()))
+    assert all(
+        name.startswith("step-") or name == "latest" for name in (path.name for path in (run / "checkpoints").iterdir())
+    )

@@ -4,12 +4,20 @@ import os
 import pytest
 
 from rnnkit.config import (
-    DEFAULT_PRESET, MAX_THREADS, apply_assignments, available_presets, config_from_dict, config_to_dict,
-    read_config_record, read_preset, save_config, valid_keys,
+    DEFAULT_PRESET,
+    MAX_THREADS,
+    apply_assignments,
+    available_presets,
+    config_from_dict,
+    config_to_dict,
+    read_config_record,
+    read_preset,
+    save_config,
+    valid_keys,
 )
 from rnnkit.errors import UsageError
-from rnnkit.tasks.language_model.config import LanguageModelConfig, upgrade_record
 from rnnkit.runs import new_config
+from rnnkit.tasks.language_model.config import LanguageModelConfig, upgrade_record
 
 LM = LanguageModelConfig
 
@@ -29,45 +37,53 @@ def test_every_shipped_preset_is_a_valid_config(name):
 
 
 def test_set_parses_toml_values_and_bare_strings():
-    config = apply_assignments(LM(), ["model.cell=gru", "optim.lr=1e-3", "model.hidden_size=8",
-                                      "model.tie_weights=false", "train.max_epochs=2"])
+    config = apply_assignments(
+        LM(),
+        ["model.cell=gru", "optim.lr=1e-3", "model.hidden_size=8", "model.tie_weights=false", "train.max_epochs=2"],
+    )
     assert config.model.cell == "gru" and config.optim.lr == 1e-3 and config.model.hidden_size == 8
     assert config.train.max_epochs == 2.0 and isinstance(config.train.max_epochs, float)
     assert apply_assignments(LM(), ['model.gates=""']).model.gates == ""
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("model.hiden_size=3", r"unknown config key 'model.hiden_size'; valid keys in \[model\]: cell, nonlinearity"),
-    ("modle.cell=gru", "unknown config section 'modle'; valid sections for the task language_model: optim, train, "
-                       "model, data, sample"),
-    ("train.window=8", r"unknown config key 'train.window'; valid keys in \[train\]: batch_size, seed"),
-    ("model.hidden_size=abc", "model.hidden_size: cannot read 'abc' as an integer"),
-    ("model.hidden_size=1.5", "model.hidden_size: expected an integer, got 1.5"),
-    ("model.peephole=1", "model.peephole: expected true or false, got 1"),
-    ("train.device=tpu", "train.device: expected one of auto, cpu, cuda"),
-    ("model.gates=xy", "gates: unknown gate letter"),
-    ("optim.lr=-1", "optim.lr: expected a positive number"),
-    ("optim.lr=inf", "optim.lr: expected a finite number, got inf"),
-    ("optim.lr=nan", "optim.lr: expected a finite number, got nan"),
-    ("train.max_time=inf", "train.max_time: expected a finite number"),
-    ("model.forget_bias=-inf", "model.forget_bias: expected a finite number"),
-    ("optim.beta1=1.0", r"optim.beta1: expected a number in \[0, 1\), got 1.0"),
-    ("optim.beta2=-0.1", r"optim.beta2: expected a number in \[0, 1\)"),
-    ("optim.eps=0", "optim.eps: expected a positive number"),
-    ("optim.weight_decay=-1e-4", "optim.weight_decay: expected 0 or more"),
-    ("optim.momentum=-0.5", "optim.momentum: expected 0 or more"),
-    ("train.threads=2000", f"train.threads: expected 0 \\(torch's default\\) to {MAX_THREADS}"),
-    ("train.threads=-1", "train.threads: expected 0"),
-    ("train.seed=-1", r"train.seed: expected an integer in \[0, 2\^63\)"),
-    ("train.seed=9223372036854775807", None),  # 2^63 - 1 is the largest seed
-    ("train.patience=-2", "train.patience: expected 0"),
-    ("model.peephole=true", "model.peephole = True does not apply to model.cell = 'gru'"),
-    ("model.reset=before", None),
-    ("model.nonlinearity=relu", "model.nonlinearity = 'relu' does not apply to model.cell = 'gru'"),
-    ("hidden_size=3", "expected section.key=value"),
-    ("sample.prime=a\nb", "a value cannot contain a line break"),
-    ("model.hidden_size=3\nmodel.cell=rnn", "a value cannot contain a line break"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("model.hiden_size=3", r"unknown config key 'model.hiden_size'; valid keys in \[model\]: cell, nonlinearity"),
+        (
+            "modle.cell=gru",
+            "unknown config section 'modle'; valid sections for the task language_model: optim, train, "
+            "model, data, sample",
+        ),
+        ("train.window=8", r"unknown config key 'train.window'; valid keys in \[train\]: batch_size, seed"),
+        ("model.hidden_size=abc", "model.hidden_size: cannot read 'abc' as an integer"),
+        ("model.hidden_size=1.5", "model.hidden_size: expected an integer, got 1.5"),
+        ("model.peephole=1", "model.peephole: expected true or false, got 1"),
+        ("train.device=tpu", "train.device: expected one of auto, cpu, cuda"),
+        ("model.gates=xy", "gates: unknown gate letter"),
+        ("optim.lr=-1", "optim.lr: expected a positive number"),
+        ("optim.lr=inf", "optim.lr: expected a finite number, got inf"),
+        ("optim.lr=nan", "optim.lr: expected a finite number, got nan"),
+        ("train.max_time=inf", "train.max_time: expected a finite number"),
+        ("model.forget_bias=-inf", "model.forget_bias: expected a finite number"),
+        ("optim.beta1=1.0", r"optim.beta1: expected a number in \[0, 1\), got 1.0"),
+        ("optim.beta2=-0.1", r"optim.beta2: expected a number in \[0, 1\)"),
+        ("optim.eps=0", "optim.eps: expected a positive number"),
+        ("optim.weight_decay=-1e-4", "optim.weight_decay: expected 0 or more"),
+        ("optim.momentum=-0.5", "optim.momentum: expected 0 or more"),
+        ("train.threads=2000", f"train.threads: expected 0 \\(torch's default\\) to {MAX_THREADS}"),
+        ("train.threads=-1", "train.threads: expected 0"),
+        ("train.seed=-1", r"train.seed: expected an integer in \[0, 2\^63\)"),
+        ("train.seed=9223372036854775807", None),  # 2^63 - 1 is the largest seed
+        ("train.patience=-2", "train.patience: expected 0"),
+        ("model.peephole=true", "model.peephole = True does not apply to model.cell = 'gru'"),
+        ("model.reset=before", None),
+        ("model.nonlinearity=relu", "model.nonlinearity = 'relu' does not apply to model.cell = 'gru'"),
+        ("hidden_size=3", "expected section.key=value"),
+        ("sample.prime=a\nb", "a value cannot contain a line break"),
+        ("model.hidden_size=3\nmodel.cell=rnn", "a value cannot contain a line break"),
+    ],
+)
 def test_bad_assignments_are_errors_listing_valid_keys(assignment, message):
     base = apply_assignments(LM(), ["model.cell=gru"])
     if message is None:
@@ -97,8 +113,11 @@ def test_json_round_trip(tmp_path):
 
 
 def test_a_config_from_before_tasks_is_upgraded():
-    old = {"model": {"cell": "gru"}, "train": {"window": 32, "eval_tokens": 100, "sample_every": 7, "batch_size": 4},
-           "sample": {"length": 9}}
+    old = {
+        "model": {"cell": "gru"},
+        "train": {"window": 32, "eval_tokens": 100, "sample_every": 7, "batch_size": 4},
+        "sample": {"length": 9},
+    }
     config = config_from_dict(upgrade_record(old), LM)
     assert (config.data.window, config.data.eval_tokens, config.sample.every) == (32, 100, 7)
     assert (config.train.batch_size, config.sample.length, config.model.cell) == (4, 9, "gru")

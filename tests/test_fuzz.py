@@ -3,6 +3,7 @@ flags, drawn from a seeded generator. Every command must end with exit 0, or wit
 line on stderr, no traceback, and (for a command on an existing run) the run directory unchanged.
 
 `make test` runs a few dozen cases; the slow test runs many more (`make test-all`)."""
+
 import json
 import random
 import shutil
@@ -11,15 +12,48 @@ import pytest
 import torch
 
 from cli_helpers import run_main, tiny_flags
-
 from rnnkit.config import sections, valid_keys
 from rnnkit.rundir import CONFIG, VOCABULARY
 from rnnkit.tasks.language_model.config import LanguageModelConfig
 
 QUICK_CASES, SLOW_CASES = 36, 400
-VALUES = ["-1", "0", "1", "2", "3", "1.5", "-0.5", "1e309", "-1e309", "nan", "inf", "1e-320", "true", "false", '""',
-          '"x"', "x", "lstm", "gru", "rnn", "ifo", "oi", "[1, 2]", "{a = 1}", "'", '"', "99999999999999999999",
-          "9223372036854775807", "0.999999", "1e-9", "a\nb", "\u00e9\u20ac", " ", "=", "model.cell"]
+VALUES = [
+    "-1",
+    "0",
+    "1",
+    "2",
+    "3",
+    "1.5",
+    "-0.5",
+    "1e309",
+    "-1e309",
+    "nan",
+    "inf",
+    "1e-320",
+    "true",
+    "false",
+    '""',
+    '"x"',
+    "x",
+    "lstm",
+    "gru",
+    "rnn",
+    "ifo",
+    "oi",
+    "[1, 2]",
+    "{a = 1}",
+    "'",
+    '"',
+    "99999999999999999999",
+    "9223372036854775807",
+    "0.999999",
+    "1e-9",
+    "a\nb",
+    "\u00e9\u20ac",
+    " ",
+    "=",
+    "model.cell",
+]
 JUNK = [None, -1, 0, 1.5, float("nan"), float("inf"), "x", "", [], {}, [1, "a"], {"a": None}, True, 10**30, "\u0000"]
 
 
@@ -71,17 +105,33 @@ def corrupt(run, rng: random.Random) -> None:
 def random_flags(rng: random.Random, run, corpus, out) -> list[str]:
     command = rng.choice(["train", "sample", "eval", "resume", "gradcheck"])
     pool = {
-        "train": [["--max-steps", rng.choice(["-1", "0", "1", "x"])], ["--max-time", rng.choice(["nan", "-1", "0.5"])],
-                  ["--seed", rng.choice(["-1", str(2**63), "5"])], ["--val", rng.choice(["/dev/null", "/proc", str(corpus)])],
-                  ["--data", rng.choice(["/dev/null", "/", "", str(corpus)])], ["--out", rng.choice(["", "/proc/x", str(run)])],
-                  ["--max-epochs", rng.choice(["inf", "0.01"])], [rng.choice(["PRESET", "nope", "/dev/null", "a.toml"])]],
-        "sample": [["--temperature", rng.choice(["nan", "inf", "-1", "1e-320", "0", "2"])], ["--top-k", rng.choice(["-3", "0", "2"])],
-                   ["--top-p", rng.choice(["nan", "0", "1.5", "0.3"])], ["--length", rng.choice(["-1", "0", "3"])],
-                   ["--seed", rng.choice(["-1", str(2**64), "3"])], ["--num-samples", rng.choice(["0", "2"])],
-                   ["--prime", rng.choice(["", "\u20ac\u20ac", "First"])], ["--prime-file", rng.choice(["/dev/null", "/proc", str(corpus)])],
-                   ["--engine", rng.choice(["numpy", "jax"])], ["--checkpoint", rng.choice(["best", "latest", "step-1", "../.."])],
-                   ["--skip-unknown"]],
-        "eval": [["--data", rng.choice(["/dev/null", "/proc", "", str(corpus)])], ["--checkpoint", rng.choice(["best", "x"])]],
+        "train": [
+            ["--max-steps", rng.choice(["-1", "0", "1", "x"])],
+            ["--max-time", rng.choice(["nan", "-1", "0.5"])],
+            ["--seed", rng.choice(["-1", str(2**63), "5"])],
+            ["--val", rng.choice(["/dev/null", "/proc", str(corpus)])],
+            ["--data", rng.choice(["/dev/null", "/", "", str(corpus)])],
+            ["--out", rng.choice(["", "/proc/x", str(run)])],
+            ["--max-epochs", rng.choice(["inf", "0.01"])],
+            [rng.choice(["PRESET", "nope", "/dev/null", "a.toml"])],
+        ],
+        "sample": [
+            ["--temperature", rng.choice(["nan", "inf", "-1", "1e-320", "0", "2"])],
+            ["--top-k", rng.choice(["-3", "0", "2"])],
+            ["--top-p", rng.choice(["nan", "0", "1.5", "0.3"])],
+            ["--length", rng.choice(["-1", "0", "3"])],
+            ["--seed", rng.choice(["-1", str(2**64), "3"])],
+            ["--num-samples", rng.choice(["0", "2"])],
+            ["--prime", rng.choice(["", "\u20ac\u20ac", "First"])],
+            ["--prime-file", rng.choice(["/dev/null", "/proc", str(corpus)])],
+            ["--engine", rng.choice(["numpy", "jax"])],
+            ["--checkpoint", rng.choice(["best", "latest", "step-1", "../.."])],
+            ["--skip-unknown"],
+        ],
+        "eval": [
+            ["--data", rng.choice(["/dev/null", "/proc", "", str(corpus)])],
+            ["--checkpoint", rng.choice(["best", "x"])],
+        ],
         "resume": [["--max-steps", rng.choice(["-1", "7", "x"])], ["--set", random_assignment(rng)], ["--seed", "1"]],
         "gradcheck": [["--tolerance", rng.choice(["nan", "-1", "0"])], ["--seed", rng.choice(["-1", str(2**63)])]],
     }[command]
@@ -126,14 +176,28 @@ def fuzz(capsys, trained, tmp_path, cases: int, seed: int) -> None:
         kind = case % 3
         if kind == 0:
             settings = [arg for _ in range(rng.randint(1, 3)) for arg in ("--set", random_assignment(rng))]
-            argv = ["train", "--data", str(trained[1]), "--out", str(tmp_path / f"out-{case}"), "--max-steps", "1",
-                    *tiny_flags(), *settings]
+            argv = [
+                "train",
+                "--data",
+                str(trained[1]),
+                "--out",
+                str(tmp_path / f"out-{case}"),
+                "--max-steps",
+                "1",
+                *tiny_flags(),
+                *settings,
+            ]
             check_case(capsys, argv)
         elif kind == 1:
             corrupt(run, rng)
-            argv = rng.choice([["eval", str(run)], ["sample", str(run), "--length", "5"],
-                               ["sample", str(run), "--length", "5", "--engine", "numpy"],
-                               ["train", "--resume", str(run), "--max-steps", "6"]])
+            argv = rng.choice(
+                [
+                    ["eval", str(run)],
+                    ["sample", str(run), "--length", "5"],
+                    ["sample", str(run), "--length", "5", "--engine", "numpy"],
+                    ["train", "--resume", str(run), "--max-steps", "6"],
+                ]
+            )
             check_case(capsys, argv, run)
         else:
             argv = random_flags(rng, run, trained[1], tmp_path / f"out-{case}")

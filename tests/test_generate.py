@@ -8,9 +8,9 @@ from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.generate import FEED_WINDOW, choose_token, feed, generate_tokens, next_token_probabilities, prime_ids
 from rnnkit.rundir import VOCABULARY
+from rnnkit.runs import open_run
 from rnnkit.tasks.language_model import sample_run, step_function
 from rnnkit.tasks.language_model.config import SampleConfig
-from rnnkit.runs import open_run
 
 LOGITS = np.log(np.array([0.05, 0.4, 0.1, 0.3, 0.15]))
 
@@ -91,15 +91,21 @@ def engines(trained_run):
     run = open_run(trained_run)
     vocabulary = Vocabulary.load(run.path / VOCABULARY)
     checkpoint = run.directory.checkpoint()
-    return run, vocabulary, {engine: step_function(run, checkpoint, vocabulary, engine) for engine in ("torch", "numpy")}
+    return (
+        run,
+        vocabulary,
+        {engine: step_function(run, checkpoint, vocabulary, engine) for engine in ("torch", "numpy")},
+    )
 
 
 def test_greedy_numpy_engine_equals_torch_engine(trained_run):
     run, vocabulary, steps = engines(trained_run)
     settings = SampleConfig(length=200, temperature=0.0)
     context = prime_ids(vocabulary, "ROMEO:\n", skip_unknown=False)
-    texts = {engine: "".join(generate_tokens(step, vocabulary, context, settings, np.random.default_rng(0)))
-             for engine, step in steps.items()}
+    texts = {
+        engine: "".join(generate_tokens(step, vocabulary, context, settings, np.random.default_rng(0)))
+        for engine, step in steps.items()
+    }
     assert texts["torch"] == texts["numpy"]
     assert len(set(texts["torch"])) > 3  # a trained model, not a constant string
 

@@ -1,8 +1,9 @@
 """`rnnkit gradcheck` passes on the NumPy engine and fails when a gradient is wrong."""
+
 import numpy as np
 import pytest
-from helpers import assert_close
 
+from helpers import assert_close
 from rnnkit import cli, gradcheck
 from rnnkit.reference import cells
 
@@ -19,6 +20,7 @@ def scale_parameter_gradient(backward):
     def wrong(*args):
         *rest, grads = backward(*args)
         return (*rest, {**grads, "weight_hh": grads["weight_hh"] * 1.001})
+
     return wrong
 
 
@@ -26,6 +28,7 @@ def scale_input_gradient(backward):
     def wrong(*args):
         dx, *rest = backward(*args)
         return (dx * 1.001, *rest)
+
     return wrong
 
 
@@ -42,7 +45,12 @@ def test_a_wrong_gradient_fails_both_checks(kind, make_wrong, monkeypatch, capsy
 
 def test_relative_errors():
     assert gradcheck.relative_error(np.array([1.0, -2.0]), np.array([1.0, -2.0])) == 0.0
-    assert_close(gradcheck.relative_error(np.array([1.0, 4.0]), np.array([1.0, 3.0])), 0.25,
-                 name="relative_error", rtol=1e-15, atol=0)
+    assert_close(
+        gradcheck.relative_error(np.array([1.0, 4.0]), np.array([1.0, 3.0])),
+        0.25,
+        name="relative_error",
+        rtol=1e-15,
+        atol=0,
+    )
     assert gradcheck.relative_error(np.zeros(3), np.zeros(3)) == 0.0
     assert gradcheck.directional_error((2.0, 4.0), 1.0) == 0.25

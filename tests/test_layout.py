@@ -65,15 +65,16 @@ def imported_packages(name: str) -> set[str]:
 
 def test_the_import_graph_has_no_circles():
     """A package importing its own submodules is not a circle; anything else that comes back is."""
-    edges = {name: {target for target in targets if not name.startswith(target + ".")}
-             for name, targets in GRAPH.items()}
+    edges = {
+        name: {target for target in targets if not name.startswith(target + ".")} for name, targets in GRAPH.items()
+    }
     state, circles = {}, []
 
     def visit(name, path):
         state[name] = "open"
         for target in sorted(edges[name]):
             if state.get(target) == "open":
-                circles.append(path[path.index(target):] + [target])
+                circles.append(path[path.index(target) :] + [target])
             elif target not in state:
                 visit(target, path + [target])
         state[name] = "done"
@@ -121,12 +122,19 @@ def test_one_module_reads_model_weights():
 def test_every_task_package_and_the_numpy_engine_import_without_torch():
     modules = [name for name in MODULES if name.startswith("rnnkit.tasks") and not name.endswith((".torch", "_layers"))]
     modules.append("rnnkit.tasks.numpy_layers")
-    program = ("import importlib, sys\nsys.modules['torch'] = None\n"
-               f"for name in {modules!r}:\n    importlib.import_module(name)\n"
-               "loaded = [name for name in sys.modules if name.split('.')[0] == 'torch' and sys.modules[name]]\n"
-               "assert not loaded, loaded\nprint(len(" + repr(modules) + "))\n")
-    result = subprocess.run([sys.executable, "-c", program], env={**os.environ, "PYTHONPATH": str(SOURCE)},
-                            capture_output=True, text=True, timeout=120)
+    program = (
+        "import importlib, sys\nsys.modules['torch'] = None\n"
+        f"for name in {modules!r}:\n    importlib.import_module(name)\n"
+        "loaded = [name for name in sys.modules if name.split('.')[0] == 'torch' and sys.modules[name]]\n"
+        "assert not loaded, loaded\nprint(len(" + repr(modules) + "))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**os.environ, "PYTHONPATH": str(SOURCE)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) == len(modules) >= 3 * 5
 
@@ -136,10 +144,41 @@ def test_every_citation_of_equations_md_names_one_of_its_sections():
     import re
 
     top = SOURCE.parent
-    headings = {line.lstrip("#").strip() for line in (top / "EQUATIONS.md").read_text(encoding="utf-8").splitlines()
-                if line.startswith("#")}
+    headings = {
+        line.lstrip("#").strip()
+        for line in (top / "EQUATIONS.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("#")
+    }
     texts = [path.read_text(encoding="utf-8") for path in [*PACKAGE.rglob("*.py"), top / "README.md"]]
-    cited = [" ".join(name.split()) for text in texts
-             for name in re.findall(r"EQUATIONS\.md,?\s*\(?[\"']([^\"']+)[\"']", text)]
+    cited = [
+        " ".join(name.split())
+        for text in texts
+        for name in re.findall(r"EQUATIONS\.md,?\s*\(?[\"']([^\"']+)[\"']", text)
+    ]
     assert len(cited) >= 15, cited
     assert not [name for name in cited if name not in headings], sorted(set(cited) - headings)
+
+
+def test_the_readme_s_layout_names_everything_in_the_package_and_nothing_else():
+    top = SOURCE.parent
+    readme = (top / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    tree = section.split("```", 2)[1]
+    import re
+
+    named = set(re.findall(r"[a-z_]+(?:\.py|/)", tree))
+    present = {
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in PACKAGE.iterdir()
+        if entry.name not in ("__init__.py", "__main__.py", "__pycache__")
+    }
+    present |= {
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in (PACKAGE / "tasks").iterdir()
+        if entry.name not in ("__init__.py", "__pycache__")
+    }
+    assert not present - named, f"not in the README's tree: {sorted(present - named)}"
+    task_files = {"config.py", "data.py", "metrics.py", "torch.py", "numpy.py", "__init__.py"}
+    for package in TASK_PACKAGES.values():
+        folder = PACKAGE.joinpath(*package.split(".")[1:])
+        assert {path.name for path in folder.glob("*.py")} <= task_files, folder

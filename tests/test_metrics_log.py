@@ -4,16 +4,16 @@ import json
 
 import pytest
 
+from language_model_helpers import train_tiny_run, write_tiny_corpus
 from rnnkit.errors import UsageError
 from rnnkit.metrics_log import EVENTS, MetricsLog, check_record, read_metrics
-
-from language_model_helpers import train_tiny_run, write_tiny_corpus
 
 
 def test_metrics_are_json_lines(tmp_path):
     log = MetricsLog(tmp_path / "metrics.jsonl")
-    log.write({"event": "train", "step": 1, "epoch": 0.5, "loss": 2.0, "lr": 1e-3, "tokens_per_second": 10.0,
-               "elapsed": 0.1})
+    log.write(
+        {"event": "train", "step": 1, "epoch": 0.5, "loss": 2.0, "lr": 1e-3, "tokens_per_second": 10.0, "elapsed": 0.1}
+    )
     log.write({"event": "eval", "step": 1, "loss": 1.5, "nll": 1.5, "elapsed": 0.2})
     log.close()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -22,12 +22,18 @@ def test_metrics_are_json_lines(tmp_path):
     assert read_metrics(tmp_path / "metrics.jsonl", "eval") == records[1:]
 
 
-@pytest.mark.parametrize("record, problem", [
-    ({"event": "bogus", "elapsed": 0.0}, "unknown metrics event"),
-    ({"event": "checkpoint", "elapsed": 0.0}, "missing \\['step'\\]"),
-    ({"event": "checkpoint", "step": 1}, "missing \\['elapsed'\\]"),
-    ({"event": "rollback", "to_step": 1, "lr_scale": 0.5, "rollbacks": 1, "elapsed": 0.0, "extra": 1}, "not described"),
-])
+@pytest.mark.parametrize(
+    "record, problem",
+    [
+        ({"event": "bogus", "elapsed": 0.0}, "unknown metrics event"),
+        ({"event": "checkpoint", "elapsed": 0.0}, "missing \\['step'\\]"),
+        ({"event": "checkpoint", "step": 1}, "missing \\['elapsed'\\]"),
+        (
+            {"event": "rollback", "to_step": 1, "lr_scale": 0.5, "rollbacks": 1, "elapsed": 0.0, "extra": 1},
+            "not described",
+        ),
+    ],
+)
 def test_the_writer_refuses_a_record_outside_the_schema(tmp_path, record, problem):
     with pytest.raises(ValueError, match=problem):
         check_record(record)

@@ -1,10 +1,10 @@
 """The model shipped inside the package: listed by `rnnkit models`, sampled by name on both engines
 with no training, small, and documented by its card; a shipped model is read, never trained."""
+
 import json
 import math
 
 from cli_helpers import assert_usage_error, run_main, sample_without_torch
-
 from rnnkit.pretrained import card, resolve_run_path, shipped_models
 
 GREEDY = ["--prime", "ROMEO:\n", "--length", "120", "--temperature", "0"]

@@ -1,12 +1,12 @@
 import pickle
 import zipfile
 
+import numpy as np
 import pytest
 from safetensors.numpy import save_file
-import numpy as np
 
 from rnnkit.errors import UsageError
-from rnnkit.rundir import RunDirectory, check_safetensors_file, read_tensor_file, new_run_path
+from rnnkit.rundir import RunDirectory, check_safetensors_file, new_run_path, read_tensor_file
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ with the command that made it, its training time and its validation nll on the w
 
 `make shipped-model` re-makes the shipped `shakespeare` model this way.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ from pathlib import Path
 from rnnkit.config import TrainConfig
 from rnnkit.metrics_log import read_metrics
 from rnnkit.rundir import BEST, CHECKPOINTS, CONFIG, LATEST, MODEL_WEIGHTS, VOCABULARY
-from rnnkit.tasks.language_model import evaluate_run
 from rnnkit.runs import open_run
+from rnnkit.tasks.language_model import evaluate_run
 
 TARGET = Path(__file__).resolve().parents[1] / "src" / "rnnkit" / "pretrained"
 LIMIT_BYTES = 5_000_000
@@ -49,11 +50,19 @@ def main() -> int:
     shutil.copyfile(checkpoint / MODEL_WEIGHTS, target / CHECKPOINTS / checkpoint.name / MODEL_WEIGHTS)
     for pointer in (BEST, LATEST):
         (target / CHECKPOINTS / pointer).write_text(checkpoint.name + "\n")
-    parameters = next(record["parameters"] for record in records if record["event"] == "start")
-    card = {"name": args.name, "description": args.description, "command": args.command,
-            "training_seconds": round(end["elapsed"], 1), "steps": end["step"], "checkpoint": checkpoint.name,
-            "parameters": parameters, "validation_nll": round(metrics["nll"], 4),
-            "validation_bpc": round(metrics["bpc"], 4), "validation_tokens": metrics["tokens"]}
+    parameters = read_metrics(run.directory.metrics_path, "start")[0]["parameters"]
+    card = {
+        "name": args.name,
+        "description": args.description,
+        "command": args.command,
+        "training_seconds": round(end["elapsed"], 1),
+        "steps": end["step"],
+        "checkpoint": checkpoint.name,
+        "parameters": parameters,
+        "validation_nll": round(metrics["nll"], 4),
+        "validation_bpc": round(metrics["bpc"], 4),
+        "validation_tokens": metrics["tokens"],
+    }
     (target / "model.json").write_text(json.dumps(card, indent=1) + "\n")
     size = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
     if size > LIMIT_BYTES:

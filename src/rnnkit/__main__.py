@@ -1,4 +1,5 @@
 """`python -m rnnkit` is the same command as `rnnkit`."""
+
 import sys
 
 from rnnkit.cli import main

@@ -7,6 +7,7 @@ directory itself is fsynced so the rename survives a power cut. Files and direct
 permissions the user's umask gives (tempfile's own are private). A failed write (disk full, a file
 size limit) is one UsageError naming the file, and the old file stays as it was.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,9 +1,11 @@
 """The `rnnkit` command: the only module that reads argv.
 
 Runs are created, resumed and opened through rnnkit.runs, which finds each run's task in the registry
-(rnnkit.tasks); this module names no task: a task adds its own options to the commands that read runs. Each subcommand's modules are imported only when
-that subcommand runs, so a command that needs no torch (`rnnkit sample --engine numpy`) never imports it.
+(rnnkit.tasks); this module names no task: a task adds its own options to the commands that read runs.
+Each subcommand's modules are imported only when that subcommand runs, so a command that needs no torch
+(`rnnkit sample --engine numpy`) never imports it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,60 +41,85 @@ def config_keys_help() -> str:
         lines.append(f"  task={task.name} ({task.summary}):")
         for section, section_class in sections(task.config_class).items():
             keys = ", ".join(f"{item.name}={item.default!r}" for item in fields(section_class))
-            lines.append(textwrap.fill(keys, width=100, initial_indent=f"    [{section}] ",
-                                       subsequent_indent="        "))
+            lines.append(
+                textwrap.fill(keys, width=100, initial_indent=f"    [{section}] ", subsequent_indent="        ")
+            )
     return "\n".join(lines)
 
 
 def checkpoint_option(parser) -> None:
-    parser.add_argument("--checkpoint", metavar="NAME",
-                        help="latest, best or a kept checkpoint such as step-00001200 (default: best if the run "
-                        "has one, else latest)")
+    parser.add_argument(
+        "--checkpoint",
+        metavar="NAME",
+        help="latest, best or a kept checkpoint such as step-00001200 (default: best if the run has one, else latest)",
+    )
 
 
 def add_train_parser(commands) -> None:
     train = commands.add_parser(
-        "train", help="train a model (default: the shakespeare-char preset, a character-level language model)",
+        "train",
+        help="train a model (default: the shakespeare-char preset, a character-level language model)",
         description="Train a model of any task: the preset (or --set task=NAME) chooses the task. Settings come "
         "from the dataclass defaults, then the preset, then --set, then the flags below. Limits count the whole "
         "run, resumes included.",
-        epilog=config_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=config_keys_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("preset", nargs="?", metavar="PRESET|CONFIG.toml",
-                       help="a shipped preset name or a TOML file of overrides (default: shakespeare-char)")
+    train.add_argument(
+        "preset",
+        nargs="?",
+        metavar="PRESET|CONFIG.toml",
+        help="a shipped preset name or a TOML file of overrides (default: shakespeare-char)",
+    )
     train.add_argument("--data", metavar="FILE", help="the training data (the task's training-data key)")
     train.add_argument("--val", metavar="FILE", help="the validation data (the task's validation-data key)")
     train.add_argument("--out", metavar="DIR", help="the new run directory (default: a new directory under runs/)")
-    train.add_argument("--resume", metavar="DIR",
-                       help="continue the run in DIR exactly where its last checkpoint left it; only the limits, "
-                       "device and reporting intervals may change")
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR exactly where its last checkpoint left it; only the limits, "
+        "device and reporting intervals may change",
+    )
     train.add_argument("--seed", type=int, metavar="S", help="random seed for initialisation and dropout (train.seed)")
     train.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimisation steps (train.max_steps)")
     train.add_argument("--max-epochs", type=float, metavar="N", help="stop after N passes over the training data")
     train.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this many seconds of training")
-    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one config key, e.g. --set model.hidden_size=256 (repeatable)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key, e.g. --set model.hidden_size=256 (repeatable)",
+    )
 
 
 # The commands that read a trained run: (help, description). Each takes the run and --checkpoint; the
 # run's task gives the rest (rnnkit.tasks.Task.options), and the task's handler runs it.
 RUN_COMMAND_TEXTS = {
-    "sample": ("generate text from a trained language model",
-               "Generate text from a language-model run (its best checkpoint, or --checkpoint), streamed to stdout as "
-               "it is chosen. Unset options take the run's [sample] config."),
-    "eval": ("evaluate a trained run on its validation data or a file; prints the task's metrics",
-             "Evaluate a run (its best checkpoint, or --checkpoint) and print its task's metrics as one JSON object. A "
-             "language model follows the protocol of EQUATIONS.md (the whole text as one stream, batch 1, state "
-             "carried): nll in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll), tokens."),
-    "predict": ("label new inputs with a trained classifier or tagger; one JSON line per input for a classifier",
-                "Label each TEXT (or, with none, each line of standard input) with the run's model (its best "
-                "checkpoint, or --checkpoint). A classifier prints one JSON line per input: the text, the label, the "
-                "probability of every label, and the words the vocabulary does not hold (read as <unk>). A tagger "
-                "prints CoNLL-U (or tsv) with the predicted tags."),
-    "score": ("score each line of a text with a language model: log-probability, tokens, perplexity",
-              "Score each line of FILE (or standard input) with a language-model run: one JSON line per input line "
-              "with the summed natural-log probability of its tokens (its line end included), the token count, the "
-              "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry."),
+    "sample": (
+        "generate text from a trained language model",
+        "Generate text from a language-model run (its best checkpoint, or --checkpoint), streamed to stdout as "
+        "it is chosen. Unset options take the run's [sample] config.",
+    ),
+    "eval": (
+        "evaluate a trained run on its validation data or a file; prints the task's metrics",
+        "Evaluate a run (its best checkpoint, or --checkpoint) and print its task's metrics as one JSON object. A "
+        "language model follows the protocol of EQUATIONS.md (the whole text as one stream, batch 1, state "
+        "carried): nll in nats per predicted token, bpc = nll / ln 2, perplexity = exp(nll), tokens.",
+    ),
+    "predict": (
+        "label new inputs with a trained classifier or tagger; one JSON line per input for a classifier",
+        "Label each TEXT (or, with none, each line of standard input) with the run's model (its best "
+        "checkpoint, or --checkpoint). A classifier prints one JSON line per input: the text, the label, the "
+        "probability of every label, and the words the vocabulary does not hold (read as <unk>). A tagger "
+        "prints CoNLL-U (or tsv) with the predicted tags.",
+    ),
+    "score": (
+        "score each line of a text with a language model: log-probability, tokens, perplexity",
+        "Score each line of FILE (or standard input) with a language-model run: one JSON line per input line "
+        "with the summed natural-log probability of its tokens (its line end included), the token count, the "
+        "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry.",
+    ),
 }
 
 
@@ -130,7 +157,8 @@ def add_experiment_parser(commands) -> None:
     from rnnkit.experiments import EXPERIMENT_MODULES, experiment_module
 
     experiment = commands.add_parser(
-        "experiment", help="reproduce a lecture claim: train, then write results.json, report.md and plots",
+        "experiment",
+        help="reproduce a lecture claim: train, then write results.json, report.md and plots",
         description="Run one of the lectures' experiments through the normal training path. Each writes results.json "
         "(every run), report.md (the lecture's number beside ours) and PNG plots into --out.",
     )
@@ -148,9 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     for command in RUN_COMMAND_TEXTS:
         add_run_command_parser(commands, command)
     add_experiment_parser(commands)
-    commands.add_parser("models", help="list the models shipped with rnnkit (use a name in place of a run directory)",
-                        description="List the trained models that ship inside the package; `rnnkit sample NAME`, "
-                        "`rnnkit eval NAME` and the experiments take a name in place of a run directory.")
+    commands.add_parser(
+        "models",
+        help="list the models shipped with rnnkit (use a name in place of a run directory)",
+        description="List the trained models that ship inside the package; `rnnkit sample NAME`, "
+        "`rnnkit eval NAME` and the experiments take a name in place of a run directory.",
+    )
     gradcheck = commands.add_parser(
         "gradcheck",
         help="check the NumPy engine's hand-written BPTT against finite differences and torch autograd",
@@ -159,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints a table and exits non-zero if any check fails.",
     )
     gradcheck.add_argument("--seed", type=int, default=0, help="random seed for sizes and data (default 0)")
-    gradcheck.add_argument("--tolerance", type=float, default=1e-6,
-                           help="largest relative error that passes (default 1e-6)")
+    gradcheck.add_argument(
+        "--tolerance", type=float, default=1e-6, help="largest relative error that passes (default 1e-6)"
+    )
     return parser
 
 
@@ -177,8 +209,17 @@ def train(args: argparse.Namespace) -> int:
 
     check_seed_option("--seed", args.seed)
     if args.resume is not None:
-        given = [name for name, value in (("PRESET", args.preset), ("--data", args.data), ("--val", args.val),
-                                          ("--out", args.out), ("--seed", args.seed)) if value is not None]
+        given = [
+            name
+            for name, value in (
+                ("PRESET", args.preset),
+                ("--data", args.data),
+                ("--val", args.val),
+                ("--out", args.out),
+                ("--seed", args.seed),
+            )
+            if value is not None
+        ]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with --resume: the run keeps its config")
         schema = type(open_run(args.resume).config)  # --set is checked against the run's own task
@@ -198,11 +239,16 @@ def train(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if reason == "interrupted":
         name = signal.Signals(trainer.stop_signal).name if trainer.stop_signal else "a signal"
-        print(f"rnnkit train: stopped by {name} at step {trainer.step}; checkpoint saved; continue with "
-              f"rnnkit train --resume {trainer.run_directory.path}", file=sys.stderr)
+        print(
+            f"rnnkit train: stopped by {name} at step {trainer.step}; checkpoint saved; continue with "
+            f"rnnkit train --resume {trainer.run_directory.path}",
+            file=sys.stderr,
+        )
         return 128 + (trainer.stop_signal or signal.SIGINT)
-    print(f"rnnkit train: stopped at step {trainer.step} ({reason}); run directory {trainer.run_directory.path}",
-          file=sys.stderr)
+    print(
+        f"rnnkit train: stopped at step {trainer.step} ({reason}); run directory {trainer.run_directory.path}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -236,9 +282,11 @@ def models(args: argparse.Namespace) -> int:
 
     for name in shipped_models():
         about = card(name)
-        print(f"{name}\t{about['description']}; {about['parameters']:,} parameters, validation nll "
-              f"{about['validation_nll']:.3f} ({about['validation_bpc']:.3f} bits per character) after "
-              f"{about['training_seconds']:.0f} s of training")
+        print(
+            f"{name}\t{about['description']}; {about['parameters']:,} parameters, validation nll "
+            f"{about['validation_nll']:.3f} ({about['validation_bpc']:.3f} bits per character) after "
+            f"{about['training_seconds']:.0f} s of training"
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ type or range, are errors that list the valid keys of the task. The resolved con
 JSON in the run directory and rebuilt from it by `--resume`, `sample` and `eval`. This module imports
 only the standard library.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -102,13 +103,21 @@ class CellSettings(Section):
         defaults = CellSpec("lstm").keywords() | CellSpec("gru").keywords() | CellSpec("rnn").keywords()
         for key, value in defaults.items():
             if key not in spec.keywords() and getattr(self, key) != value:
-                raise UsageError(f"{self.name}.{key} = {getattr(self, key)!r} does not apply to "
-                                 f"{self.name}.cell = {self.cell!r}; leave it at {value!r}")
+                raise UsageError(
+                    f"{self.name}.{key} = {getattr(self, key)!r} does not apply to "
+                    f"{self.name}.cell = {self.cell!r}; leave it at {value!r}"
+                )
 
     def cell_spec(self) -> CellSpec:
         return CellSpec(
-            kind=self.cell, nonlinearity=self.nonlinearity, gates=self.gates, peephole=self.peephole,
-            coupled=self.coupled, forget_bias=self.forget_bias, reset=self.reset, reset_gate=self.reset_gate,
+            kind=self.cell,
+            nonlinearity=self.nonlinearity,
+            gates=self.gates,
+            peephole=self.peephole,
+            coupled=self.coupled,
+            forget_bias=self.forget_bias,
+            reset=self.reset,
+            reset_gate=self.reset_gate,
         )
 
 
@@ -144,10 +153,16 @@ class LabelledDataSettings(Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
+        require(
+            0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction
+        )
         require(self.min_count >= 1, "data.min_count", "expected a positive integer", self.min_count)
-        require(self.max_vocabulary == 0 or self.max_vocabulary >= 3, "data.max_vocabulary",
-                "expected 0 (no limit) or at least 3", self.max_vocabulary)
+        require(
+            self.max_vocabulary == 0 or self.max_vocabulary >= 3,
+            "data.max_vocabulary",
+            "expected 0 (no limit) or at least 3",
+            self.max_vocabulary,
+        )
 
 
 @dataclass(frozen=True)
@@ -183,14 +198,24 @@ class OptimConfig(Section):
             require(getattr(self, key) >= 0, f"optim.{key}", "expected 0 or more", getattr(self, key))
         require(self.clip_threshold > 0, "optim.clip_threshold", "expected a positive number", self.clip_threshold)
         require(self.warmup_steps >= 0, "optim.warmup_steps", "expected 0 or more", self.warmup_steps)
-        require(0 <= self.min_lr_fraction <= 1, "optim.min_lr_fraction", "expected a fraction in [0, 1]",
-                self.min_lr_fraction)
+        require(
+            0 <= self.min_lr_fraction <= 1,
+            "optim.min_lr_fraction",
+            "expected a fraction in [0, 1]",
+            self.min_lr_fraction,
+        )
         require(0 < self.plateau_factor < 1, "optim.plateau_factor", "expected a factor in (0, 1)", self.plateau_factor)
         require(self.plateau_patience >= 0, "optim.plateau_patience", "expected 0 or more", self.plateau_patience)
         require(self.nonmono >= 1, "optim.nonmono", "expected a positive integer", self.nonmono)
-        require(0 <= self.ema_decay < 1, "optim.ema_decay", "expected a decay in [0, 1) (0: no average)", self.ema_decay)
-        require(not (self.ema_decay and self.optimizer == "nt-asgd"), "optim.ema_decay",
-                "nt-asgd averages the weights itself; expected 0 with it", self.ema_decay)
+        require(
+            0 <= self.ema_decay < 1, "optim.ema_decay", "expected a decay in [0, 1) (0: no average)", self.ema_decay
+        )
+        require(
+            not (self.ema_decay and self.optimizer == "nt-asgd"),
+            "optim.ema_decay",
+            "nt-asgd averages the weights itself; expected 0 with it",
+            self.ema_decay,
+        )
 
 
 @dataclass(frozen=True)
@@ -218,16 +243,38 @@ class TrainConfig(Section):
         super().__post_init__()
         for key in ("batch_size", "log_every", "eval_batch_size", "max_bad_steps"):
             require(getattr(self, key) >= 1, f"train.{key}", "expected a positive integer", getattr(self, key))
-        for key in ("max_steps", "max_epochs", "max_time", "eval_every", "patience", "keep_checkpoints",
-                    "keep_every", "max_rollbacks"):
-            require(getattr(self, key) >= 0, f"train.{key}", "expected 0 (no limit / never) or more", getattr(self, key))
-        require(0 <= self.threads <= MAX_THREADS, "train.threads",
-                f"expected 0 (torch's default) to {MAX_THREADS} (4 per CPU)", self.threads)
+        for key in (
+            "max_steps",
+            "max_epochs",
+            "max_time",
+            "eval_every",
+            "patience",
+            "keep_checkpoints",
+            "keep_every",
+            "max_rollbacks",
+        ):
+            require(
+                getattr(self, key) >= 0, f"train.{key}", "expected 0 (no limit / never) or more", getattr(self, key)
+            )
+        require(
+            0 <= self.threads <= MAX_THREADS,
+            "train.threads",
+            f"expected 0 (torch's default) to {MAX_THREADS} (4 per CPU)",
+            self.threads,
+        )
         check_seed("train.seed", self.seed)
-        require(self.checkpoint_every > 0, "train.checkpoint_every", "expected a positive number of seconds",
-                self.checkpoint_every)
-        require(0 < self.rollback_lr_factor < 1, "train.rollback_lr_factor", "expected a factor in (0, 1)",
-                self.rollback_lr_factor)
+        require(
+            self.checkpoint_every > 0,
+            "train.checkpoint_every",
+            "expected a positive number of seconds",
+            self.checkpoint_every,
+        )
+        require(
+            0 < self.rollback_lr_factor < 1,
+            "train.rollback_lr_factor",
+            "expected a factor in (0, 1)",
+            self.rollback_lr_factor,
+        )
         choice("train.device", self.device, DEVICES)
 
 
@@ -245,12 +292,19 @@ class RunConfig:
         require(self.task == expected, "task", f"this configuration is for {expected!r}", self.task)
         limits = (self.train.max_steps, self.train.max_epochs, self.train.max_time)
         if self.optim.schedule == "cosine" and not any(limits):
-            raise UsageError("optim.schedule = 'cosine' needs a limit to decay over: set train.max_steps, "
-                             "train.max_epochs or train.max_time")
+            raise UsageError(
+                "optim.schedule = 'cosine' needs a limit to decay over: set train.max_steps, "
+                "train.max_epochs or train.max_time"
+            )
 
 
-TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-              tuple[int, ...]: "a list of integers, e.g. [1000, 5000]"}
+TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    tuple[int, ...]: "a list of integers, e.g. [1000, 5000]",
+}
 
 
 def sections(schema: type[RunConfig]) -> dict[str, type[Section]]:
@@ -266,12 +320,14 @@ def valid_keys(schema: type[RunConfig], section: str) -> list[str]:
 def _check_key(schema: type[RunConfig], section: str, key: str) -> type:
     known = sections(schema)
     if section not in known:
-        raise UsageError(f"unknown config section {section!r}; valid sections for the task "
-                         f"{schema.task}: {', '.join(known)}")
+        raise UsageError(
+            f"unknown config section {section!r}; valid sections for the task {schema.task}: {', '.join(known)}"
+        )
     types = typing.get_type_hints(known[section])
     if key not in types or key == "name":
-        raise UsageError(f"unknown config key '{section}.{key}'; valid keys in [{section}]: "
-                         f"{', '.join(valid_keys(schema, section))}")
+        raise UsageError(
+            f"unknown config key '{section}.{key}'; valid keys in [{section}]: {', '.join(valid_keys(schema, section))}"
+        )
     return types[key]
 
 
@@ -304,7 +360,8 @@ def config_from_dict(record: object, schema: type[RunConfig], source: str = "con
         if not isinstance(entries, dict):
             raise UsageError(f"{source}: [{section}] must be a table of keys")
         values[section] = sections(schema)[section](
-            **{key: _check_type(schema, section, key, value) for key, value in entries.items()})
+            **{key: _check_type(schema, section, key, value) for key, value in entries.items()}
+        )
     return schema(**values)
 
 
@@ -393,8 +450,9 @@ def read_preset(name_or_path: str) -> tuple[dict, str]:
         text = (resources.files("rnnkit") / "presets" / f"{name_or_path}.toml").read_bytes()
         source = f"preset {name_or_path}"
     else:
-        raise UsageError(f"unknown preset {name_or_path!r}; shipped presets: {', '.join(available_presets())} "
-                         "(or give a .toml path)")
+        raise UsageError(
+            f"unknown preset {name_or_path!r}; shipped presets: {', '.join(available_presets())} (or give a .toml path)"
+        )
     try:
         return tomllib.loads(text.decode("utf-8-sig")), source  # a byte-order mark is allowed
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

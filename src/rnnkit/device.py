@@ -1,5 +1,6 @@
 """The machine: the `train.device` setting made concrete (nothing in rnnkit hard-codes a device),
 CPU threads, and whether a model fits in memory at all."""
+
 from __future__ import annotations
 
 import os
@@ -42,5 +43,7 @@ def check_model_size(build: Callable[[], torch.nn.Module], copies: int) -> None:
     needed = parameters * 4 * copies  # float32
     memory = physical_memory_bytes()
     if memory is not None and needed > memory:
-        raise UsageError(f"the model is too large: {parameters:,} parameters need about {needed / 2**30:,.1f} GiB "
-                         f"({copies} float32 copies), and this machine has {memory / 2**30:,.1f} GiB")
+        raise UsageError(
+            f"the model is too large: {parameters:,} parameters need about {needed / 2**30:,.1f} GiB "
+            f"({copies} float32 copies), and this machine has {memory / 2**30:,.1f} GiB"
+        )

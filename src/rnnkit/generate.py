@@ -6,6 +6,7 @@ between calls. The torch model and the NumPy engine both provide one. The choice
 happens here, in NumPy float64 with a seeded generator, so both engines choose alike and the same
 seed gives the same text. This module imports neither torch nor any task.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -77,12 +78,13 @@ def feed(step: StepFunction, ids: list[int], state=None, window: int = FEED_WIND
     after the last id and the state."""
     logits = None
     for start in range(0, len(ids), window):
-        logits, state = step(ids[start:start + window], state)
+        logits, state = step(ids[start : start + window], state)
     return logits, state
 
 
-def generate_tokens(step: StepFunction, vocabulary: Vocabulary, context: list[int], settings,
-                    rng: np.random.Generator) -> Iterator[str]:
+def generate_tokens(
+    step: StepFunction, vocabulary: Vocabulary, context: list[int], settings, rng: np.random.Generator
+) -> Iterator[str]:
     """Yield `settings.length` tokens, one at a time, continuing the context ids."""
     logits, state = feed(step, context or start_ids(vocabulary))
     for count in range(1, settings.length + 1):
@@ -97,15 +99,17 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
-def beam_search(step: StepFunction, context: list[int], width: int, length: int, end: int | None = None,
-                length_penalty: float = 0.0) -> list[tuple[list[int], float, float]]:
+def beam_search(
+    step: StepFunction, context: list[int], width: int, length: int, end: int | None = None, length_penalty: float = 0.0
+) -> list[tuple[list[int], float, float]]:
     """The `width` most likely continuations of the context (EQUATIONS.md, "Sampling and beam search"): each step
     every live hypothesis is extended by each token, and the `width` best by ranking score stay; a
     hypothesis that reaches `end` or `length` tokens is finished and leaves the beam. The ranking score
     is logp / |y|^length_penalty (0: the raw sum of log-probabilities). Returns (ids, logp, score),
     best first. Works for any model that gives next-token scores through a step function."""
+
     def rank(logp: float, size: int) -> float:
-        return logp / size ** length_penalty if size else logp
+        return logp / size**length_penalty if size else logp
 
     logits, state = feed(step, context)
     live = [([], 0.0, logits, state)]  # (ids, logp, next-token scores, state)

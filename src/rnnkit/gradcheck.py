@@ -8,6 +8,7 @@ and its gradients (every parameter, the input, the initial state) are compared w
   (b) torch autograd of the same loss: torch.nn for the standard cells, rnnkit.nn (its pure-equation
       path, fused=False) for the variants torch.nn lacks; here outputs and final states are compared too.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,8 @@ class Case:
         steps, batch, hidden = sizes["T"], sizes["B"], sizes["H"]
         states = 2 if spec.has_cell_state else 1
         self.layer = getattr(reference, CLASS_NAMES[spec.kind])(
-            sizes["I"], hidden, sizes["layers"], bidirectional=True, seed=int(rng.integers(2**31)),
-            **spec.keywords())
+            sizes["I"], hidden, sizes["layers"], bidirectional=True, seed=int(rng.integers(2**31)), **spec.keywords()
+        )
         self.x = rng.standard_normal((steps, batch, sizes["I"]))  # (T, B, I)
         self.hx = [rng.standard_normal((sizes["layers"] * 2, batch, hidden)) for _ in range(states)]  # (L*D, B, H)
         self.d_output = rng.standard_normal((steps, batch, 2 * hidden))  # (T, B, D*H)
@@ -176,8 +177,13 @@ def check_variant(spec: CellSpec, rng: np.random.Generator, sizes: dict, toleran
     except Exception as exc:  # the reference itself fails: both checks fail, and the table goes on
         message = f"{type(exc).__name__}: {exc}"
         return [(check, "FAIL", None, message) for check in ("finite differences", autograd_check)]
-    rows = [judge("finite differences",
-                  lambda: compare(*finite_differences(case, ours, rng), error=directional_error), tolerance)]
+    rows = [
+        judge(
+            "finite differences",
+            lambda: compare(*finite_differences(case, ours, rng), error=directional_error),
+            tolerance,
+        )
+    ]
     if spec.is_standard or rnnkit_nn_available():
         rows.append(judge(autograd_check, lambda: compare(ours, autograd(case, torch_module(spec, sizes))), tolerance))
     else:
@@ -189,8 +195,10 @@ def run(seed: int = 0, tolerance: float = 1e-6) -> int:
     rng = np.random.default_rng(seed)
     sizes = draw_sizes(rng)
     print(f"rnnkit gradcheck: seed {seed}, tolerance {tolerance:g}, float64")
-    print(f"case: T={sizes['T']} B={sizes['B']} input={sizes['I']} hidden={sizes['H']}, {sizes['layers']} layers, "
-          f"bidirectional, lengths {sizes['lengths']}")
+    print(
+        f"case: T={sizes['T']} B={sizes['B']} input={sizes['I']} hidden={sizes['H']}, {sizes['layers']} layers, "
+        f"bidirectional, lengths {sizes['lengths']}"
+    )
     print("each row: the worst tensor among every parameter gradient, d_input and d_hx (and, against autograd,")
     print("  output and final states) and its relative error:")
     print("  finite differences: along a random unit direction v per tensor,")

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from rnnkit.errors import UsageError
 
-COMMON_FIELDS = {"event": "the kind of record (a key of EVENTS)",
-                 "elapsed": "seconds of training when written, the run's earlier sessions included"}
+COMMON_FIELDS = {
+    "event": "the kind of record (a key of EVENTS)",
+    "elapsed": "seconds of training when written, the run's earlier sessions included",
+}
 
 
 @dataclass(frozen=True)
@@ -36,41 +38,92 @@ class Event:
     def check(self, record: dict) -> None:
         """ValueError unless the record has this kind's fields and no field it does not describe."""
         missing = [name for name in (*COMMON_FIELDS, *self.fields) if name not in record]
-        unknown = [name for name in record if name not in COMMON_FIELDS and name not in self.fields
-                   and name not in self.optional]
+        unknown = [
+            name
+            for name in record
+            if name not in COMMON_FIELDS and name not in self.fields and name not in self.optional
+        ]
         if missing or (unknown and not self.task_fields):
             raise ValueError(f"a {self.name!r} record: missing {missing}, not described {unknown}")
 
 
 RUN_OPENED = {"step": "the step training starts from", "parameters": "the model's parameter count"}
-EVENTS = {event.name: event for event in (
-    Event("start", "training of a new run began", RUN_OPENED,
-          task_fields="the task's start record, e.g. the classifier's pretrained_vectors"),
-    Event("resume", "training of a run went on from its latest checkpoint", RUN_OPENED,
-          task_fields="the task's start record, as for start"),
-    Event("train", "progress since the previous train record (every train.log_every steps)",
-          {"step": "steps done", "epoch": "passes over the training data done",
-           "loss": "the mean training loss of those steps (null if every one was skipped)", "lr": "the learning rate"},
-          task_fields="<unit>_per_second: training speed in the task's count unit (tokens, sentences)"),
-    Event("eval", "a validation", {"step": "steps done", "loss": "the validation loss the schedules watch"},
-          task_fields="the task's validation metrics (its best_metric among them: nll, accuracy, ...)"),
-    Event("lr_drop", "the plateau schedule lowered the learning rate",
-          {"step": "steps done", "plateau_factor": "the factor now applied to optim.lr"}),
-    Event("averaging", "NT-ASGD switched to averaging the weights", {"step": "steps done"}),
-    Event("checkpoint", "a checkpoint was saved", {"step": "its step"},
-          optional={"best": "true when it holds the best validation metric so far"}),
-    Event("checkpoint_refused", "a checkpoint was not saved (the weights were not finite)",
-          {"step": "steps done", "reason": "why"}),
-    Event("skip", "a step was skipped", {"step": "its number", "reason": "non-finite loss or non-finite gradient",
-                                         "loss": "its loss (null if not finite)",
-                                         "consecutive": "skipped steps in a row"}),
-    Event("rollback", "training went back to the last checkpoint with a lower learning rate",
-          {"to_step": "the checkpoint's step", "lr_scale": "the learning rate's new scale",
-           "rollbacks": "rollbacks so far"}),
-    Event("end", "training stopped", {"step": "steps done", "reason": "max_steps, max_epochs, max_time, patience "
-                                                                      "or interrupted"},
-          task_fields="<unit>: what the whole run trained on, in the task's count unit"),
-)}
+EVENTS = {
+    event.name: event
+    for event in (
+        Event(
+            "start",
+            "training of a new run began",
+            RUN_OPENED,
+            task_fields="the task's start record, e.g. the classifier's pretrained_vectors",
+        ),
+        Event(
+            "resume",
+            "training of a run went on from its latest checkpoint",
+            RUN_OPENED,
+            task_fields="the task's start record, as for start",
+        ),
+        Event(
+            "train",
+            "progress since the previous train record (every train.log_every steps)",
+            {
+                "step": "steps done",
+                "epoch": "passes over the training data done",
+                "loss": "the mean training loss of those steps (null if every one was skipped)",
+                "lr": "the learning rate",
+            },
+            task_fields="<unit>_per_second: training speed in the task's count unit (tokens, sentences)",
+        ),
+        Event(
+            "eval",
+            "a validation",
+            {"step": "steps done", "loss": "the validation loss the schedules watch"},
+            task_fields="the task's validation metrics (its best_metric among them: nll, accuracy, ...)",
+        ),
+        Event(
+            "lr_drop",
+            "the plateau schedule lowered the learning rate",
+            {"step": "steps done", "plateau_factor": "the factor now applied to optim.lr"},
+        ),
+        Event("averaging", "NT-ASGD switched to averaging the weights", {"step": "steps done"}),
+        Event(
+            "checkpoint",
+            "a checkpoint was saved",
+            {"step": "its step"},
+            optional={"best": "true when it holds the best validation metric so far"},
+        ),
+        Event(
+            "checkpoint_refused",
+            "a checkpoint was not saved (the weights were not finite)",
+            {"step": "steps done", "reason": "why"},
+        ),
+        Event(
+            "skip",
+            "a step was skipped",
+            {
+                "step": "its number",
+                "reason": "non-finite loss or non-finite gradient",
+                "loss": "its loss (null if not finite)",
+                "consecutive": "skipped steps in a row",
+            },
+        ),
+        Event(
+            "rollback",
+            "training went back to the last checkpoint with a lower learning rate",
+            {
+                "to_step": "the checkpoint's step",
+                "lr_scale": "the learning rate's new scale",
+                "rollbacks": "rollbacks so far",
+            },
+        ),
+        Event(
+            "end",
+            "training stopped",
+            {"step": "steps done", "reason": "max_steps, max_epochs, max_time, patience or interrupted"},
+            task_fields="<unit>: what the whole run trained on, in the task's count unit",
+        ),
+    )
+}
 
 
 def finite_or_none(value: float) -> float | None:

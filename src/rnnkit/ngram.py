@@ -16,6 +16,7 @@ vocabulary so that no word has probability 0.
 estimates); a number uses that one discount everywhere and the continuation counts alone at the
 unigram level, which is `nltk.lm.KneserNeyInterpolated`'s model (the tests compare the two).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,14 +43,15 @@ class KneserNey:
             self.vocabulary.update(sentence)
             padded = [START] * (self.order - 1) + list(sentence)
             for end in range(self.order - 1, len(padded)):
-                highest[tuple(padded[end - self.order + 1:end])][padded[end]] += 1
+                highest[tuple(padded[end - self.order + 1 : end])][padded[end]] += 1
         for k in range(self.order - 2, -1, -1):  # continuation counts, from the order above
             for context, words in self.counts[k + 1].items():
                 for word in words:
                     self.counts[k][context[1:]][word] += 1
         self.discounts = [self.estimate_discounts(k) for k in range(self.order)]
-        self.gammas = [{context: self.gamma(k, words) for context, words in self.counts[k].items()}
-                       for k in range(self.order)]
+        self.gammas = [
+            {context: self.gamma(k, words) for context, words in self.counts[k].items()} for k in range(self.order)
+        ]
         return self
 
     def gamma(self, k: int, words: Counter) -> tuple[int, float]:
@@ -71,7 +73,7 @@ class KneserNey:
 
     def probability(self, word: str, context: tuple[str, ...]) -> float:
         """p(word | the last order-1 words of context), interpolated down to the uniform distribution."""
-        context = tuple(context[-(self.order - 1):]) if self.order > 1 else ()
+        context = tuple(context[-(self.order - 1) :]) if self.order > 1 else ()
         return self._probability(word, context)
 
     def _probability(self, word: str, context: tuple[str, ...]) -> float:
@@ -91,8 +93,10 @@ class KneserNey:
     def sentence_log_probability(self, sentence: list[str]) -> float:
         """The natural log of the probability of a sentence's tokens (the start symbols are context only)."""
         padded = [START] * (self.order - 1) + list(sentence)
-        return sum(math.log(self.probability(padded[end], tuple(padded[max(0, end - self.order + 1):end])))
-                   for end in range(self.order - 1, len(padded)))
+        return sum(
+            math.log(self.probability(padded[end], tuple(padded[max(0, end - self.order + 1) : end])))
+            for end in range(self.order - 1, len(padded))
+        )
 
     def perplexity(self, sentences: Iterable[list[str]]) -> tuple[float, int]:
         """(perplexity per token, tokens) of some sentences."""

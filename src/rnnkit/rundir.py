@@ -21,6 +21,7 @@ moment leaves `latest` naming a complete checkpoint. The weights of a checkpoint
 nowhere else (`read_model_weights`). This module imports neither torch nor numpy; reading weights
 imports the one the caller asks for.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -111,7 +112,9 @@ class RunDirectory:
         """The directory of the newest complete checkpoint."""
         directory = self.pointed_checkpoint(LATEST)
         if directory is None:
-            raise UsageError(f"{self.path}: the run has no checkpoint yet; start it with rnnkit train --resume {self.path}")
+            raise UsageError(
+                f"{self.path}: the run has no checkpoint yet; start it with rnnkit train --resume {self.path}"
+            )
         return directory
 
     def checkpoint(self, which: str | None = None) -> Path:
@@ -129,8 +132,10 @@ class RunDirectory:
         directory = self.checkpoints_path / which
         if not CHECKPOINT_NAME.fullmatch(which) or not directory.is_dir():
             kept = sorted(entry.name for entry in self.checkpoints_path.glob("step-*") if entry.is_dir())
-            raise UsageError(f"--checkpoint {which!r}: expected latest, best or one of the kept checkpoints "
-                             f"({', '.join(kept) or 'none'})")
+            raise UsageError(
+                f"--checkpoint {which!r}: expected latest, best or one of the kept checkpoints "
+                f"({', '.join(kept) or 'none'})"
+            )
         return directory
 
     def lock(self) -> "RunLock":
@@ -152,8 +157,10 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(self.descriptor, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(self.descriptor)
-            raise UsageError(f"{directory}: another rnnkit process (pid {holder}) is training this run; "
-                             "wait for it to finish or stop it") from None
+            raise UsageError(
+                f"{directory}: another rnnkit process (pid {holder}) is training this run; "
+                "wait for it to finish or stop it"
+            ) from None
         os.ftruncate(self.descriptor, 0)
         os.pwrite(self.descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
 
@@ -201,8 +208,10 @@ def check_safetensors_file(path: Path | str) -> None:
         header_length = struct.unpack("<Q", start[:8])[0] if len(start) == 9 else -1
         if not (0 < header_length <= min(MAX_HEADER_BYTES, size - 8) and start[8:9] == b"{"):
             if looks_like_pickle(start):
-                raise UsageError(f"{path}: this is a pickle (torch.save) file; rnnkit loads only safetensors, "
-                                 "since loading a pickle can run code")
+                raise UsageError(
+                    f"{path}: this is a pickle (torch.save) file; rnnkit loads only safetensors, "
+                    "since loading a pickle can run code"
+                )
             raise UsageError(f"{path}: not a safetensors file, or truncated ({size} bytes)")
         file.seek(8)
         try:
@@ -251,8 +260,11 @@ def check_weights(weights: dict, expected: dict[str, tuple[int, ...]], source) -
     """UsageError naming the weights that are missing, unexpected, misshapen or not finite."""
     problems = [f"{name} is missing" for name in expected if name not in weights]
     problems += [f"{name} is not in the model" for name in weights if name not in expected]
-    problems += [f"{name} has shape {tuple(weights[name].shape)}, the config makes {tuple(shape)}"
-                 for name, shape in expected.items() if name in weights and tuple(weights[name].shape) != tuple(shape)]
+    problems += [
+        f"{name} has shape {tuple(weights[name].shape)}, the config makes {tuple(shape)}"
+        for name, shape in expected.items()
+        if name in weights and tuple(weights[name].shape) != tuple(shape)
+    ]
     if problems:
         raise UsageError(f"{source}: the weights do not fit the run's config: {describe_problems(problems)}")
     bad = [name for name, value in weights.items() if not all_finite(value)]

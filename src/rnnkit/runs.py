@@ -10,6 +10,7 @@ can be resumed, evaluated and sampled. Training holds the run's lock (RunLock) u
 
 Opening a run imports no torch (the NumPy engine samples without it); training imports it.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,17 @@ from typing import TYPE_CHECKING, TextIO
 
 from rnnkit.atomic import fsync_directory, make_directory, make_temporary_directory
 from rnnkit.config import (
-    DEFAULT_PRESET, RunConfig, apply_assignments, config_from_dict, config_to_dict, read_config_record, read_preset, save_config,
-    split_assignment, task_of, with_values,
+    DEFAULT_PRESET,
+    RunConfig,
+    apply_assignments,
+    config_from_dict,
+    config_to_dict,
+    read_config_record,
+    read_preset,
+    save_config,
+    split_assignment,
+    task_of,
+    with_values,
 )
 from rnnkit.errors import UsageError
 from rnnkit.pretrained import resolve_run_path
@@ -35,9 +45,20 @@ if TYPE_CHECKING:
 
 # What a resumed run may change: how long and where it trains and how often it reports, never the
 # model or the data (the checkpoint would not fit them). A task may add its own (Task.resumable_keys).
-RESUMABLE_KEYS = ("train.max_steps", "train.max_epochs", "train.max_time", "train.device", "train.threads",
-                  "train.log_every", "train.eval_every", "train.eval_batch_size", "train.patience",
-                  "train.checkpoint_every", "train.keep_checkpoints", "train.keep_every")
+RESUMABLE_KEYS = (
+    "train.max_steps",
+    "train.max_epochs",
+    "train.max_time",
+    "train.device",
+    "train.threads",
+    "train.log_every",
+    "train.eval_every",
+    "train.eval_batch_size",
+    "train.patience",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.keep_every",
+)
 STAGING_PREFIX = ".rnnkit-staging-"
 TRAINING_COPIES = 4  # weights, gradients and two optimiser moments
 
@@ -68,8 +89,10 @@ def open_run_for(command: str, path: str | Path) -> OpenedRun:
     """An existing run whose task has the command; otherwise one line saying whose command it is."""
     run = open_run(path)
     if command not in run.task.commands:
-        raise UsageError(f"{run.path} is a {run.task.summary} run; `rnnkit {command}` does not apply to it "
-                         f"(it has: {', '.join(('train',) + tuple(run.task.commands))})")
+        raise UsageError(
+            f"{run.path} is a {run.task.summary} run; `rnnkit {command}` does not apply to it "
+            f"(it has: {', '.join(('train',) + tuple(run.task.commands))})"
+        )
     return run
 
 
@@ -108,7 +131,9 @@ def check_new_run_path(out: str | None) -> Path:
             if not path.is_dir():
                 raise UsageError(f"{path}: exists and is not a directory")
             if (path / CONFIG).exists():
-                raise UsageError(f"{path}: already holds a run; continue it with --resume {path}, or choose another --out")
+                raise UsageError(
+                    f"{path}: already holds a run; continue it with --resume {path}, or choose another --out"
+                )
             if any(path.iterdir()):
                 raise UsageError(f"{path}: exists and is not empty; choose another --out")
     except OSError as error:
@@ -185,13 +210,18 @@ def check_unchanged(run: OpenedRun, config: RunConfig, checkpoint: Path, resumab
     except UsageError as error:
         raise UsageError(f"{checkpoint}: its config is not valid ({error})") from None
     current = config_to_dict(config)
-    changed = [f"{section}.{key} ({saved[section][key]!r} -> {value!r})"
-               for section, values in current.items() if isinstance(values, dict)
-               for key, value in values.items()
-               if f"{section}.{key}" not in resumable and saved.get(section, {}).get(key) != value]
+    changed = [
+        f"{section}.{key} ({saved[section][key]!r} -> {value!r})"
+        for section, values in current.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if f"{section}.{key}" not in resumable and saved.get(section, {}).get(key) != value
+    ]
     if changed:
-        raise UsageError(f"{run.directory.config_path} was changed after {checkpoint.name} was saved: "
-                         f"{', '.join(changed)}; restore it to resume, or start a new run")
+        raise UsageError(
+            f"{run.directory.config_path} was changed after {checkpoint.name} was saved: "
+            f"{', '.join(changed)}; restore it to resume, or start a new run"
+        )
 
 
 def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: TextIO | None = None) -> Trainer:
@@ -201,16 +231,20 @@ def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: 
     from rnnkit.train.trainer import Trainer
 
     if resolve_run_path(path) != Path(path):
-        raise UsageError(f"{path}: no such run directory ({path} names a model shipped with rnnkit, which is read, "
-                         "never trained further)")
+        raise UsageError(
+            f"{path}: no such run directory ({path} names a model shipped with rnnkit, which is read, "
+            "never trained further)"
+        )
     run = open_run(path)
     lock = run.directory.lock()
     try:
         resumable = RESUMABLE_KEYS + tuple(run.task.resumable_keys)
         refused = [key for key in overrides if key not in resumable]
         if refused:
-            raise UsageError(f"cannot change {', '.join(refused)} when resuming; a resumed run may change only "
-                             f"{', '.join(resumable)}")
+            raise UsageError(
+                f"cannot change {', '.join(refused)} when resuming; a resumed run may change only "
+                f"{', '.join(resumable)}"
+            )
         config = with_values(run.config, overrides)
         checkpoint = run.directory.pointed_checkpoint(LATEST)
         if checkpoint is not None:

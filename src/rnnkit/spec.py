@@ -5,6 +5,7 @@ parameter layout both engines share: which row blocks `weight_ih`/`weight_hh`/`b
 which order, and which peephole blocks `weight_ch` holds. It imports nothing but the standard
 library, so the NumPy engine can use it without torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,9 +31,7 @@ class CellSpec:
         if self.kind not in KINDS:
             raise ValueError(f"kind: got {self.kind!r}, expected one of {', '.join(KINDS)}")
         if self.nonlinearity not in NONLINEARITIES:
-            raise ValueError(
-                f"nonlinearity: got {self.nonlinearity!r}, expected 'tanh' or 'relu'"
-            )
+            raise ValueError(f"nonlinearity: got {self.nonlinearity!r}, expected 'tanh' or 'relu'")
         _check_gates(self.gates)
         if self.coupled and not ("i" in self.gates and "f" in self.gates):
             raise ValueError(
@@ -83,8 +82,12 @@ class CellSpec:
         if self.kind == "rnn":
             return {"nonlinearity": self.nonlinearity}
         if self.kind == "lstm":
-            return {"peephole": self.peephole, "gates": self.gates, "coupled": self.coupled,
-                    "forget_bias": self.forget_bias}
+            return {
+                "peephole": self.peephole,
+                "gates": self.gates,
+                "coupled": self.coupled,
+                "forget_bias": self.forget_bias,
+            }
         return {"reset": self.reset, "reset_gate": self.reset_gate}
 
     def changed_keywords(self) -> dict:
@@ -126,9 +129,7 @@ def _check_gates(gates: object) -> None:
         )
     ordered = "".join(g for g in LSTM_GATE_LETTERS if g in gates)
     if gates != ordered:
-        raise ValueError(
-            f"gates: got {gates!r}; write each of 'i', 'f', 'o' at most once, in that order ({ordered!r})"
-        )
+        raise ValueError(f"gates: got {gates!r}; write each of 'i', 'f', 'o' at most once, in that order ({ordered!r})")
 
 
 def layer_suffix(layer: int, reverse: bool) -> str:

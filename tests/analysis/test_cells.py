@@ -1,5 +1,6 @@
 """The readable-cell finder: its indicators, its correlation, and a planted quote-toggling unit in a
 real rnnkit LSTM language model that must rank first."""
+
 import random
 
 import numpy as np
@@ -7,8 +8,17 @@ import pytest
 import torch
 
 from rnnkit.analysis.cells import (
-    bracket_depth, correlations, indentation, indicators, inside_comment, inside_quotes, position_in_line,
-    rank_units, start_of_line, unit_signals, uppercase_run,
+    bracket_depth,
+    correlations,
+    indentation,
+    indicators,
+    inside_comment,
+    inside_quotes,
+    position_in_line,
+    rank_units,
+    start_of_line,
+    unit_signals,
+    uppercase_run,
 )
 from rnnkit.tasks.language_model.config import ModelConfig
 from rnnkit.tasks.language_model.torch import LanguageModel

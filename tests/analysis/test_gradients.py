@@ -1,5 +1,6 @@
 """Gradient flow through time against direct autograd on a hand-unrolled cell, and the step Jacobians
 of a vanilla RNN against their closed form diag(φ'(a_t)) W_hh."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Language-model corpora: vocabularies (characters, words with <unk>, BPE), splits, the token cache."""
+
 import os
 
 import numpy as np
@@ -48,8 +49,17 @@ def test_saved_vocabulary_rejects_new_characters(tmp_path):
 
 
 def test_words_end_lines_with_eos_and_keep_the_corpus_s_own_unk(tmp_path):
-    assert WordTokenizer().split("the cat\n\nsat <unk>\nno break") == ["the", "cat", EOS, EOS, "sat", "<unk>", EOS,
-                                                                         "no", "break"]
+    assert WordTokenizer().split("the cat\n\nsat <unk>\nno break") == [
+        "the",
+        "cat",
+        EOS,
+        EOS,
+        "sat",
+        "<unk>",
+        EOS,
+        "no",
+        "break",
+    ]
     assert WordTokenizer().join(["the", "cat", EOS, "sat"]) == "the cat\nsat"
     train = write(tmp_path, "train.txt", "the cat sat\nthe <unk> sat\nthe dog\n")
     valid = write(tmp_path, "valid.txt", "the zebra sat\n")
@@ -69,7 +79,10 @@ def test_bpe_learns_merges_and_round_trips_any_text(tmp_path):
     vocabulary = build_vocabulary("bpe", str(train), str(valid), bpe_size=300)
     assert 256 < len(vocabulary) <= 300
     ids, record = token_ids(valid, vocabulary)
-    assert vocabulary.tokenizer.join(vocabulary.decode(ids)) == "the cat sat, naïvely!\n" and record["out_of_vocabulary"] == 0
+    assert (
+        vocabulary.tokenizer.join(vocabulary.decode(ids)) == "the cat sat, naïvely!\n"
+        and record["out_of_vocabulary"] == 0
+    )
     with pytest.raises(UsageError, match="too little text to learn any BPE merge"):
         build_vocabulary("bpe", str(write(tmp_path, "tiny.txt", "a\n")), str(valid), bpe_size=300)
 

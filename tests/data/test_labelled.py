@@ -1,5 +1,6 @@
 """The readers of labelled sentences: trees (SST), label-first lines, TSV; the word vocabulary;
 batches of similar length."""
+
 from collections import Counter
 
 import numpy as np
@@ -26,16 +27,28 @@ def write(tmp_path, name, text):
 def test_tree_sentences_follow_the_sst2_rule(tmp_path):
     examples, held_out = read_examples(write(tmp_path, "trees.txt", TREES))
     assert [(" ".join(e.tokens), e.label) for e in examples] == [
-        ("The film is great .", "1"), ("A dull mess", "0"), ("8 1/2 -LRB-sort-of-RRB- ( fun )", "1")]
+        ("The film is great .", "1"),
+        ("A dull mess", "0"),
+        ("8 1/2 -LRB-sort-of-RRB- ( fun )", "1"),
+    ]
     assert held_out == []
 
 
 def test_phrases_are_every_non_neutral_node_once(tmp_path):
     examples, _ = read_examples(write(tmp_path, "trees.txt", TREES + "(4 (4 great))\n"), phrases=True, lowercase=True)
     phrases = {(" ".join(e.tokens), e.label) for e in examples}
-    assert phrases == {("the film is great .", "1"), ("is great .", "1"), ("is great", "1"), ("great", "1"), ("a dull mess", "0"),
-                       ("dull mess", "0"), ("mess", "0"), ("8 1/2 -lrb-sort-of-rrb- ( fun )", "1"),
-                       ("( fun )", "1"), ("fun", "1")}
+    assert phrases == {
+        ("the film is great .", "1"),
+        ("is great .", "1"),
+        ("is great", "1"),
+        ("great", "1"),
+        ("a dull mess", "0"),
+        ("dull mess", "0"),
+        ("mess", "0"),
+        ("8 1/2 -lrb-sort-of-rrb- ( fun )", "1"),
+        ("( fun )", "1"),
+        ("fun", "1"),
+    }
     assert len(examples) == len(phrases)  # "great" appears in two trees, once in the examples
 
 
@@ -44,12 +57,15 @@ def test_a_split_holds_out_whole_sentences(tmp_path):
     assert len(held_out) == 3 and all(e.tokens[-1] in (".", "mess", ")") for e in held_out)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("(3 (2 The) (2 film)\n", r"line 1: not a tree: expected '\)'"),
-    ("(2 ok)\n(3 (x The))\n", "line 2: not a tree: expected a label 0-4"),
-    ("(3 (2 a)) trailing\n", "text after the tree's closing"),
-    ("(3 ())\n", "expected a label"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("(3 (2 The) (2 film)\n", r"line 1: not a tree: expected '\)'"),
+        ("(2 ok)\n(3 (x The))\n", "line 2: not a tree: expected a label 0-4"),
+        ("(3 (2 a)) trailing\n", "text after the tree's closing"),
+        ("(3 ())\n", "expected a label"),
+    ],
+)
 def test_a_broken_tree_names_its_line(tmp_path, text, message):
     with pytest.raises(UsageError, match=message):
         read_examples(write(tmp_path, "trees.txt", text), "trees")
@@ -58,18 +74,26 @@ def test_a_broken_tree_names_its_line(tmp_path, text, message):
 def test_label_first_and_tsv_lines(tmp_path):
     label_first = write(tmp_path, "a.txt", "1 a fine film\n\n0 bad .\n")
     tsv = write(tmp_path, "b.tsv", "a fine film\tpositive\nbad .\tnegative\n")
-    assert [(e.tokens, e.label) for e in read_examples(label_first)[0]] == [(("a", "fine", "film"), "1"), (("bad", "."), "0")]
-    assert [(e.tokens, e.label) for e in read_examples(tsv)[0]] == [(("a", "fine", "film"), "positive"),
-                                                                   (("bad", "."), "negative")]
+    assert [(e.tokens, e.label) for e in read_examples(label_first)[0]] == [
+        (("a", "fine", "film"), "1"),
+        (("bad", "."), "0"),
+    ]
+    assert [(e.tokens, e.label) for e in read_examples(tsv)[0]] == [
+        (("a", "fine", "film"), "positive"),
+        (("bad", "."), "negative"),
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("1 fine\n1\n", "line 2: expected a label, a space, a sentence, got '1'"),
-    ("a fine film\tpos\nno tab here\n", "line 2: expected a sentence, a tab, a label"),
-    ("fine\t\n", "line 1: expected a sentence, a tab, a label"),
-    ("\n\n", "the file is empty|no labelled examples"),
-    ("", "the file is empty"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1 fine\n1\n", "line 2: expected a label, a space, a sentence, got '1'"),
+        ("a fine film\tpos\nno tab here\n", "line 2: expected a sentence, a tab, a label"),
+        ("fine\t\n", "line 1: expected a sentence, a tab, a label"),
+        ("\n\n", "the file is empty|no labelled examples"),
+        ("", "the file is empty"),
+    ],
+)
 def test_a_line_without_label_or_an_empty_file(tmp_path, text, message):
     with pytest.raises(UsageError, match=message):
         read_examples(write(tmp_path, "x.txt", text))

@@ -1,5 +1,6 @@
 """The gate-ablation experiment in its quick form writes its three outputs, from runs made by the
 normal training path."""
+
 import json
 
 from classifier_helpers import tiny_files
@@ -10,16 +11,35 @@ from rnnkit.experiments.gate_ablation import ROWS
 def test_quick_gate_ablation_writes_results_report_and_plot(tmp_path, capsys):
     train, dev = tiny_files(tmp_path)
     out = tmp_path / "out"
-    assert run_main(["experiment", "gate-ablation", "--data", str(train), "--val", str(dev), "--test", str(dev),
-                     "--quick", "--out", str(out)]) == 0
+    assert (
+        run_main(
+            [
+                "experiment",
+                "gate-ablation",
+                "--data",
+                str(train),
+                "--val",
+                str(dev),
+                "--test",
+                str(dev),
+                "--quick",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert [row["row"] for row in results["summary"]] == [row[0] for row in ROWS]
     assert len(results["runs"]) == len(ROWS) and all(0 <= run["dev_accuracy"] <= 1 for run in results["runs"])
     assert all("test_accuracy" in run and run["seconds"] > 0 for run in results["runs"])
     for run in results["runs"]:  # each run is an ordinary run directory of the lifecycle
         config = json.loads((out / "runs" / run["run"].rsplit("/", 1)[1] / "config.json").read_text())
-        assert (config["task"], config["model"]["gates"], config["model"]["peephole"]) == \
-            ("classifier", run["gates"], run["peephole"])
+        assert (config["task"], config["model"]["gates"], config["model"]["peephole"]) == (
+            "classifier",
+            run["gates"],
+            run["peephole"],
+        )
     report = (out / "report.md").read_text()
     assert "| input, forget, output gates | `ifo` | i, f, o | 85.3 |" in report and "Kendall's tau" in report
     assert (out / "gate-ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -29,6 +49,9 @@ def test_quick_gate_ablation_writes_results_report_and_plot(tmp_path, capsys):
 def test_experiment_arguments(tmp_path, capsys):
     train, dev = tiny_files(tmp_path)
     assert_usage_error(capsys, ["experiment", "gate-ablation", "--data", str(train)], "--val")
-    assert_usage_error(capsys, ["experiment", "gate-ablation", "--data", str(train), "--val", str(dev),
-                                "--seeds", "0"], "--seeds must be 1 or more")
+    assert_usage_error(
+        capsys,
+        ["experiment", "gate-ablation", "--data", str(train), "--val", str(dev), "--seeds", "0"],
+        "--seeds must be 1 or more",
+    )
     assert_usage_error(capsys, ["experiment", "nope"], "invalid choice: 'nope'")

@@ -1,11 +1,12 @@
 """The seeing-inside experiments: the scalar one against its closed form, every quick version writes
 results.json, report.md and its plots, and their bad inputs end in one line and exit 2."""
+
 import io
 import json
 
 import pytest
-from cli_helpers import assert_usage_error, run_main
 
+from cli_helpers import assert_usage_error, run_main
 from rnnkit.experiments.vanishing_scalar import closed_form, state_gradients
 from rnnkit.runs import start_run
 
@@ -18,7 +19,7 @@ def test_scalar_gradients_match_the_closed_form(w, activation):
     autograd, closed = state_gradients(w, 50, activation), closed_form(w, 50, activation)
     assert autograd == pytest.approx(closed, rel=1e-9, abs=1e-300)
     if activation == "linear":
-        assert autograd[0] == pytest.approx(w ** 50, rel=1e-12) and autograd[1] == pytest.approx(w ** 49, rel=1e-12)
+        assert autograd[0] == pytest.approx(w**50, rel=1e-12) and autograd[1] == pytest.approx(w**49, rel=1e-12)
 
 
 def test_vanishing_scalar_reports_which_exponent_matches(tmp_path):
@@ -27,7 +28,9 @@ def test_vanishing_scalar_reports_which_exponent_matches(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["matching_exponent"] == {"1.1": "w^50", "0.9": "w^50"}
     rows = {row["w"]: row for row in results["rows"]}
-    assert rows[1.1]["from_h0"] == pytest.approx(117.39, abs=0.01) and rows[0.9]["from_h0"] == pytest.approx(0.005154, rel=1e-3)
+    assert rows[1.1]["from_h0"] == pytest.approx(117.39, abs=0.01) and rows[0.9]["from_h0"] == pytest.approx(
+        0.005154, rel=1e-3
+    )
     assert abs(rows[1.1]["tanh_from_h1"]) < 1e-3  # tanh makes even w = 1.1 vanish
     assert "| 1.1 | 117.4 |" in (out / "report.md").read_text()
     assert (out / "vanishing-scalar.png").read_bytes()[:8] == PNG
@@ -58,23 +61,34 @@ def test_quick_version_writes_its_outputs(name, tmp_path):
                 assert len(row[stage]["relative_norm"]) == 11 and row[stage]["relative_norm"][0] == 1.0
     if name == "lstm-vs-gru":
         lstm, gru, wide = results["rows"]
-        assert gru["parameters"] < lstm["parameters"] and abs(wide["parameters"] - lstm["parameters"]) < 0.1 * lstm["parameters"]
+        assert (
+            gru["parameters"] < lstm["parameters"]
+            and abs(wide["parameters"] - lstm["parameters"]) < 0.1 * lstm["parameters"]
+        )
     if name == "sample-progression":
-        assert [row["step"] for row in results["rows"]] == [1, 2, 3, 4] and all(row["sample"] for row in results["rows"])
+        assert [row["step"] for row in results["rows"]] == [1, 2, 3, 4] and all(
+            row["sample"] for row in results["rows"]
+        )
     if name == "clipping":
-        assert results["single_unit"]["clipped"]["largest_gradient"] <= results["single_unit"]["plain"]["largest_gradient"]
+        assert (
+            results["single_unit"]["clipped"]["largest_gradient"] <= results["single_unit"]["plain"]["largest_gradient"]
+        )
 
 
 def test_bad_inputs(tmp_path, capsys):
-    assert_usage_error(capsys, ["experiment", "gradient-flow", "--steps", "0", "--out", str(tmp_path / "a")],
-                       "--steps: the gradient flows over T >= 2 steps, got 0")
+    assert_usage_error(
+        capsys,
+        ["experiment", "gradient-flow", "--steps", "0", "--out", str(tmp_path / "a")],
+        "--steps: the gradient flows over T >= 2 steps, got 0",
+    )
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     assert_usage_error(capsys, ["experiment", "vanishing-scalar", "--out", str(a_file)], str(a_file))
     assert a_file.read_text() == "x"
     assert_usage_error(capsys, ["experiment", "no-such-thing"], "vanishing-scalar")  # the valid names are listed
-    assert_usage_error(capsys, ["experiment", "interpretable-cells", "--run", str(tmp_path / "missing")],
-                       "no such run directory")
+    assert_usage_error(
+        capsys, ["experiment", "interpretable-cells", "--run", str(tmp_path / "missing")], "no such run directory"
+    )
 
 
 def test_interpretable_cells_refuses_a_classifier_run(tmp_path, capsys):
@@ -83,6 +97,9 @@ def test_interpretable_cells_refuses_a_classifier_run(tmp_path, capsys):
     train, dev = tiny_files(tmp_path)
     run = tmp_path / "classifier"
     start_run(tiny_config(train, dev, "train.max_steps=1"), str(run), progress_stream=io.StringIO()).run()
-    assert_usage_error(capsys, ["experiment", "interpretable-cells", "--run", str(run), "--out", str(tmp_path / "o")],
-                       "is a sentence classifier run; interpretable-cells reads a character language model")
+    assert_usage_error(
+        capsys,
+        ["experiment", "interpretable-cells", "--run", str(run), "--out", str(tmp_path / "o")],
+        "is a sentence classifier run; interpretable-cells reads a character language model",
+    )
     assert not (tmp_path / "o").exists()

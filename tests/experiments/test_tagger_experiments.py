@@ -1,4 +1,5 @@
 """The bidirectional and depth experiments in quick form write their three outputs."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
 """Builders shared by the rnnkit.nn tests."""
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,11 @@ def packed(x, lengths):
 def layer_pair(kind, num_layers=1, bidirectional=False, batch_first=False, fused=False, input_size=3, H=5, **kwargs):
     """A torch.nn layer and an rnnkit.nn layer holding the same float64 weights."""
     torch.manual_seed(1)
-    theirs = TORCH_CLASSES[kind](input_size, H, num_layers, batch_first=batch_first, bidirectional=bidirectional, **kwargs).double()
-    ours = OUR_CLASSES[kind](input_size, H, num_layers, batch_first=batch_first, bidirectional=bidirectional, fused=fused, **kwargs).double()
+    theirs = TORCH_CLASSES[kind](
+        input_size, H, num_layers, batch_first=batch_first, bidirectional=bidirectional, **kwargs
+    ).double()
+    ours = OUR_CLASSES[kind](
+        input_size, H, num_layers, batch_first=batch_first, bidirectional=bidirectional, fused=fused, **kwargs
+    ).double()
     ours.load_state_dict(theirs.state_dict(), strict=True)
     return theirs, ours

@@ -1,6 +1,7 @@
 """The compatibility suite's shared part: torch.nn's six classes beside rnnkit's, and a way to
 record what a call does (its result, or its exception's type and message, and its warnings), so that
 a test can assert that torch.nn and rnnkit.nn behave the same."""
+
 from __future__ import annotations
 
 import functools

@@ -1,11 +1,12 @@
 """rnnkit.nn (autograd on the equations, or torch's kernel) against the NumPy engine's hand-written BPTT."""
+
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close
+from common import OUR_CLASSES, VARIANTS, random_batch, variant_id
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from common import OUR_CLASSES, VARIANTS, random_batch, variant_id
+from helpers import assert_close
 from rnnkit import reference
 
 REFERENCE_CLASSES = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}
@@ -27,7 +28,9 @@ def test_every_variant_agrees_with_the_numpy_engine(variant):
     rng = np.random.default_rng(1)
     d_output = rng.standard_normal(out.shape)
     d_states = [rng.standard_normal(s.shape) for s in states]
-    loss = (out * torch.from_numpy(d_output)).sum() + sum((s * torch.from_numpy(d)).sum() for s, d in zip(states, d_states))
+    loss = (out * torch.from_numpy(d_output)).sum() + sum(
+        (s * torch.from_numpy(d)).sum() for s, d in zip(states, d_states)
+    )
     loss.backward()
 
     ref_out, ref_state = ref.forward(x.detach().numpy(), lengths=lengths.tolist())

@@ -1,12 +1,13 @@
 """rnnkit.nn against torch.nn: same weights in, same outputs, states and gradients out."""
+
 import itertools
 
 import pytest
 import torch
-from helpers import assert_close
+from common import TORCH_CLASSES, layer_pair, packed, random_batch
 from torch.nn.utils.rnn import PackedSequence
 
-from common import TORCH_CLASSES, layer_pair, packed, random_batch
+from helpers import assert_close
 from rnnkit import nn as rnn
 from rnnkit.nn import kernels
 
@@ -30,8 +31,7 @@ def _run(layer, x, hx, upstream_seed=7):
     return tensors
 
 
-@pytest.mark.parametrize("kind,num_layers,bidirectional,batch_first,form,fused", GRID,
-                         ids=lambda v: str(v))
+@pytest.mark.parametrize("kind,num_layers,bidirectional,batch_first,form,fused", GRID, ids=lambda v: str(v))
 def test_outputs_states_and_gradients_equal_torch(kind, num_layers, bidirectional, batch_first, form, fused):
     theirs, ours = layer_pair(kind, num_layers, bidirectional, batch_first, fused=fused)
     x, lengths = random_batch()
@@ -85,8 +85,9 @@ def test_default_gru_layer_on_the_cpu_runs_rnnkit_kernel_and_agrees_in_float32(m
     ours.load_state_dict(theirs.state_dict())
     calls = []
     original = kernels.FusedRecurrence.forward
-    monkeypatch.setattr(kernels.FusedRecurrence, "forward", staticmethod(
-        lambda *args: calls.append(1) or original(*args)))
+    monkeypatch.setattr(
+        kernels.FusedRecurrence, "forward", staticmethod(lambda *args: calls.append(1) or original(*args))
+    )
     x = torch.randn(10, 3, 8)
     assert_close(ours(x)[0], theirs(x)[0], "output", rtol=1e-5, atol=1e-6)
     assert len(calls) == 2  # one call per layer

@@ -3,26 +3,54 @@
 Every case runs on torch.nn and on rnnkit.nn (on both of rnnkit's engines where the case reaches the
 forward pass) and asserts the same exception type and message, or the same result. The variants'
 own arguments and the deliberate differences are at the end."""
+
 import pytest
 import torch
-from compat import (CELLS, LAYERS, NAMES, assert_same_outcome, assert_same_tensors, bit_exact, our_classes, outcome,
-                    torch_class)
+from compat import (
+    CELLS,
+    LAYERS,
+    NAMES,
+    assert_same_outcome,
+    assert_same_tensors,
+    bit_exact,
+    our_classes,
+    outcome,
+    torch_class,
+)
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnkit import nn as rnn
 
 LAYER_ARGUMENTS = [
-    ((3, 5), {"bias": 0}), ((3, 5), {"bias": 1}), ((3, 5), {"bias": "True"}),
-    ((3, 5), {"batch_first": 0}), ((3, 5), {"batch_first": 1}), ((3, 5), {"batch_first": "False"}),
-    (("3", 5), {}), ((3.0, 5), {}), ((3, "5"), {}), ((3, 2.5), {}), ((0, 5), {}), ((-1, 5), {}),
-    ((10, 0, 1), {}), ((10, -2), {}), ((10, 10, 0), {}), ((10, 10, 2.5), {}),
-    ((3, 5, 2), {"dropout": -0.1}), ((3, 5, 2), {"dropout": 1.5}), ((3, 5, 2), {"dropout": True}),
+    ((3, 5), {"bias": 0}),
+    ((3, 5), {"bias": 1}),
+    ((3, 5), {"bias": "True"}),
+    ((3, 5), {"batch_first": 0}),
+    ((3, 5), {"batch_first": 1}),
+    ((3, 5), {"batch_first": "False"}),
+    (("3", 5), {}),
+    ((3.0, 5), {}),
+    ((3, "5"), {}),
+    ((3, 2.5), {}),
+    ((0, 5), {}),
+    ((-1, 5), {}),
+    ((10, 0, 1), {}),
+    ((10, -2), {}),
+    ((10, 10, 0), {}),
+    ((10, 10, 2.5), {}),
+    ((3, 5, 2), {"dropout": -0.1}),
+    ((3, 5, 2), {"dropout": 1.5}),
+    ((3, 5, 2), {"dropout": True}),
     ((3, 5, 2), {"dropout": "0.1"}),
     ((3, 5), {"dropout": 0.5}),  # a warning: dropout needs num_layers > 1
     ((3, 5, 2), {"dropout": 0.5, "bidirectional": True, "bias": False, "batch_first": True}),  # all fine
 ]
 CELL_ARGUMENTS = [
-    (("3", 5), {}), ((3.0, 5), {}), ((3, 2.5), {}), ((-1, 5), {}), ((3, -5), {}),
+    (("3", 5), {}),
+    ((3.0, 5), {}),
+    ((3, 2.5), {}),
+    ((-1, 5), {}),
+    ((3, -5), {}),
     ((3, 0), {}),  # hidden_size 0 is accepted by torch's cells
     ((3, 5), {"bias": False}),
 ]
@@ -42,10 +70,16 @@ def test_cell_constructor_arguments(name, args, kwargs):
     assert_same_outcome(outcome(lambda: getattr(rnn, name)(*args, **kwargs)), theirs, f"{name}{args} {kwargs}")
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("RNN", {"nonlinearity": "sigmoid"}), ("RNN", {"proj_size": 2}), ("GRU", {"proj_size": 0}),
-    ("LSTM", {"proj_size": -1}), ("LSTM", {"proj_size": 5}),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("RNN", {"nonlinearity": "sigmoid"}),
+        ("RNN", {"proj_size": 2}),
+        ("GRU", {"proj_size": 0}),
+        ("LSTM", {"proj_size": -1}),
+        ("LSTM", {"proj_size": 5}),
+    ],
+)
 def test_torch_s_own_refusals(name, kwargs):
     theirs = outcome(lambda: torch_class(name)(3, 5, **kwargs))
     assert theirs.error is ValueError
@@ -150,27 +184,36 @@ def test_cells_of_hidden_size_zero(name, engine):
     assert_same_tensors(ours(x), theirs(x), f"{name}(3, 0)")
 
 
-@pytest.mark.parametrize("name,args,kwargs", [
-    ("LSTM", (3, 4), {}), ("LSTM", (3, 4, 2), {"bias": False, "batch_first": True, "dropout": 0.5,
-                                               "bidirectional": True}),
-    ("GRU", (3, 4), {"bidirectional": True}), ("RNN", (3, 4, 3), {}),
-    ("LSTMCell", (3, 4), {}), ("GRUCell", (3, 4), {"bias": False}), ("RNNCell", (3, 4), {}),
-])
+@pytest.mark.parametrize(
+    "name,args,kwargs",
+    [
+        ("LSTM", (3, 4), {}),
+        ("LSTM", (3, 4, 2), {"bias": False, "batch_first": True, "dropout": 0.5, "bidirectional": True}),
+        ("GRU", (3, 4), {"bidirectional": True}),
+        ("RNN", (3, 4, 3), {}),
+        ("LSTMCell", (3, 4), {}),
+        ("GRUCell", (3, 4), {"bias": False}),
+        ("RNNCell", (3, 4), {}),
+    ],
+)
 def test_repr_equals_torch_s_for_what_torch_shows(name, args, kwargs):
     assert repr(getattr(rnn, name)(*args, **kwargs)) == repr(torch_class(name)(*args, **kwargs))
 
 
-@pytest.mark.parametrize("module,text", [
-    # torch's RNN leaves out nonlinearity and its RNNCell writes relu unquoted; rnnkit writes the keyword.
-    (lambda: rnn.RNN(3, 4, nonlinearity="relu"), "RNN(3, 4, nonlinearity='relu')"),
-    (lambda: rnn.RNNCell(3, 4, nonlinearity="relu"), "RNNCell(3, 4, nonlinearity='relu')"),
-    (lambda: rnn.LSTM(3, 4, 2, peephole=True, gates="if"), "LSTM(3, 4, num_layers=2, peephole=True, gates='if')"),
-    (lambda: rnn.LSTM(3, 4, gates="", forget_bias=1.0), "LSTM(3, 4, gates='', forget_bias=1.0)"),
-    (lambda: rnn.LSTMCell(3, 4, coupled=True), "LSTMCell(3, 4, coupled=True)"),
-    (lambda: rnn.GRU(3, 4, reset="before", reset_gate=False), "GRU(3, 4, reset='before', reset_gate=False)"),
-    (lambda: rnn.GRUCell(3, 4, fused=False), "GRUCell(3, 4, fused=False)"),
-    (lambda: rnn.LSTM(3, 4, bidirectional=True, fused=False), "LSTM(3, 4, bidirectional=True, fused=False)"),
-])
+@pytest.mark.parametrize(
+    "module,text",
+    [
+        # torch's RNN leaves out nonlinearity and its RNNCell writes relu unquoted; rnnkit writes the keyword.
+        (lambda: rnn.RNN(3, 4, nonlinearity="relu"), "RNN(3, 4, nonlinearity='relu')"),
+        (lambda: rnn.RNNCell(3, 4, nonlinearity="relu"), "RNNCell(3, 4, nonlinearity='relu')"),
+        (lambda: rnn.LSTM(3, 4, 2, peephole=True, gates="if"), "LSTM(3, 4, num_layers=2, peephole=True, gates='if')"),
+        (lambda: rnn.LSTM(3, 4, gates="", forget_bias=1.0), "LSTM(3, 4, gates='', forget_bias=1.0)"),
+        (lambda: rnn.LSTMCell(3, 4, coupled=True), "LSTMCell(3, 4, coupled=True)"),
+        (lambda: rnn.GRU(3, 4, reset="before", reset_gate=False), "GRU(3, 4, reset='before', reset_gate=False)"),
+        (lambda: rnn.GRUCell(3, 4, fused=False), "GRUCell(3, 4, fused=False)"),
+        (lambda: rnn.LSTM(3, 4, bidirectional=True, fused=False), "LSTM(3, 4, bidirectional=True, fused=False)"),
+    ],
+)
 def test_repr_adds_the_keywords_that_differ_from_the_defaults(module, text):
     assert repr(module()) == text
 
@@ -197,26 +240,38 @@ def test_mode_and_weight_bookkeeping_attributes(name):
 
 def test_variant_layout_in_the_weight_bookkeeping():
     layer = rnn.LSTM(3, 4, num_layers=2, peephole=True, gates="fo", bidirectional=True)
-    assert layer._all_weights[1] == ["weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse",
-                                     "bias_hh_l0_reverse", "weight_ch_l0_reverse"]
+    assert layer._all_weights[1] == [
+        "weight_ih_l0_reverse",
+        "weight_hh_l0_reverse",
+        "bias_ih_l0_reverse",
+        "bias_hh_l0_reverse",
+        "weight_ch_l0_reverse",
+    ]
     assert [tuple(w.shape) for w in layer.all_weights[2]] == [(12, 8), (12, 4), (12,), (12,), (8,)]
     assert layer._flat_weights_names == [name for name, _ in layer.named_parameters()]
 
 
 # ---- the variants' own arguments, and the deliberate differences ------------------------------
-@pytest.mark.parametrize("build,error,message", [
-    (lambda: rnn.LSTM(3, 4, gates="ifx"), ValueError, "gates: unknown gate letter(s) 'x'"),
-    (lambda: rnn.LSTM(3, 4, gates="oi"), ValueError, "gates: got 'oi'"),
-    (lambda: rnn.LSTM(3, 4, gates="fo", coupled=True), ValueError, "coupled: coupled=True"),
-    (lambda: rnn.LSTMCell(3, 4, gates="if", coupled=True, peephole=1), ValueError, "peephole: expected True or False"),
-    (lambda: rnn.GRU(3, 4, reset="middle"), ValueError, "reset: got 'middle', expected 'after' or 'before'"),
-    (lambda: rnn.LSTM(3, 4, proj_size=2), ValueError, "proj_size: got 2; rnnkit layers support only proj_size=0"),
-    (lambda: rnn.LSTM(3, 4, fused=1), TypeError, "fused should be of type bool or None, got: int"),
-    (lambda: rnn.GRU(3, 4, peephole=True), TypeError, "unexpected keyword argument 'peephole'"),
-    # torch's RNNCell accepts an unknown nonlinearity and fails at its first forward call; rnnkit refuses
-    # it when the cell is made, with the message of torch's RNN.
-    (lambda: rnn.RNNCell(3, 4, nonlinearity="sigmoid"), ValueError, "Unknown nonlinearity 'sigmoid'"),
-])
+@pytest.mark.parametrize(
+    "build,error,message",
+    [
+        (lambda: rnn.LSTM(3, 4, gates="ifx"), ValueError, "gates: unknown gate letter(s) 'x'"),
+        (lambda: rnn.LSTM(3, 4, gates="oi"), ValueError, "gates: got 'oi'"),
+        (lambda: rnn.LSTM(3, 4, gates="fo", coupled=True), ValueError, "coupled: coupled=True"),
+        (
+            lambda: rnn.LSTMCell(3, 4, gates="if", coupled=True, peephole=1),
+            ValueError,
+            "peephole: expected True or False",
+        ),
+        (lambda: rnn.GRU(3, 4, reset="middle"), ValueError, "reset: got 'middle', expected 'after' or 'before'"),
+        (lambda: rnn.LSTM(3, 4, proj_size=2), ValueError, "proj_size: got 2; rnnkit layers support only proj_size=0"),
+        (lambda: rnn.LSTM(3, 4, fused=1), TypeError, "fused should be of type bool or None, got: int"),
+        (lambda: rnn.GRU(3, 4, peephole=True), TypeError, "unexpected keyword argument 'peephole'"),
+        # torch's RNNCell accepts an unknown nonlinearity and fails at its first forward call; rnnkit refuses
+        # it when the cell is made, with the message of torch's RNN.
+        (lambda: rnn.RNNCell(3, 4, nonlinearity="sigmoid"), ValueError, "Unknown nonlinearity 'sigmoid'"),
+    ],
+)
 def test_variant_arguments(build, error, message):
     with pytest.raises(error) as raised:
         build()

@@ -5,6 +5,7 @@ extra parameters, functional_call, device/dtype moves, whole-module pickles and 
 check is done to a torch.nn module and to an rnnkit.nn module holding the same weights, and the two
 must give the same outputs and the same gradients (variants, which torch.nn lacks, are checked
 against themselves without the change)."""
+
 import copy
 import io
 import warnings
@@ -102,10 +103,17 @@ def test_reparametrised_recurrent_weight(name, how, fused):
     assert ours.state_dict().keys() == theirs.state_dict().keys()
 
 
-@pytest.mark.parametrize("variant", [
-    ("LSTM", {"peephole": True}), ("LSTM", {"gates": "if"}), ("GRU", {"reset": "before"}),
-    ("LSTMCell", {"coupled": True}), ("GRUCell", {"reset_gate": False}),
-], ids=str)
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ("LSTM", {"peephole": True}),
+        ("LSTM", {"gates": "if"}),
+        ("GRU", {"reset": "before"}),
+        ("LSTMCell", {"coupled": True}),
+        ("GRUCell", {"reset_gate": False}),
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("how", ["parametrizations.weight_norm", "register_parametrization", "weight_drop"])
 def test_reparametrised_variant_equals_the_variant_with_the_computed_weight(variant, how):
     name, keywords = variant
@@ -121,7 +129,9 @@ def test_reparametrised_variant_equals_the_variant_with_the_computed_weight(vari
         mask = F.dropout(torch.ones_like(getattr(plain, weight)), 0.5, training=True)
         expected_weight = getattr(plain, weight) * mask
     with torch.no_grad():
-        getattr(plain, weight).copy_(expected_weight if expected_weight is not None else getattr(reparametrised, weight))
+        getattr(plain, weight).copy_(
+            expected_weight if expected_weight is not None else getattr(reparametrised, weight)
+        )
     torch.manual_seed(7)
     assert_same_tensors(reparametrised(x), plain(x), f"{name} {keywords} with {how}", exact=True)
 
@@ -191,8 +201,7 @@ def test_extra_parameter_on_the_module(name):
         output, _ = module(x, hx)
         output.sum().backward()
         results.append((output, module.initial_state.grad))
-    assert_same_tensors(results[1], results[0], f"{name} with a learnable initial state",
-                        exact=bit_exact(name))
+    assert_same_tensors(results[1], results[0], f"{name} with a learnable initial state", exact=bit_exact(name))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -200,9 +209,12 @@ def test_functional_call_with_other_weights(name):
     theirs, ours = _twins(name)
     replacement = {key: torch.randn_like(value) for key, value in theirs.named_parameters()}
     x = _inputs(name)
-    assert_same_tensors(torch.func.functional_call(ours, replacement, (x,)),
-                        torch.func.functional_call(theirs, replacement, (x,)), f"{name} functional_call",
-                        exact=bit_exact(name))
+    assert_same_tensors(
+        torch.func.functional_call(ours, replacement, (x,)),
+        torch.func.functional_call(theirs, replacement, (x,)),
+        f"{name} functional_call",
+        exact=bit_exact(name),
+    )
     assert_same_tensors(ours(x), theirs(x), f"{name} after functional_call", exact=bit_exact(name))  # own weights again
 
 

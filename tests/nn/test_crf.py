@@ -1,5 +1,6 @@
 """The linear-chain CRF of both engines against brute-force enumeration of every tag path, and the
 torch CRF (autograd) against the NumPy one (hand-written backward)."""
+
 import itertools
 
 import numpy as np

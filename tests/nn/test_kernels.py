@@ -1,5 +1,6 @@
 """rnnkit's fused recurrence kernel (rnnkit.nn.kernels) against the equations path (fused=False), which
 the other tests hold to torch.nn and the NumPy engine: outputs, final states and every gradient."""
+
 from __future__ import annotations
 
 import copy
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from common import OUR_CLASSES, VARIANTS, variant_id
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from common import OUR_CLASSES, VARIANTS, variant_id
 from helpers import assert_close
 from rnnkit import nn as rnn
 from rnnkit.nn import kernels
@@ -19,15 +20,20 @@ from rnnkit.spec import CellSpec
 
 FORMS = ["padded", "packed"]
 # The variants whose fused path is rnnkit's kernel (the standard LSTM and RNN keep torch's).
-ON_RNNKIT_KERNEL = [v for v in VARIANTS if not rnn.layers.uses_torch_kernel(CellSpec(v[0], **v[1]), torch.device("cpu"))]
+ON_RNNKIT_KERNEL = [
+    v for v in VARIANTS if not rnn.layers.uses_torch_kernel(CellSpec(v[0], **v[1]), torch.device("cpu"))
+]
 
 
-def twin_layers(kind, keywords, num_layers, bidirectional, batch_first, input_size=3, H=5, dtype=torch.float64, **extra):
+def twin_layers(
+    kind, keywords, num_layers, bidirectional, batch_first, input_size=3, H=5, dtype=torch.float64, **extra
+):
     """The same weights on the kernel (fused) and on the equations."""
     torch.manual_seed(1)
     cls = OUR_CLASSES[kind]
-    common = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
-                  **keywords, **extra)
+    common = dict(
+        num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, **keywords, **extra
+    )
     fused, equations = cls(input_size, H, **common), cls(input_size, H, fused=False, **common)
     with torch.no_grad():  # a forget bias or random biases, so no gradient is trivially zero
         for parameter in fused.parameters():
@@ -46,19 +52,30 @@ def run(layer, x, lengths, form, batch_first, state, seed=0, upstream=None):
     output = output.data if form == "packed" else output
     finals = final if isinstance(final, tuple) else (final,)
     generator = torch.Generator().manual_seed(seed)
-    loss = sum((t * torch.randn(t.shape, dtype=upstream or t.dtype, generator=generator).to(t.dtype)).sum()
-               for t in (output, *finals))
+    loss = sum(
+        (t * torch.randn(t.shape, dtype=upstream or t.dtype, generator=generator).to(t.dtype)).sum()
+        for t in (output, *finals)
+    )
     loss.backward()
     grads = {f"d{name}": p.grad for name, p in layer.named_parameters()}
-    return {"output": output, **{f"final{i}": f for i, f in enumerate(finals)}, "dx": x.grad,
-            **{f"dstate{i}": s.grad for i, s in enumerate(state)}, **grads}
+    return {
+        "output": output,
+        **{f"final{i}": f for i, f in enumerate(finals)},
+        "dx": x.grad,
+        **{f"dstate{i}": s.grad for i, s in enumerate(state)},
+        **grads,
+    }
 
 
-def batch(kind, num_layers, bidirectional, batch_first, T=6, B=4, input_size=3, H=5, lengths=(6, 2, 5, 1),
-          dtype=torch.float64):
+def batch(
+    kind, num_layers, bidirectional, batch_first, T=6, B=4, input_size=3, H=5, lengths=(6, 2, 5, 1), dtype=torch.float64
+):
     generator = torch.Generator().manual_seed(2)
-    x = torch.randn(B, T, input_size, dtype=dtype, generator=generator) if batch_first else \
-        torch.randn(T, B, input_size, dtype=dtype, generator=generator)
+    x = (
+        torch.randn(B, T, input_size, dtype=dtype, generator=generator)
+        if batch_first
+        else torch.randn(T, B, input_size, dtype=dtype, generator=generator)
+    )
     D = 2 if bidirectional else 1
     parts = 2 if kind == "lstm" else 1
     state = tuple(torch.randn(num_layers * D, B, H, dtype=dtype, generator=generator) for _ in range(parts))
@@ -86,21 +103,34 @@ def test_kernel_equals_the_equations_in_float64(variant):
         fused, equations = twin_layers(kind, keywords, num_layers, bidirectional, batch_first)
         x, lengths, state = batch(kind, num_layers, bidirectional, batch_first)
         label = f"{variant_id(variant)} L={num_layers} bi={bidirectional} {form} batch_first={batch_first}"
-        assert_same(run(fused, x, lengths, form, batch_first, state),
-                    run(equations, x, lengths, form, batch_first, state), label, rtol=1e-10, atol=1e-10)
+        assert_same(
+            run(fused, x, lengths, form, batch_first, state),
+            run(equations, x, lengths, form, batch_first, state),
+            label,
+            rtol=1e-10,
+            atol=1e-10,
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
-@pytest.mark.parametrize("T,B,H,lengths", [(1, 1, 7, (1,)), (5, 1, 9, (5,)), (1, 3, 13, (1, 1, 1)),
-                                           (7, 3, 17, (7, 3, 1))], ids=["T1-B1", "B1", "T1", "H17"])
+@pytest.mark.parametrize(
+    "T,B,H,lengths",
+    [(1, 1, 7, (1,)), (5, 1, 9, (5,)), (1, 3, 13, (1, 1, 1)), (7, 3, 17, (7, 3, 1))],
+    ids=["T1-B1", "B1", "T1", "H17"],
+)
 def test_kernel_equals_the_equations_at_odd_sizes(variant, T, B, H, lengths):
     kind, keywords = variant
     for bidirectional, form in itertools.product([False, True], FORMS):
         fused, equations = twin_layers(kind, keywords, 2, bidirectional, False, H=H)
         x, lengths_, state = batch(kind, 2, bidirectional, False, T=T, B=B, H=H, lengths=lengths)
         label = f"{variant_id(variant)} T={T} B={B} H={H} bi={bidirectional} {form}"
-        assert_same(run(fused, x, lengths_, form, False, state), run(equations, x, lengths_, form, False, state),
-                    label, rtol=1e-10, atol=1e-10)
+        assert_same(
+            run(fused, x, lengths_, form, False, state),
+            run(equations, x, lengths_, form, False, state),
+            label,
+            rtol=1e-10,
+            atol=1e-10,
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
@@ -110,15 +140,23 @@ def test_kernel_agrees_in_float32(variant):
     kind, keywords = variant
     fused, equations = twin_layers(kind, keywords, 2, True, False, input_size=8, H=24, dtype=torch.float32)
     exact = copy.deepcopy(equations).double()
-    x, lengths, state = batch(kind, 2, True, False, T=12, B=5, input_size=8, H=24, lengths=(12, 3, 9, 1, 12),
-                              dtype=torch.float32)
+    x, lengths, state = batch(
+        kind, 2, True, False, T=12, B=5, input_size=8, H=24, lengths=(12, 3, 9, 1, 12), dtype=torch.float32
+    )
     for form in FORMS:
-        reference = run(exact, x.double(), lengths, form, False, tuple(s.double() for s in state), upstream=torch.float64)
+        reference = run(
+            exact, x.double(), lengths, form, False, tuple(s.double() for s in state), upstream=torch.float64
+        )
         for engine, layer in (("kernel", fused), ("equations", equations)):
             ours = run(layer, x, lengths, form, False, state, upstream=torch.float64)
             for key, value in reference.items():
-                assert_close(ours[key].double(), value, f"{variant_id(variant)} float32 {form} {engine} {key}",
-                             rtol=0.0, atol=1e-4 * float(value.detach().abs().max()))
+                assert_close(
+                    ours[key].double(),
+                    value,
+                    f"{variant_id(variant)} float32 {form} {engine} {key}",
+                    rtol=0.0,
+                    atol=1e-4 * float(value.detach().abs().max()),
+                )
 
 
 @pytest.mark.parametrize("variant", ON_RNNKIT_KERNEL, ids=variant_id)
@@ -172,7 +210,7 @@ def test_padding_is_not_computed_and_does_not_move_the_final_state():
     output, final = layer(pack_padded_sequence(x, lengths, enforce_sorted=False))
     padded, _ = torch.nn.utils.rnn.pad_packed_sequence(output)
     for b, length in enumerate(lengths.tolist()):
-        alone, alone_final = layer(x[:length, b:b + 1])
+        alone, alone_final = layer(x[:length, b : b + 1])
         assert_close(padded[:length, b], alone[:, 0], f"sequence {b} output")
         assert_close(final[:, b], alone_final[:, 0], f"sequence {b} final state")
 
@@ -235,8 +273,13 @@ def test_variant_cells_step_through_the_kernel(variant):
         new = cell(x, state)
         new_parts = new if isinstance(new, tuple) else (new,)
         sum(part.sum() for part in new_parts).backward()
-        results.append({"no_grad": step if isinstance(step, torch.Tensor) else torch.cat(step),
-                        "step": torch.cat(new_parts), **{n: p.grad for n, p in cell.named_parameters()}})
+        results.append(
+            {
+                "no_grad": step if isinstance(step, torch.Tensor) else torch.cat(step),
+                "step": torch.cat(new_parts),
+                **{n: p.grad for n, p in cell.named_parameters()},
+            }
+        )
     assert_same(*results, f"{name} {variant_id(variant)}", rtol=1e-10, atol=1e-10)
 
 
@@ -295,8 +338,9 @@ def test_rnnkit_kernels_0_turns_the_kernel_off(monkeypatch):
 
 
 @pytest.mark.parametrize("H", [128, 220], ids=["rows sliced over threads", "each pass split over threads"])
-@pytest.mark.parametrize("variant", [("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset": "before"})],
-                         ids=variant_id)
+@pytest.mark.parametrize(
+    "variant", [("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset": "before"})], ids=variant_id
+)
 def test_kernel_on_two_threads_agrees(variant, H):
     """Batches large enough for several threads. With a recurrent weight of at most 1 MiB (H = 128 in
     float64) each thread takes a slice of the rows through every step; the slices' edges fall inside
@@ -308,8 +352,13 @@ def test_kernel_on_two_threads_agrees(variant, H):
         fused, equations = twin_layers(kind, keywords, 1, True, False, input_size=16, H=H)
         x, lengths, state = batch(kind, 1, True, False, T=3, B=161, input_size=16, H=H, lengths=(3, 2, 1) * 54 + (2,))
         for form in FORMS:
-            assert_same(run(fused, x, lengths, form, False, state), run(equations, x, lengths, form, False, state),
-                        f"{variant_id(variant)} {form}, 2 threads", rtol=1e-10, atol=1e-10)
+            assert_same(
+                run(fused, x, lengths, form, False, state),
+                run(equations, x, lengths, form, False, state),
+                f"{variant_id(variant)} {form}, 2 threads",
+                rtol=1e-10,
+                atol=1e-10,
+            )
     finally:
         torch.set_num_threads(threads)
 

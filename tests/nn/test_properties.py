@@ -1,9 +1,10 @@
 """Properties every recurrent layer must have, for every variant (DESIGN.md habit 5)."""
+
 import pytest
 import torch
-from helpers import assert_close
-
 from common import OUR_CLASSES, VARIANTS, variant_id
+
+from helpers import assert_close
 from rnnkit import nn as rnn
 
 CELLS = {"rnn": rnn.RNNCell, "lstm": rnn.LSTMCell, "gru": rnn.GRUCell}

@@ -1,4 +1,5 @@
 """AWD-LSTM's regularisers in rnnkit.nn: locked dropout, embedding dropout, DropConnect on weight_hh."""
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -38,14 +39,18 @@ def test_weight_drop_one_mask_per_call_gradients_reach_the_raw_weight(layer_clas
     x = torch.randn(6, 3, 4, dtype=torch.float64)
     fused_calls = []
     original = layer_module.RecurrentLayer._run_fused
-    monkeypatch.setattr(layer_module.RecurrentLayer, "_run_fused",
-                        lambda self, *a: fused_calls.append(1) or original(self, *a))
+    monkeypatch.setattr(
+        layer_module.RecurrentLayer, "_run_fused", lambda self, *a: fused_calls.append(1) or original(self, *a)
+    )
     torch.manual_seed(3)
     output, _ = dropped(x)
     assert fused_calls, "a standard cell with weight drop still runs the fused kernel"
     torch.manual_seed(3)  # the same masks, drawn as effective_weights draws them, given to the plain layer
-    masks = {name: F.dropout(torch.ones_like(getattr(dropped, name)), 0.5) for name in dropped._flat_weights_names
-             if name.startswith("weight_hh")}
+    masks = {
+        name: F.dropout(torch.ones_like(getattr(dropped, name)), 0.5)
+        for name in dropped._flat_weights_names
+        if name.startswith("weight_hh")
+    }
     with torch.no_grad():
         for name, mask in masks.items():
             getattr(plain, name).mul_(mask)

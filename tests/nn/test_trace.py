@@ -1,4 +1,5 @@
 """rnnkit.nn.trace: what it records equals what the layer computes, for every cell and variant."""
+
 import pytest
 import torch
 
@@ -20,8 +21,9 @@ def test_traced_states_equal_the_layer_s_outputs(variant, form):
     expected = layer(data)
     with rnn.trace(layer) as recorded:
         output, state = layer(data)
-    torch.testing.assert_close(output.data if form == "packed" else output,
-                               expected[0].data if form == "packed" else expected[0])
+    torch.testing.assert_close(
+        output.data if form == "packed" else output, expected[0].data if form == "packed" else expected[0]
+    )
     assert set(recorded.keys()) == {"l0", "l0_reverse", "l1", "l1_reverse"}
     if form == "packed":
         output, _ = torch.nn.utils.rnn.pad_packed_sequence(output)
@@ -36,7 +38,9 @@ def test_traced_states_equal_the_layer_s_outputs(variant, form):
         o = recorded["l0"].get("o", torch.ones_like(c))
         torch.testing.assert_close(h, o * torch.tanh(c))  # h = o ⊙ tanh(c), step by step
     present = set(recorded["l0"]) - {"c", "h"}
-    expected_gates = GATES[kind] if kind != "lstm" else {"g"} | set(keywords["gates"]) | ({"i"} if keywords["coupled"] else set())
+    expected_gates = (
+        GATES[kind] if kind != "lstm" else {"g"} | set(keywords["gates"]) | ({"i"} if keywords["coupled"] else set())
+    )
     if kind == "gru" and not keywords["reset_gate"]:
         expected_gates = {"z", "n"}
     assert present == expected_gates

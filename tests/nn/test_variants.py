@@ -1,12 +1,13 @@
 """The variants of EQUATIONS.md: parameter layout, exact equations, every layer option."""
+
 import math
 
 import pytest
 import torch
-from helpers import assert_close
+from common import OUR_CLASSES, VARIANTS, random_batch, variant_id
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from common import OUR_CLASSES, VARIANTS, random_batch, variant_id
+from helpers import assert_close
 from rnnkit import nn as rnn
 
 
@@ -126,7 +127,7 @@ def test_every_variant_with_every_layer_option(variant):
     padded, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
     final_h = state[0] if kind == "lstm" else state
     for b, n in enumerate(lengths.tolist()):
-        alone, alone_state = layer(batch_first_x[b:b + 1, :n])
+        alone, alone_state = layer(batch_first_x[b : b + 1, :n])
         assert_close(padded[b, :n], alone[0], f"sequence {b} output", rtol=1e-12, atol=1e-13)
         alone_h = alone_state[0] if kind == "lstm" else alone_state
         assert_close(final_h[:, b], alone_h[:, 0], f"sequence {b} final h", rtol=1e-12, atol=1e-13)

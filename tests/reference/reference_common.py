@@ -1,4 +1,5 @@
 """Shared pieces of the NumPy-engine tests: the variants, a random problem, its loss and gradients."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,9 @@ CLASSES = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}
 
 
 def make_layer(kind, keywords, input_size=3, hidden_size=2, num_layers=1, bidirectional=False, seed=0, **options):
-    return CLASSES[kind](input_size, hidden_size, num_layers, bidirectional=bidirectional, seed=seed,
-                         **keywords, **options)
+    return CLASSES[kind](
+        input_size, hidden_size, num_layers, bidirectional=bidirectional, seed=seed, **keywords, **options
+    )
 
 
 class Problem:

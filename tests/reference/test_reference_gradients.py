@@ -1,7 +1,9 @@
 """The hand-written BPTT against central finite differences (float64), element by element."""
+
 import pytest
-from helpers import assert_close
 from reference_common import VARIANTS, Problem, make_layer, variant_id
+
+from helpers import assert_close
 
 
 def assert_gradients_match_differences(problem):
@@ -19,8 +21,11 @@ def test_every_variant_matches_finite_differences(variant):
     assert_gradients_match_differences(Problem(layer, steps=3, batch=2, lengths=[3, 2]))
 
 
-@pytest.mark.parametrize("variant", [("rnn", {}), ("lstm", {"peephole": True, "coupled": True}),
-                                     ("gru", {"reset": "before"})], ids=variant_id)
+@pytest.mark.parametrize(
+    "variant",
+    [("rnn", {}), ("lstm", {"peephole": True, "coupled": True}), ("gru", {"reset": "before"})],
+    ids=variant_id,
+)
 def test_two_layers_bidirectional_padded_match_finite_differences(variant):
     kind, keywords = variant
     layer = make_layer(kind, keywords, input_size=3, hidden_size=2, num_layers=2, bidirectional=True)

@@ -1,12 +1,13 @@
 """The NumPy engine's public face: no torch, parameters, state_dict, dtypes and bad input."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import assert_close
 from reference_common import Problem, make_layer
 
+from helpers import assert_close
 from rnnkit import reference
 from rnnkit.spec import CellSpec, layer_parameter_shapes
 
@@ -81,18 +82,25 @@ def test_load_state_dict_names_the_bad_entry():
     assert_close(layer.bias_ih_l0, np.zeros(8), name="bias_ih_l0", rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m: m.forward(np.zeros((2, 3))), r"x: .*\(T, B, input_size=3\).*got shape \(2, 3\)"),
-    (lambda m: m.forward(np.zeros((2, 1, 4))), r"x: .*input_size=3.*got shape \(2, 1, 4\)"),
-    (lambda m: m.forward(np.zeros((2, 1, 3)), hx=np.zeros((1, 1, 2))), r"hx: .*pair \(h, c\)"),
-    (lambda m: m.forward(np.zeros((2, 1, 3)), hx=(np.zeros((1, 1, 2)), np.zeros((2, 1, 2)))),
-     r"hx: .*shape \(2, 1, 2\).*got h of shape \(1, 1, 2\)"),
-    (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2, 3]),
-     r"lengths: expected 2 integers .* in 1\.\.2 .*got \[2, 3\]"),
-    (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2, 0]), r"lengths: .*got \[2, 0\]"),
-    (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2]), r"lengths: expected 2 integers"),
-    (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[1.5, 2]), r"lengths: .*got \[1\.5, 2\.0\]"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.forward(np.zeros((2, 3))), r"x: .*\(T, B, input_size=3\).*got shape \(2, 3\)"),
+        (lambda m: m.forward(np.zeros((2, 1, 4))), r"x: .*input_size=3.*got shape \(2, 1, 4\)"),
+        (lambda m: m.forward(np.zeros((2, 1, 3)), hx=np.zeros((1, 1, 2))), r"hx: .*pair \(h, c\)"),
+        (
+            lambda m: m.forward(np.zeros((2, 1, 3)), hx=(np.zeros((1, 1, 2)), np.zeros((2, 1, 2)))),
+            r"hx: .*shape \(2, 1, 2\).*got h of shape \(1, 1, 2\)",
+        ),
+        (
+            lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2, 3]),
+            r"lengths: expected 2 integers .* in 1\.\.2 .*got \[2, 3\]",
+        ),
+        (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2, 0]), r"lengths: .*got \[2, 0\]"),
+        (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[2]), r"lengths: expected 2 integers"),
+        (lambda m: m.forward(np.zeros((2, 2, 3)), lengths=[1.5, 2]), r"lengths: .*got \[1\.5, 2\.0\]"),
+    ],
+)
 def test_bad_input_raises_value_error_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call(reference.LSTM(3, 2, num_layers=2))
@@ -109,15 +117,18 @@ def test_bad_gradients_and_order_of_calls():
         layer.backward(output, np.zeros((2, 1, 2)))
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: reference.LSTM(3, 2, gates="ix"), "gates: unknown gate letter"),
-    (lambda: reference.LSTM(3, 2, gates="fi"), "gates: .*in that order"),
-    (lambda: reference.LSTM(3, 2, gates="fo", coupled=True), "coupled: .*needs both 'i' and 'f'"),
-    (lambda: reference.GRU(3, 2, reset="middle"), "reset: got 'middle'"),
-    (lambda: reference.RNN(3, 2, nonlinearity="sigmoid"), "nonlinearity: got 'sigmoid'"),
-    (lambda: reference.RNN(0, 2), "input_size: expected a positive integer, got 0"),
-    (lambda: reference.RNN(3, 2, dtype=np.int64), "dtype: expected numpy.float32 or numpy.float64"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: reference.LSTM(3, 2, gates="ix"), "gates: unknown gate letter"),
+        (lambda: reference.LSTM(3, 2, gates="fi"), "gates: .*in that order"),
+        (lambda: reference.LSTM(3, 2, gates="fo", coupled=True), "coupled: .*needs both 'i' and 'f'"),
+        (lambda: reference.GRU(3, 2, reset="middle"), "reset: got 'middle'"),
+        (lambda: reference.RNN(3, 2, nonlinearity="sigmoid"), "nonlinearity: got 'sigmoid'"),
+        (lambda: reference.RNN(0, 2), "input_size: expected a positive integer, got 0"),
+        (lambda: reference.RNN(3, 2, dtype=np.int64), "dtype: expected numpy.float32 or numpy.float64"),
+    ],
+)
 def test_bad_constructor_arguments_raise_value_error(make, message):
     with pytest.raises(ValueError, match=message):
         make()

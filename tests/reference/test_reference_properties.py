@@ -1,9 +1,10 @@
 """Properties every cell of the NumPy engine must have (DESIGN.md, habit 5), for every variant."""
+
 import numpy as np
 import pytest
-from helpers import assert_close
 from reference_common import VARIANTS, Problem, make_layer, variant_id
 
+from helpers import assert_close
 from rnnkit.reference import cells
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
@@ -125,8 +126,8 @@ def test_padded_steps_leave_final_states_unchanged(variant):
         assert_close(noisy_final, ours, name="final state with noise in the padding", rtol=0, atol=0)
 
     for b, n in enumerate(lengths):
-        alone_hx = problem.pack([h[:, b:b + 1] for h in problem.hx])
-        alone_output, alone_state = layer.forward(problem.x[:n, b:b + 1], alone_hx)
+        alone_hx = problem.pack([h[:, b : b + 1] for h in problem.hx])
+        alone_output, alone_state = layer.forward(problem.x[:n, b : b + 1], alone_hx)
         assert_close(output[:n, b], alone_output[:, 0], name=f"output of sequence {b}", **TIGHT)
         assert_close(output[n:, b], np.zeros_like(output[n:, b]), name=f"padded output of sequence {b}", atol=0)
         for ours, alone in zip(problem.unpack(state), problem.unpack(alone_state)):

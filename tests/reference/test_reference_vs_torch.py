@@ -3,12 +3,14 @@
 torch.nn's weights load into the reference with strict=True (same names, shapes and gate order);
 outputs, final states, d_input, d_hx and every parameter gradient agree to ~1e-10.
 """
+
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close
 from reference_common import Problem, make_layer
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from helpers import assert_close
 
 STANDARD = [("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("gru", {})]
 TORCH_CLASSES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}

@@ -1,5 +1,6 @@
 """The sentence classifier: packed batches, pooling, the NumPy engine, metrics, training through the
 run lifecycle (exact resume, best checkpoint, patience), pretrained vectors, and its commands."""
+
 import io
 import json
 import math
@@ -13,16 +14,16 @@ from classifier_helpers import tiny_config, tiny_files, train_tiny_classifier
 from cli_helpers import assert_usage_error, run_main
 from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
+from rnnkit.data.labels import load_labels
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.rundir import BEST, MODEL_WEIGHTS, VOCABULARY, read_tensor_file
-from rnnkit.data.labels import load_labels
+from rnnkit.runs import open_run, resume_run, start_run
 from rnnkit.tasks.classifier.config import ModelConfig
 from rnnkit.tasks.classifier.data import LABELS
 from rnnkit.tasks.classifier.metrics import classification_metrics
 from rnnkit.tasks.classifier.numpy import model_function as numpy_probability_function
 from rnnkit.tasks.classifier.torch import SentenceClassifier, training_loss
-from rnnkit.runs import open_run, resume_run, start_run
 
 MODELS = [
     {"cell": "lstm", "pooling": "last", "bidirectional": True, "num_layers": 2},
@@ -104,13 +105,18 @@ def test_training_learns_and_writes_its_run_files(tmp_path):
     assert metrics["examples"] == 60 and set(metrics["per_class"]) == {"0", "1"}
 
 
-
-
 def test_an_interrupted_run_resumes_bit_identical(tmp_path):
     train, dev = tiny_files(tmp_path)
-    settings = ("train.max_steps=70", "train.eval_every=20", "model.word_dropout=0.2", "model.embedding_dropout=0.1",
-                "model.num_layers=2", "model.dropout=0.3",  # two epochs, dropout everywhere
-                "model.adversarial=0.5", "optim.ema_decay=0.9")  # and the adversarial term and the average
+    settings = (
+        "train.max_steps=70",
+        "train.eval_every=20",
+        "model.word_dropout=0.2",
+        "model.embedding_dropout=0.1",
+        "model.num_layers=2",
+        "model.dropout=0.3",  # two epochs, dropout everywhere
+        "model.adversarial=0.5",
+        "optim.ema_decay=0.9",
+    )  # and the adversarial term and the average
     train_tiny_classifier(tmp_path / "straight", train, dev, *settings)
     first = start_run(tiny_config(train, dev, *settings), str(tmp_path / "resumed"), progress_stream=io.StringIO())
     stop_at(first, 33)
@@ -123,8 +129,16 @@ def test_an_interrupted_run_resumes_bit_identical(tmp_path):
 
 def test_patience_stops_through_the_best_checkpoint(tmp_path):
     train, dev = tiny_files(tmp_path)
-    run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=100000", "train.eval_every=1",
-                                "train.patience=3", "optim.lr=0.5", "optim.optimizer=sgd")
+    run = train_tiny_classifier(
+        tmp_path / "run",
+        train,
+        dev,
+        "train.max_steps=100000",
+        "train.eval_every=1",
+        "train.patience=3",
+        "optim.lr=0.5",
+        "optim.optimizer=sgd",
+    )
     end = [r for r in read_metrics(run) if r["event"] == "end"][-1]
     evaluations = [r for r in read_metrics(run) if r["event"] == "eval"]
     best = max(evaluations, key=lambda r: r["accuracy"])
@@ -144,29 +158,55 @@ def write_vectors(path, words, dimension, header=False):
 def test_pretrained_vectors_are_found_frozen_and_reported(tmp_path, header):
     train, dev = tiny_files(tmp_path)
     vectors = write_vectors(tmp_path / "vectors.txt", ["good", "film", "zebra", "bad"], 8, header)
-    run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=5",
-                                f"model.embeddings_file={vectors}", "model.freeze_embeddings=true")
+    run = train_tiny_classifier(
+        tmp_path / "run",
+        train,
+        dev,
+        "train.max_steps=5",
+        f"model.embeddings_file={vectors}",
+        "model.freeze_embeddings=true",
+    )
     start = next(r for r in read_metrics(run) if r["event"] == "start")
-    assert start["pretrained_vectors"] == {"found": 3, "vocabulary": len(Vocabulary.load(run / VOCABULARY)),
-                                           "file_lines": 4}
+    assert start["pretrained_vectors"] == {
+        "found": 3,
+        "vocabulary": len(Vocabulary.load(run / VOCABULARY)),
+        "file_lines": 4,
+    }
     vocabulary = Vocabulary.load(run / VOCABULARY)
     weights = read_tensor_file(open_run(run).directory.checkpoint("latest") / MODEL_WEIGHTS)
     expected = dict(line.split(" ", 1) for line in vectors.read_text().splitlines() if not line[0].isdigit())
-    np.testing.assert_allclose(weights["embedding.weight"][vocabulary.ids["good"]],
-                               np.array(expected["good"].split(), dtype=np.float32))
+    np.testing.assert_allclose(
+        weights["embedding.weight"][vocabulary.ids["good"]], np.array(expected["good"].split(), dtype=np.float32)
+    )
 
 
-@pytest.mark.parametrize("content, message", [
-    ("good 0.1 0.2 0.3\n", "line 1: a vector of dimension 3, but model.embedding_size is 8"),
-    ("good " + " ".join(["x"] * 8) + "\n", "line 1: the vector of 'good' is not all numbers"),
-    ("good\n", "line 1: expected a word and its vector"),
-    ("", "no vectors in the file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("good 0.1 0.2 0.3\n", "line 1: a vector of dimension 3, but model.embedding_size is 8"),
+        ("good " + " ".join(["x"] * 8) + "\n", "line 1: the vector of 'good' is not all numbers"),
+        ("good\n", "line 1: expected a word and its vector"),
+        ("", "no vectors in the file"),
+    ],
+)
 def test_bad_vectors_files(tmp_path, capsys, content, message):
     train, dev = tiny_files(tmp_path)
     (tmp_path / "vectors.txt").write_text(content)
-    argv = ["train", "--set", "task=classifier", "--data", str(train), "--val", str(dev), "--out", str(tmp_path / "run"),
-            "--set", "model.embedding_size=8", "--set", f"model.embeddings_file={tmp_path / 'vectors.txt'}"]
+    argv = [
+        "train",
+        "--set",
+        "task=classifier",
+        "--data",
+        str(train),
+        "--val",
+        str(dev),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        "model.embedding_size=8",
+        "--set",
+        f"model.embeddings_file={tmp_path / 'vectors.txt'}",
+    ]
     assert_usage_error(capsys, argv, message)
     assert not (tmp_path / "run").exists()
 
@@ -175,7 +215,11 @@ def test_bad_vectors_files(tmp_path, capsys, content, message):
 def classifier_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("classifier")
     train, dev = tiny_files(directory)
-    return train_tiny_classifier(directory / "run", train, dev, "train.max_steps=150", "train.eval_every=50"), train, dev
+    return (
+        train_tiny_classifier(directory / "run", train, dev, "train.max_steps=150", "train.eval_every=50"),
+        train,
+        dev,
+    )
 
 
 @pytest.mark.parametrize("engine", ["torch", "numpy"])
@@ -211,18 +255,24 @@ def test_bad_inputs_of_the_classifier_commands(capsys, classifier_run, tmp_path,
     run, train, _ = classifier_run
     unknown = tmp_path / "unknown.txt"
     unknown.write_text("2 the film\nneutral so so\n1 good\n")
-    assert_usage_error(capsys, ["eval", str(run), "--data", str(unknown)], "labels not in the training set (0, 1)",
-                       "'2'", "'neutral'")
+    assert_usage_error(
+        capsys, ["eval", str(run), "--data", str(unknown)], "labels not in the training set (0, 1)", "'2'", "'neutral'"
+    )
     assert_usage_error(capsys, ["predict", str(run), "fine", "   "], "input 2: nothing to classify")
-    assert_usage_error(capsys, ["predict", str(trained[0]), "some text"], "is a language model run",
-                       "`rnnkit predict` does not apply")
+    assert_usage_error(
+        capsys, ["predict", str(trained[0]), "some text"], "is a language model run", "`rnnkit predict` does not apply"
+    )
     assert_usage_error(capsys, ["sample", str(run)], "is a sentence classifier run", "`rnnkit sample` does not apply")
-    assert_usage_error(capsys, ["train", "--set", "task=classifier", "--out", str(tmp_path / "x")],
-                       "data.train: no training file")
+    assert_usage_error(
+        capsys, ["train", "--set", "task=classifier", "--out", str(tmp_path / "x")], "data.train: no training file"
+    )
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert_usage_error(capsys, ["train", "--set", "task=classifier", "--data", str(empty), "--out", str(tmp_path / "x")],
-                       "the file is empty")
+    assert_usage_error(
+        capsys,
+        ["train", "--set", "task=classifier", "--data", str(empty), "--out", str(tmp_path / "x")],
+        "the file is empty",
+    )
     with pytest.raises(UsageError, match="labels not in the training set"):
         tiny = tmp_path / "tiny.txt"
         tiny.write_text("3 good\n")
@@ -246,7 +296,7 @@ def test_the_adversarial_term_is_the_loss_of_the_embeddings_moved_up_its_gradien
     model = small_model({}).train()
     embedded = model.embedding(ids.t()).detach().requires_grad_()
     clean = F.cross_entropy(model.classify(embedded, lengths), labels)
-    gradient, = torch.autograd.grad(clean, embedded)
+    (gradient,) = torch.autograd.grad(clean, embedded)
     moved = embedded + 0.7 * gradient / gradient.norm(dim=(0, 2))[:, None]
     assert torch.all((moved - embedded)[ids.t() == 0] == 0)  # padding stays where it was
     expected = clean + F.cross_entropy(model.classify(moved, lengths), labels)
@@ -257,13 +307,41 @@ def test_the_adversarial_term_is_the_loss_of_the_embeddings_moved_up_its_gradien
 
 def test_a_negative_embedding_init_scale_is_refused(capsys, tmp_path):
     train, dev = tiny_files(tmp_path)
-    assert_usage_error(capsys, ["train", "--set", "task=classifier", "--data", str(train), "--val", str(dev),
-                                "--out", str(tmp_path / "run"), "--set", "model.embedding_init_scale=-0.1"],
-                       "model.embedding_init_scale")
+    assert_usage_error(
+        capsys,
+        [
+            "train",
+            "--set",
+            "task=classifier",
+            "--data",
+            str(train),
+            "--val",
+            str(dev),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "model.embedding_init_scale=-0.1",
+        ],
+        "model.embedding_init_scale",
+    )
 
 
 def test_a_negative_adversarial_step_is_refused(capsys, tmp_path):
     train, dev = tiny_files(tmp_path)
-    assert_usage_error(capsys, ["train", "--set", "task=classifier", "--data", str(train), "--val", str(dev),
-                                "--out", str(tmp_path / "run"), "--set", "model.adversarial=-1"],
-                       "model.adversarial")
+    assert_usage_error(
+        capsys,
+        [
+            "train",
+            "--set",
+            "task=classifier",
+            "--data",
+            str(train),
+            "--val",
+            str(dev),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "model.adversarial=-1",
+        ],
+        "model.adversarial",
+    )

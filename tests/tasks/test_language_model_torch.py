@@ -21,11 +21,17 @@ def small_model(**values) -> LanguageModel:
     return LanguageModel(VOCABULARY_SIZE, ModelConfig(embedding_size=6, hidden_size=7, **values))
 
 
-@pytest.mark.parametrize("values", [
-    {"cell": "rnn", "nonlinearity": "relu"}, {"cell": "lstm"}, {"cell": "lstm", "peephole": True, "gates": "if"},
-    {"cell": "lstm", "coupled": True, "forget_bias": 1.0}, {"cell": "gru", "reset": "before"},
-    {"cell": "gru", "reset_gate": False, "num_layers": 2, "dropout": 0.2},
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"cell": "rnn", "nonlinearity": "relu"},
+        {"cell": "lstm"},
+        {"cell": "lstm", "peephole": True, "gates": "if"},
+        {"cell": "lstm", "coupled": True, "forget_bias": 1.0},
+        {"cell": "gru", "reset": "before"},
+        {"cell": "gru", "reset_gate": False, "num_layers": 2, "dropout": 0.2},
+    ],
+)
 def test_every_cell_and_variant_builds_and_runs(values):
     model = small_model(**values)
     ids = torch.randint(0, VOCABULARY_SIZE, (5, 3))  # (T, B)
@@ -78,7 +84,9 @@ def test_window_loss_is_the_mean_cross_entropy():
     inputs = np.random.default_rng(3).integers(0, VOCABULARY_SIZE, (4, 2))
     targets = np.random.default_rng(4).integers(0, VOCABULARY_SIZE, (4, 2))
     window = Window(inputs, targets, starts_epoch=False)
-    total, count, *_ = language_model.window_loss(model, window, model.initial_state(2, torch.device("cpu")), torch.device("cpu"))
+    total, count, *_ = language_model.window_loss(
+        model, window, model.initial_state(2, torch.device("cpu")), torch.device("cpu")
+    )
     logits, _ = model(torch.from_numpy(inputs), model.initial_state(2, torch.device("cpu")))
     expected = F.cross_entropy(logits.reshape(-1, VOCABULARY_SIZE), torch.from_numpy(targets).reshape(-1))
     assert count == 8

@@ -1,5 +1,6 @@
 """The tagger: the CoNLL-U and tsv readers, packed batches, the NumPy engine, training through the
 run lifecycle, eval metrics, and predict's three inputs (CoNLL-U round trip byte for byte)."""
+
 import dataclasses
 import io
 import json
@@ -13,10 +14,10 @@ from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.data.tagged import read_tagged
 from rnnkit.errors import UsageError
+from rnnkit.runs import resume_run, start_run
 from rnnkit.tasks.tagger.metrics import tagging_metrics
 from rnnkit.tasks.tagger.numpy import model_function as numpy_tagging_function
 from rnnkit.tasks.tagger.torch import Tagger, tag_sentences, to_batch
-from rnnkit.runs import resume_run, start_run
 from tagger_helpers import tiny_config, tiny_files, train_tiny_tagger, write_conllu
 
 
@@ -24,8 +25,9 @@ def test_conllu_reader_skips_ranges_and_empty_nodes(tmp_path):
     path = write_conllu(tmp_path, "x.conllu", 3, 0, with_extras=True)
     sentences = read_tagged(path)
     assert all("ghost" not in sentence.tokens for sentence in sentences)
-    assert [len(s.tokens) for s in sentences] == [sum(1 for line in s.lines if line.split("\t")[0].isdigit())
-                                                 for s in sentences]
+    assert [len(s.tokens) for s in sentences] == [
+        sum(1 for line in s.lines if line.split("\t")[0].isdigit()) for s in sentences
+    ]
     assert sentences[0].tags[0] == "DET" and read_tagged(path, column="xpos")[0].tags[0] == "XDET"
     assert sentences[1].first_line == sentences[0].first_line + len(sentences[0].lines) + 1
 
@@ -37,14 +39,17 @@ def test_tsv_reader(tmp_path):
     assert [(s.tokens, s.tags) for s in sentences] == [(["The", "dog"], ["DET", "NOUN"]), (["Runs"], ["VERB"])]
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("a.conllu", "1\tThe\tthe\tDET\nx\tdog\tdog\tNOUN\n\n", "lines 1-2: not CoNLL-U"),
-    ("b.conllu", "# text = nothing\n1-2\tdidn't\t_\t_\n\n", "line 1: a sentence with no tokens"),
-    ("c.conllu", "1\tThe\tthe\t_\n2\tdog\tdog\t_\n\n", "no tags: the upos column is missing or '_' everywhere"),
-    ("d.conllu", "1\tThe\tthe\n\n", "no tags: the upos column is missing"),
-    ("e.tsv", "The\tDET\ndog NOUN\n", "line 2: expected a token, a tab and a tag"),
-    ("f.conllu", "1\tThe\tthe\tDET\n2\tdog\tdog\t_\n\n", "token 2 ('dog') has no tag"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("a.conllu", "1\tThe\tthe\tDET\nx\tdog\tdog\tNOUN\n\n", "lines 1-2: not CoNLL-U"),
+        ("b.conllu", "# text = nothing\n1-2\tdidn't\t_\t_\n\n", "line 1: a sentence with no tokens"),
+        ("c.conllu", "1\tThe\tthe\t_\n2\tdog\tdog\t_\n\n", "no tags: the upos column is missing or '_' everywhere"),
+        ("d.conllu", "1\tThe\tthe\n\n", "no tags: the upos column is missing"),
+        ("e.tsv", "The\tDET\ndog NOUN\n", "line 2: expected a token, a tab and a tag"),
+        ("f.conllu", "1\tThe\tthe\tDET\n2\tdog\tdog\t_\n\n", "token 2 ('dog') has no tag"),
+    ],
+)
 def test_bad_tagged_files(tmp_path, name, text, message):
     (tmp_path / name).write_text(text)
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -52,7 +57,10 @@ def test_bad_tagged_files(tmp_path, name, text, message):
 
 
 MODELS = [
-    {}, {"crf": True}, {"residual": True, "num_layers": 3}, {"char_encoder": "none", "cell": "gru"},
+    {},
+    {"crf": True},
+    {"residual": True, "num_layers": 3},
+    {"char_encoder": "none", "cell": "gru"},
     {"bidirectional": False, "cell": "lstm", "gates": "if", "peephole": True, "residual": True, "num_layers": 2},
 ]
 
@@ -86,18 +94,27 @@ def test_the_numpy_engine_tags_as_the_torch_engine(tmp_path, values):
     with torch.no_grad():  # a random model's scores are close together: make the decision clear-cut
         model.output.weight.mul_(20.0)
     expected, _, _ = tag_sentences(model, data.validation, torch.device("cpu"), 16)
-    predicted = numpy_tagging_function(*checkpoint_of(model, tmp_path / "checkpoint", model.config), data)(data.validation)
+    predicted = numpy_tagging_function(*checkpoint_of(model, tmp_path / "checkpoint", model.config), data)(
+        data.validation
+    )
     assert [p.tolist() for p in predicted] == [e.tolist() for e in expected]
 
 
 def test_metrics_by_hand():
-    metrics = tagging_metrics([np.array([0, 1, 1]), np.array([1, -1])], [np.array([0, 1, 0]), np.array([1, 0])],
-                              [np.array([False, True, False]), np.array([True, True])], ["A", "B"],
-                              [["A", "B", "B"], ["B", "C"]])
+    metrics = tagging_metrics(
+        [np.array([0, 1, 1]), np.array([1, -1])],
+        [np.array([0, 1, 0]), np.array([1, 0])],
+        [np.array([False, True, False]), np.array([True, True])],
+        ["A", "B"],
+        [["A", "B", "B"], ["B", "C"]],
+    )
     assert metrics["accuracy"] == 3 / 5 and metrics["sentence_accuracy"] == 0.0
     assert metrics["unseen_accuracy"] == 2 / 3 and metrics["unseen_tokens"] == 3
     assert metrics["per_tag"]["C"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}  # seen at eval only
-    assert metrics["confusions"][0] in ({"gold": "B", "predicted": "A", "count": 1}, {"gold": "C", "predicted": "A", "count": 1})
+    assert metrics["confusions"][0] in (
+        {"gold": "B", "predicted": "A", "count": 1},
+        {"gold": "C", "predicted": "A", "count": 1},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +158,15 @@ def test_predict_plain_text_and_tsv(tagger_run, capsys, monkeypatch, engine):
     assert run_main(["predict", str(run), "--engine", engine]) == 0
     blocks = capsys.readouterr().out.strip().split("\n\n")
     assert blocks[0].splitlines()[0] == "# text = the big dog sees a cat ."
-    assert [line.split("\t")[3] for line in blocks[0].splitlines()[1:]] == ["DET", "ADJ", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]
+    assert [line.split("\t")[3] for line in blocks[0].splitlines()[1:]] == [
+        "DET",
+        "ADJ",
+        "NOUN",
+        "VERB",
+        "DET",
+        "NOUN",
+        "PUNCT",
+    ]
     monkeypatch.setattr("sys.stdin", io.StringIO("the\nidea\nruns\n\nthe\ncat\n"))
     assert run_main(["predict", str(run), "--format", "tsv", "--engine", engine]) == 0
     assert capsys.readouterr().out == "the\tDET\nidea\tNOUN\nruns\tVERB\n\nthe\tDET\ncat\tNOUN\n\n"

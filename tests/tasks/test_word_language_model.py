@@ -14,16 +14,26 @@ from cli_helpers import assert_usage_error, run_main
 from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.config import apply_assignments
+from rnnkit.runs import resume_run, start_run
 from rnnkit.tasks.language_model.config import LanguageModelConfig, ModelConfig
 from rnnkit.tasks.language_model.numpy import model_function as numpy_step_function
 from rnnkit.tasks.language_model.torch import LanguageModel, activation_regularisation
 from rnnkit.tasks.language_model.torch import step_function as torch_step_function
-from rnnkit.runs import resume_run, start_run
 
 WORDS = "the a cat dog sat ran on under mat rug and then quickly slowly".split()
-TINY = ["data.tokenizer=word", "model.embedding_size=8", "model.hidden_size=8", "train.batch_size=4",
-        "data.window=6", "train.log_every=5", "train.eval_every=0", "train.checkpoint_every=3600",
-        "train.eval_batch_size=2", "train.threads=1", "optim.lr=0.01"]
+TINY = [
+    "data.tokenizer=word",
+    "model.embedding_size=8",
+    "model.hidden_size=8",
+    "train.batch_size=4",
+    "data.window=6",
+    "train.log_every=5",
+    "train.eval_every=0",
+    "train.checkpoint_every=3600",
+    "train.eval_batch_size=2",
+    "train.threads=1",
+    "optim.lr=0.01",
+]
 
 
 def write_corpus(directory, name, lines, seed):
@@ -39,8 +49,9 @@ def corpus(tmp_path):
 
 
 def config(files, *assignments):
-    return apply_assignments(LanguageModelConfig(), [f"data.corpus={files[0]}", f"data.validation={files[1]}", *TINY,
-                                                     *assignments])
+    return apply_assignments(
+        LanguageModelConfig(), [f"data.corpus={files[0]}", f"data.validation={files[1]}", *TINY, *assignments]
+    )
 
 
 def train(files, path, *assignments):
@@ -48,9 +59,19 @@ def train(files, path, *assignments):
     return path
 
 
-AWD = ["model.num_layers=3", "model.hidden_sizes=[12, 10, 8]", "model.locked_dropout=true", "model.dropout=0.3",
-       "model.hidden_dropout=0.2", "model.embedding_dropout=0.1", "model.token_dropout=0.1", "model.weight_drop=0.3",
-       "model.tie_weights=true", "model.ar=2.0", "model.tar=1.0"]
+AWD = [
+    "model.num_layers=3",
+    "model.hidden_sizes=[12, 10, 8]",
+    "model.locked_dropout=true",
+    "model.dropout=0.3",
+    "model.hidden_dropout=0.2",
+    "model.embedding_dropout=0.1",
+    "model.token_dropout=0.1",
+    "model.weight_drop=0.3",
+    "model.tie_weights=true",
+    "model.ar=2.0",
+    "model.tar=1.0",
+]
 
 
 def test_an_awd_model_trains_with_every_regulariser(corpus, tmp_path):
@@ -64,19 +85,23 @@ def test_an_awd_model_trains_with_every_regulariser(corpus, tmp_path):
 def test_ar_and_tar_are_the_formulas():
     model = ModelConfig(ar=2.0, tar=3.0)
     output, raw = torch.randn(5, 2, 4), torch.randn(5, 2, 4)
-    expected = 2.0 * (output ** 2).mean() + 3.0 * ((raw[1:] - raw[:-1]) ** 2).mean()
+    expected = 2.0 * (output**2).mean() + 3.0 * ((raw[1:] - raw[:-1]) ** 2).mean()
     torch.testing.assert_close(activation_regularisation(model, output, raw), expected)
     assert activation_regularisation(ModelConfig(), output, raw) == 0.0
 
 
-@pytest.mark.parametrize("per_layer, tied, div_value", [(False, False, 4.0), (True, False, 4.0), (True, True, 4.0),
-                                                       (True, True, 1.5)])
+@pytest.mark.parametrize(
+    "per_layer, tied, div_value", [(False, False, 4.0), (True, False, 4.0), (True, True, 4.0), (True, True, 1.5)]
+)
 def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_layer, tied, div_value, tmp_path):
     values = {"hidden_sizes": (17, 16)} if per_layer else {}
     values |= {"tie_weights": True} if tied else {}
-    values |= {"div_value": div_value}  # projections of 16 // 4 = 4 and 16 // 16 = 1, or 16 // 1.5 = 10 and 16 // 2.25 = 7
-    model_config = ModelConfig(embedding_size=16, hidden_size=16, num_layers=2, softmax="adaptive", cutoffs=(4, 9),
-                               **values)
+    values |= {
+        "div_value": div_value
+    }  # projections of 16 // 4 = 4 and 16 // 16 = 1, or 16 // 1.5 = 10 and 16 // 2.25 = 7
+    model_config = ModelConfig(
+        embedding_size=16, hidden_size=16, num_layers=2, softmax="adaptive", cutoffs=(4, 9), **values
+    )
     torch.manual_seed(0)
     model = LanguageModel(15, model_config).eval()
     torch_step = torch_step_function(model, torch.device("cpu"))
@@ -88,11 +113,10 @@ def test_adaptive_softmax_probabilities_sum_to_one_and_the_engines_agree(per_lay
     np.testing.assert_allclose(numpy_step([3], numpy_state)[0], torch_step([3], state)[0], rtol=1e-5, atol=1e-5)
 
 
-
-
 def test_a_tied_adaptive_softmax_embeds_the_input_with_its_own_weights(corpus, tmp_path):
-    model_config = ModelConfig(embedding_size=32, hidden_size=32, softmax="adaptive", cutoffs=(4, 9), tie_weights=True,
-                               token_dropout=0.5)
+    model_config = ModelConfig(
+        embedding_size=32, hidden_size=32, softmax="adaptive", cutoffs=(4, 9), tie_weights=True, token_dropout=0.5
+    )
     torch.manual_seed(0)
     model = LanguageModel(15, model_config).eval()
     assert not hasattr(model, "embedding")  # no matrix of its own
@@ -101,21 +125,48 @@ def test_a_tied_adaptive_softmax_embeds_the_input_with_its_own_weights(corpus, t
     torch.testing.assert_close(vectors[0, 0], head[2])
     torch.testing.assert_close(vectors[1, 0], output.weight[11 - 9] @ projection.weight)
     vectors.sum().backward()  # the input side's gradient reaches the softmax's weights
-    assert head.grad[2].abs().sum() > 0 and output.weight.grad[2].abs().sum() > 0 and projection.weight.grad.abs().sum() > 0
+    assert (
+        head.grad[2].abs().sum() > 0
+        and output.weight.grad[2].abs().sum() > 0
+        and projection.weight.grad.abs().sum() > 0
+    )
     model.train()
     dropped = model.embed(torch.tensor([[11] * 3, [11] * 3]))  # one draw per word type, scaled by 1 / (1 - p)
-    assert torch.all(dropped == 0) or torch.allclose(dropped, 2 * (output.weight[2] @ projection.weight).expand_as(dropped))
-    run = train(corpus, tmp_path / "run", "train.max_steps=60", "train.eval_every=20", "model.softmax=adaptive",
-                "model.cutoffs=[4]", "model.tie_weights=true", "model.token_dropout=0.1", "model.embedding_size=16",
-                "model.hidden_size=16", "optim.lr=0.03")
+    assert torch.all(dropped == 0) or torch.allclose(
+        dropped, 2 * (output.weight[2] @ projection.weight).expand_as(dropped)
+    )
+    run = train(
+        corpus,
+        tmp_path / "run",
+        "train.max_steps=60",
+        "train.eval_every=20",
+        "model.softmax=adaptive",
+        "model.cutoffs=[4]",
+        "model.tie_weights=true",
+        "model.token_dropout=0.1",
+        "model.embedding_size=16",
+        "model.hidden_size=16",
+        "optim.lr=0.03",
+    )
     evaluations = [r["nll"] for r in read_metrics(run) if r["event"] == "eval"]
     assert evaluations[-1] < math.log(len(WORDS) + 2)
 
 
-@pytest.mark.parametrize("settings", [
-    ["data.variable_window=true", "data.window=8", "train.max_steps=40"],
-    ["optim.optimizer=nt-asgd", "optim.lr=2.0", "optim.nonmono=1", "train.eval_every=3", "train.max_steps=40", *AWD],
-], ids=["variable-windows", "nt-asgd-awd"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ["data.variable_window=true", "data.window=8", "train.max_steps=40"],
+        [
+            "optim.optimizer=nt-asgd",
+            "optim.lr=2.0",
+            "optim.nonmono=1",
+            "train.eval_every=3",
+            "train.max_steps=40",
+            *AWD,
+        ],
+    ],
+    ids=["variable-windows", "nt-asgd-awd"],
+)
 def test_an_interrupted_run_resumes_bit_identical(corpus, tmp_path, settings):
     straight = train(corpus, tmp_path / "straight", *settings)
     first = start_run(config(corpus, *settings), str(tmp_path / "resumed"), progress_stream=io.StringIO())
@@ -179,21 +230,41 @@ def test_score_reports_unknown_words_and_refuses_empty_input(corpus, tmp_path, c
     assert_usage_error(capsys, ["score", str(run), "-"], "standard input: nothing to score")
 
 
-@pytest.mark.parametrize("settings, message", [
-    (["model.softmax=adaptive", "model.cutoffs=[8, 4]"], "model.cutoffs: the adaptive softmax needs increasing"),
-    (["model.softmax=adaptive", "model.cutoffs=[4, 400]", "model.div_value=2"],
-     "model.cutoffs: the last cutoff (400) must be below"),
-    (["model.num_layers=2", "model.hidden_sizes=[8]"], "model.hidden_sizes: expected one size per layer"),
-    (["model.softmax=adaptive", "model.cutoffs=[4, 8]", "model.div_value=0.5"], "model.div_value: expected a number >= 1"),
-    (["model.softmax=adaptive", "model.cutoffs=[4, 8]", "model.div_value=3"],
-     "model.div_value: the last cluster's projection would be 8 // 3^2 = 0 wide"),
-    (["model.softmax=adaptive", "model.cutoffs=[4]", "model.tie_weights=true", "model.embedding_size=6"],
-     "model.tie_weights: needs the last layer's size == embedding_size"),
-    (["data.min_count=1000"], "the vocabulary would hold only <unk>"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (["model.softmax=adaptive", "model.cutoffs=[8, 4]"], "model.cutoffs: the adaptive softmax needs increasing"),
+        (
+            ["model.softmax=adaptive", "model.cutoffs=[4, 400]", "model.div_value=2"],
+            "model.cutoffs: the last cutoff (400) must be below",
+        ),
+        (["model.num_layers=2", "model.hidden_sizes=[8]"], "model.hidden_sizes: expected one size per layer"),
+        (
+            ["model.softmax=adaptive", "model.cutoffs=[4, 8]", "model.div_value=0.5"],
+            "model.div_value: expected a number >= 1",
+        ),
+        (
+            ["model.softmax=adaptive", "model.cutoffs=[4, 8]", "model.div_value=3"],
+            "model.div_value: the last cluster's projection would be 8 // 3^2 = 0 wide",
+        ),
+        (
+            ["model.softmax=adaptive", "model.cutoffs=[4]", "model.tie_weights=true", "model.embedding_size=6"],
+            "model.tie_weights: needs the last layer's size == embedding_size",
+        ),
+        (["data.min_count=1000"], "the vocabulary would hold only <unk>"),
+    ],
+)
 def test_bad_word_model_settings(corpus, tmp_path, capsys, settings, message):
-    argv = ["train", "--data", str(corpus[0]), "--val", str(corpus[1]), "--out", str(tmp_path / "run"),
-            *[argument for setting in TINY + settings for argument in ("--set", setting)]]
+    argv = [
+        "train",
+        "--data",
+        str(corpus[0]),
+        "--val",
+        str(corpus[1]),
+        "--out",
+        str(tmp_path / "run"),
+        *[argument for setting in TINY + settings for argument in ("--set", setting)],
+    ]
     assert_usage_error(capsys, argv, message)
     assert not (tmp_path / "run").exists()
 
@@ -201,8 +272,14 @@ def test_bad_word_model_settings(corpus, tmp_path, capsys, settings, message):
 def test_an_empty_word_corpus(tmp_path, capsys):
     empty, valid = tmp_path / "empty.txt", write_corpus(tmp_path, "valid.txt", 5, 1)
     empty.write_text("")
-    argv = ["train", "--data", str(empty), "--val", str(valid), "--out", str(tmp_path / "run"),
-            *[argument for setting in TINY for argument in ("--set", setting)]]
+    argv = [
+        "train",
+        "--data",
+        str(empty),
+        "--val",
+        str(valid),
+        "--out",
+        str(tmp_path / "run"),
+        *[argument for setting in TINY for argument in ("--set", setting)],
+    ]
     assert_usage_error(capsys, argv, "the file is empty; at least 25 words are needed")
-
-

@@ -6,20 +6,33 @@ import numpy as np
 import pytest
 import torch
 
+from rnnkit.atomic import UMASK
 from rnnkit.config import OptimConfig
 from rnnkit.errors import UsageError
-from rnnkit.atomic import UMASK
 from rnnkit.rundir import LATEST, MODEL_WEIGHTS, TRAINER_STATE, RunDirectory
 from rnnkit.train.checkpoint import (
-    capture_random_state, flatten_optimizer_state, point, prune_checkpoints, read_checkpoint, restore_random_state,
-    unflatten_optimizer_state, write_checkpoint,
+    capture_random_state,
+    flatten_optimizer_state,
+    point,
+    prune_checkpoints,
+    read_checkpoint,
+    restore_random_state,
+    unflatten_optimizer_state,
+    write_checkpoint,
 )
 from rnnkit.train.optimizers import build_optimizer
 
-
-VALID_STATE = {"tokens": 0, "elapsed_seconds": 1.5, "lr_scale": 1.0, "rollbacks": 0, "data_position": {},
-               "schedule": {"plateau_factor": 1.0, "best_loss": None, "evaluations_without_improvement": 0},
-               "optimizer": {"param_groups": [], "scalars": {}}, "random": {"numpy": {}, "python": {}}, "config": {}}
+VALID_STATE = {
+    "tokens": 0,
+    "elapsed_seconds": 1.5,
+    "lr_scale": 1.0,
+    "rollbacks": 0,
+    "data_position": {},
+    "schedule": {"plateau_factor": 1.0, "best_loss": None, "evaluations_without_improvement": 0},
+    "optimizer": {"param_groups": [], "scalars": {}},
+    "random": {"numpy": {}, "python": {}},
+    "config": {},
+}
 
 
 SHAPES = {"w": (2, 3)}  # the model's weights as `write` saves them
@@ -27,8 +40,13 @@ SHAPES = {"w": (2, 3)}  # the model's weights as `write` saves them
 
 def write(tmp_path, step, value=1.0, model=None):
     checkpoints = tmp_path / "checkpoints"
-    name = write_checkpoint(checkpoints, step, model or {"w": torch.full((2, 3), value)}, {"t": torch.arange(4)},
-                            {"step": step, **VALID_STATE})
+    name = write_checkpoint(
+        checkpoints,
+        step,
+        model or {"w": torch.full((2, 3), value)},
+        {"t": torch.arange(4)},
+        {"step": step, **VALID_STATE},
+    )
     point(checkpoints, LATEST, name)
     return checkpoints / name
 
@@ -76,18 +94,21 @@ def test_tied_weights_are_saved_as_two_copies(tmp_path):
     assert torch.equal(model["a"], model["b"])
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("step", None, "step must be an integer >= 0, got null"),
-    ("step", -1, "step must be an integer >= 0"),
-    ("step", "7", "step must be an integer >= 0"),
-    ("lr_scale", float("nan"), "lr_scale must be a finite number > 0, got NaN"),
-    ("lr_scale", 0, "lr_scale must be a finite number > 0"),
-    ("elapsed_seconds", float("inf"), "elapsed_seconds must be a finite number >= 0"),
-    ("schedule", {"plateau_factor": "cosine"}, "schedule must be a table of plateau_factor"),
-    ("optimizer", [], "optimizer must be a table of param_groups and scalars"),
-    ("best", {"value": "low", "step": 3}, "best must be null or a table of value and step"),
-    ("tokens", True, "tokens must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("step", None, "step must be an integer >= 0, got null"),
+        ("step", -1, "step must be an integer >= 0"),
+        ("step", "7", "step must be an integer >= 0"),
+        ("lr_scale", float("nan"), "lr_scale must be a finite number > 0, got NaN"),
+        ("lr_scale", 0, "lr_scale must be a finite number > 0"),
+        ("elapsed_seconds", float("inf"), "elapsed_seconds must be a finite number >= 0"),
+        ("schedule", {"plateau_factor": "cosine"}, "schedule must be a table of plateau_factor"),
+        ("optimizer", [], "optimizer must be a table of param_groups and scalars"),
+        ("best", {"value": "low", "step": 3}, "best must be null or a table of value and step"),
+        ("tokens", True, "tokens must be an integer >= 0"),
+    ],
+)
 def test_trainer_state_is_checked_field_by_field(tmp_path, field, value, message):
     directory = write(tmp_path, 1)
     path = directory / TRAINER_STATE
@@ -111,7 +132,7 @@ def test_optimizer_state_round_trips_exactly(name):
     optimizer = build_optimizer(parameters, optim)
     for _ in range(2):
         optimizer.zero_grad()
-        sum((parameter ** 2).sum() for parameter in parameters).backward()
+        sum((parameter**2).sum() for parameter in parameters).backward()
         optimizer.step()
     tensors, record = flatten_optimizer_state(optimizer.state_dict())
     tensors = {name: tensor.clone() for name, tensor in tensors.items()}  # as a checkpoint file holds them
@@ -121,7 +142,7 @@ def test_optimizer_state_round_trips_exactly(name):
     for optimizer_now in (optimizer, restored):
         targets = parameters if optimizer_now is optimizer else copy
         optimizer_now.zero_grad()
-        sum((parameter ** 3).sum() for parameter in targets).backward()
+        sum((parameter**3).sum() for parameter in targets).backward()
         optimizer_now.step()
     for original, again in zip(parameters, copy):
         assert torch.equal(original, again)

@@ -1,4 +1,5 @@
 """Non-finite losses and gradients: skipped steps, then a rollback with a lower lr; NaN is never saved."""
+
 import io
 import math
 
@@ -37,7 +38,9 @@ def test_a_nan_gradient_skips_the_step(tmp_path):
     skips = [r for r in events if r["event"] == "skip"]
     assert [(r["step"], r["reason"], r["consecutive"]) for r in skips] == [(3, "non-finite gradient", 1)]
     assert not [r for r in events if r["event"] == "rollback"]
-    assert all(np.isfinite(value).all() for value in latest_tensors(tmp_path / "run").values() if value.dtype.kind == "f")
+    assert all(
+        np.isfinite(value).all() for value in latest_tensors(tmp_path / "run").values() if value.dtype.kind == "f"
+    )
 
 
 def test_consecutive_bad_steps_roll_back_and_lower_the_lr(tmp_path):
@@ -52,7 +55,9 @@ def test_consecutive_bad_steps_roll_back_and_lower_the_lr(tmp_path):
     lrs = [r["lr"] for r in events if r["event"] == "train"]
     assert lrs[0] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.005)
     assert trainer.step == 8 and trainer.lr_scale == 0.5
-    assert all(np.isfinite(value).all() for value in latest_tensors(tmp_path / "run").values() if value.dtype.kind == "f")
+    assert all(
+        np.isfinite(value).all() for value in latest_tensors(tmp_path / "run").values() if value.dtype.kind == "f"
+    )
 
 
 def test_a_nan_loss_is_skipped_with_its_reason(tmp_path):

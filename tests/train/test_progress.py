@@ -1,5 +1,4 @@
 import io
-import json
 import math
 
 from rnnkit.train.progress import ProgressLine, format_duration
@@ -26,7 +25,9 @@ def test_plain_lines_at_logging_steps_otherwise():
     progress = ProgressLine(stream)
     progress.update(9, 2.5, 1e-3, 100.0, "sentences", 0.0, None, logging_step=False)
     progress.update(10, 2.5, 1e-3, 100.0, "sentences", 0.0, None, logging_step=True)
-    assert stream.getvalue().splitlines() == ["step      10 | loss 2.5000 | lr 1.00e-03 | 100 sentences/s |   -   | ETA ?"]
+    assert stream.getvalue().splitlines() == [
+        "step      10 | loss 2.5000 | lr 1.00e-03 | 100 sentences/s |   -   | ETA ?"
+    ]
 
 
 def test_durations():

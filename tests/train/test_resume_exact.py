@@ -1,4 +1,5 @@
 """An interrupted and resumed run ends bit-identical to an uninterrupted one (on CPU)."""
+
 import io
 import random
 
@@ -7,7 +8,13 @@ import pytest
 import torch
 
 from helpers import stop_at
-from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics, tiny_config, write_tiny_corpus
+from language_model_helpers import (
+    assert_identical_tensors,
+    latest_tensors,
+    read_metrics,
+    tiny_config,
+    write_tiny_corpus,
+)
 from rnnkit.runs import resume_run, start_run
 
 STEPS = 14
@@ -15,19 +22,42 @@ STEPS = 14
 CONFIGS = {
     # dropout draws from torch's generator, the cosine reads the step limit, periodic evaluation and samples
     # run in between: all of it must come back exactly.
-    "lstm-adam-cosine-dropout": ["model.num_layers=2", "model.dropout=0.3", "model.embedding_dropout=0.1",
-                                 "optim.schedule=cosine", "optim.warmup_steps=3", f"train.max_steps={STEPS}",
-                                 "train.eval_every=4", "sample.every=6", "sample.length=20"],
-    "gru-sgd-plateau": ["model.cell=gru", "optim.optimizer=sgd", "optim.momentum=0.9", "optim.lr=0.5",
-                        "optim.schedule=plateau", "optim.plateau_patience=0", "train.eval_every=3"],
-    "rnn-rmsprop-value-clip": ["model.cell=rnn", "optim.optimizer=rmsprop", "optim.clip=value",
-                               "optim.clip_threshold=0.05", "data.window=7"],
+    "lstm-adam-cosine-dropout": [
+        "model.num_layers=2",
+        "model.dropout=0.3",
+        "model.embedding_dropout=0.1",
+        "optim.schedule=cosine",
+        "optim.warmup_steps=3",
+        f"train.max_steps={STEPS}",
+        "train.eval_every=4",
+        "sample.every=6",
+        "sample.length=20",
+    ],
+    "gru-sgd-plateau": [
+        "model.cell=gru",
+        "optim.optimizer=sgd",
+        "optim.momentum=0.9",
+        "optim.lr=0.5",
+        "optim.schedule=plateau",
+        "optim.plateau_patience=0",
+        "train.eval_every=3",
+    ],
+    "rnn-rmsprop-value-clip": [
+        "model.cell=rnn",
+        "optim.optimizer=rmsprop",
+        "optim.clip=value",
+        "optim.clip_threshold=0.05",
+        "data.window=7",
+    ],
     # the average of the weights is trainer state too, and evaluation reads it
-    "adamw-weight-average": ["optim.optimizer=adamw", "optim.weight_decay=0.1", "optim.ema_decay=0.9",
-                             "model.dropout=0.2", "train.eval_every=3"],
+    "adamw-weight-average": [
+        "optim.optimizer=adamw",
+        "optim.weight_decay=0.1",
+        "optim.ema_decay=0.9",
+        "model.dropout=0.2",
+        "train.eval_every=3",
+    ],
 }
-
-
 
 
 def scramble_random_generators() -> None:
@@ -58,7 +88,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
     resumed_evals = [r for r in read_metrics(tmp_path / "interrupted") if r["event"] == "eval"]
     assert [r["nll"] for r in straight_evals] == [r["nll"] for r in resumed_evals]
     if "sample.every=6" in CONFIGS[name]:
-        assert (tmp_path / "straight" / "samples.txt").read_text() == (tmp_path / "interrupted" / "samples.txt").read_text()
+        assert (tmp_path / "straight" / "samples.txt").read_text() == (
+            tmp_path / "interrupted" / "samples.txt"
+        ).read_text()
 
 
 def test_limits_count_the_whole_run(tmp_path):

@@ -1,5 +1,6 @@
 """The run lifecycle: a run directory is created whole, best/latest/kept checkpoints, patience,
 pruning, the lock, and runs that an older version or a crash left behind."""
+
 import io
 import json
 import os
@@ -8,9 +9,9 @@ import shutil
 import pytest
 
 from language_model_helpers import read_metrics, tiny_config, train_tiny_run, write_tiny_corpus
+from rnnkit import runs
 from rnnkit.errors import UsageError
 from rnnkit.rundir import BEST, CONFIG, LATEST, LOCK, RunDirectory
-from rnnkit import runs
 from rnnkit.runs import STAGING_PREFIX, check_new_run_path, open_run, resume_run, start_run
 
 
@@ -51,8 +52,15 @@ def test_a_failure_while_assembling_leaves_nothing(tmp_path, monkeypatch, stage)
 
 def test_best_checkpoint_is_the_best_validation_and_eval_uses_it(tmp_path):
     corpus = write_tiny_corpus(tmp_path)
-    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=30", "train.eval_every=5",
-                         "train.keep_checkpoints=100", "optim.lr=0.05", "optim.schedule=cosine")
+    run = train_tiny_run(
+        tmp_path / "run",
+        corpus,
+        "train.max_steps=30",
+        "train.eval_every=5",
+        "train.keep_checkpoints=100",
+        "optim.lr=0.05",
+        "optim.schedule=cosine",
+    )
     evaluations = [record for record in read_metrics(run) if record["event"] == "eval"]
     best = min(evaluations, key=lambda record: record["nll"])
     directory = RunDirectory(run)
@@ -68,8 +76,9 @@ def test_best_checkpoint_is_the_best_validation_and_eval_uses_it(tmp_path):
 
 def test_patience_stops_after_evaluations_without_a_new_best(tmp_path, monkeypatch):
     corpus = write_tiny_corpus(tmp_path)
-    trainer = quiet_start(tiny_config(corpus, "train.max_steps=100", "train.eval_every=2", "train.patience=3"),
-                          tmp_path / "run")
+    trainer = quiet_start(
+        tiny_config(corpus, "train.max_steps=100", "train.eval_every=2", "train.patience=3"), tmp_path / "run"
+    )
     values = iter([5.0, 4.0, 4.5, 4.0, 4.2, 1.0])
     monkeypatch.setattr(trainer.training, "validate", lambda: {"loss": (value := next(values)), "nll": value})
     assert trainer.run() == "patience"
@@ -79,11 +88,24 @@ def test_patience_stops_after_evaluations_without_a_new_best(tmp_path, monkeypat
 
 def test_pruning_keeps_latest_best_the_newest_and_every_kth(tmp_path):
     corpus = write_tiny_corpus(tmp_path)
-    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=23", "train.keep_every=10",
-                         "train.keep_checkpoints=2", "train.checkpoint_every=1e-9")
+    run = train_tiny_run(
+        tmp_path / "run",
+        corpus,
+        "train.max_steps=23",
+        "train.keep_every=10",
+        "train.keep_checkpoints=2",
+        "train.checkpoint_every=1e-9",
+    )
     kept = sorted(entry.name for entry in (run / "checkpoints").iterdir())
-    assert kept == [LATEST, "step-00000000", "step-00000010", "step-00000020", "step-00000021", "step-00000022",
-                    "step-00000023"]
+    assert kept == [
+        LATEST,
+        "step-00000000",
+        "step-00000010",
+        "step-00000020",
+        "step-00000021",
+        "step-00000022",
+        "step-00000023",
+    ]
 
 
 def test_resume_of_a_run_without_checkpoint_starts_it_from_step_zero(tmp_path):
@@ -130,13 +152,16 @@ def test_out_inside_a_run_is_refused(tmp_path, place):
         check_new_run_path(str(tmp_path / place))
 
 
-@pytest.mark.parametrize("out, message", [
-    ("", "the path is empty"),
-    ("afile.txt/run", "afile.txt is not a directory"),
-    ("loop/run", "Too many levels of symbolic links"),
-    ("x" * 300, "File name too long"),
-    ("/proc/rnnkit-run", "No such file or directory|Permission denied|Read-only"),
-])
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("", "the path is empty"),
+        ("afile.txt/run", "afile.txt is not a directory"),
+        ("loop/run", "Too many levels of symbolic links"),
+        ("x" * 300, "File name too long"),
+        ("/proc/rnnkit-run", "No such file or directory|Permission denied|Read-only"),
+    ],
+)
 def test_impossible_out_paths_are_one_line(tmp_path, monkeypatch, out, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile.txt").write_text("x")
@@ -154,11 +179,14 @@ def test_a_model_too_large_for_the_machine_is_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"data": {"window": 4}}, r"was changed after step-00000003 was saved: data.window \(8 -> 4\)"),
-    ({"train": {"batch_size": 2}}, r"train.batch_size \(4 -> 2\)"),
-    ({"model": {"hidden_size": 12}}, r"model.hidden_size \(16 -> 12\)"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"data": {"window": 4}}, r"was changed after step-00000003 was saved: data.window \(8 -> 4\)"),
+        ({"train": {"batch_size": 2}}, r"train.batch_size \(4 -> 2\)"),
+        ({"model": {"hidden_size": 12}}, r"model.hidden_size \(16 -> 12\)"),
+    ],
+)
 def test_a_config_edited_after_training_is_refused_on_resume(tmp_path, edit, message):
     corpus = write_tiny_corpus(tmp_path)
     run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=3")

@@ -18,7 +18,13 @@ def test_warmup_then_cosine_to_the_floor():
 
 def test_plateau_drops_after_patience_and_round_trips():
     schedule = LearningRateSchedule(OptimConfig(schedule="plateau", plateau_patience=1, plateau_factor=0.5))
-    assert [schedule.observe_validation(loss) for loss in (2.0, 1.5, 1.6, 1.7, 1.8)] == [False, False, False, True, False]
+    assert [schedule.observe_validation(loss) for loss in (2.0, 1.5, 1.6, 1.7, 1.8)] == [
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
     assert schedule.factor(100, 0.3) == 0.5
     copy = LearningRateSchedule(schedule.optim)
     copy.load_state_dict(schedule.state_dict())

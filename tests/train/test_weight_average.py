@@ -1,4 +1,5 @@
 """optim.ema_decay: an exponential moving average of the weights, evaluated in place of the raw weights."""
+
 import io
 
 import numpy as np
@@ -8,8 +9,8 @@ import torch
 from cli_helpers import assert_usage_error
 from language_model_helpers import latest_tensors, tiny_config, write_tiny_corpus
 from rnnkit.config import OptimConfig
-from rnnkit.train.optimizers import ExponentialAverage, build_optimizer
 from rnnkit.runs import start_run
+from rnnkit.train.optimizers import ExponentialAverage, build_optimizer
 
 
 def test_the_average_follows_its_formula_and_evaluation_sees_it():
@@ -35,7 +36,7 @@ def test_the_state_round_trips_without_touching_the_optimisers_own():
     optimizer = build_optimizer([parameter], OptimConfig(optimizer="adam", ema_decay=0.9))
     for _ in range(3):
         optimizer.zero_grad()
-        (parameter ** 2).sum().backward()
+        (parameter**2).sum().backward()
         optimizer.step()
     state = optimizer.state_dict()
     assert "weight_average" not in optimizer.optimizer.state[parameter]
@@ -52,8 +53,8 @@ def test_a_run_saves_the_average_for_eval_and_the_raw_weights_for_resume(tmp_pat
     config = tiny_config(corpus, "train.max_steps=12", "train.eval_every=4", "optim.ema_decay=0.8")
     start_run(config, str(tmp_path / "run"), progress_stream=io.StringIO()).run()
     tensors = latest_tensors(tmp_path / "run")
-    model = {name[len("model/"):]: tensor for name, tensor in tensors.items() if name.startswith("model/")}
-    raw = {name[len("trainer/raw."):]: tensor for name, tensor in tensors.items() if name.startswith("trainer/raw.")}
+    model = {name[len("model/") :]: tensor for name, tensor in tensors.items() if name.startswith("model/")}
+    raw = {name[len("trainer/raw.") :]: tensor for name, tensor in tensors.items() if name.startswith("trainer/raw.")}
     assert set(raw) == set(model)
     assert any(not np.array_equal(model[name], raw[name]) for name in model)  # model.safetensors holds the average
 
@@ -61,8 +62,11 @@ def test_a_run_saves_the_average_for_eval_and_the_raw_weights_for_resume(tmp_pat
 @pytest.mark.parametrize("value", ["1.0", "-0.1"])
 def test_a_nonsense_decay_is_a_usage_error(tmp_path, capsys, value):
     corpus = write_tiny_corpus(tmp_path, 300)
-    assert_usage_error(capsys, ["train", "--data", str(corpus), "--out", str(tmp_path / "run"),
-                                "--set", f"optim.ema_decay={value}"], "optim.ema_decay")
+    assert_usage_error(
+        capsys,
+        ["train", "--data", str(corpus), "--out", str(tmp_path / "run"), "--set", f"optim.ema_decay={value}"],
+        "optim.ema_decay",
+    )
     assert not (tmp_path / "run").exists()
 
 

@@ -8,6 +8,7 @@ quotes, bracket depth, the position in a line, comments, indentation or runs of 
 
 Position t of every array describes the model after it has read character t.
 """
+
 from __future__ import annotations
 
 import html
@@ -80,13 +81,21 @@ def indentation(text: str) -> np.ndarray:
 def uppercase_run(text: str) -> np.ndarray:
     """1 on capital letters next to another capital (a speaker's name, a constant's name)."""
     upper = [char.isupper() for char in text]
-    return np.array([upper[t] and ((t > 0 and upper[t - 1]) or (t + 1 < len(text) and upper[t + 1]))
-                     for t in range(len(text))], dtype=float)
+    return np.array(
+        [upper[t] and ((t > 0 and upper[t - 1]) or (t + 1 < len(text) and upper[t + 1])) for t in range(len(text))],
+        dtype=float,
+    )
 
 
-INDICATORS = {"inside quotes": inside_quotes, "bracket depth": bracket_depth, "position in line": position_in_line,
-              "start of line": start_of_line, "inside a comment": inside_comment, "indentation": indentation,
-              "uppercase run": uppercase_run}
+INDICATORS = {
+    "inside quotes": inside_quotes,
+    "bracket depth": bracket_depth,
+    "position in line": position_in_line,
+    "start of line": start_of_line,
+    "inside a comment": inside_comment,
+    "indentation": indentation,
+    "uppercase run": uppercase_run,
+}
 
 
 def indicators(text: str) -> dict[str, np.ndarray]:
@@ -101,7 +110,7 @@ def unit_signals(model, ids: np.ndarray) -> dict[str, np.ndarray]:
     state = model.initial_state(1, device)
     with torch.no_grad(), trace(model) as recorded:
         for start in range(0, len(ids), CHUNK):
-            chunk = torch.as_tensor(ids[start:start + CHUNK].astype(np.int64), device=device)[:, None]  # (T, 1)
+            chunk = torch.as_tensor(ids[start : start + CHUNK].astype(np.int64), device=device)[:, None]  # (T, 1)
             _, _, state = model.hidden(chunk, state)
     signals = {}
     for key in recorded.keys():
@@ -117,7 +126,7 @@ def correlations(values: np.ndarray, indicator: np.ndarray) -> np.ndarray:
     """Pearson r of every column of values (T, U) with the indicator (T,); 0 where either is constant."""
     centred = values - values.mean(axis=0)
     target = indicator - indicator.mean()
-    scale = np.sqrt((centred ** 2).sum(axis=0) * (target ** 2).sum())
+    scale = np.sqrt((centred**2).sum(axis=0) * (target**2).sum())
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (centred * target[:, None]).sum(axis=0) / scale
     return np.where(scale > 0, r, 0.0)
@@ -162,4 +171,4 @@ def coloured_html(text: str, values: np.ndarray, title: str) -> str:
     for char, value in zip(text, values):
         shown = "↵<br>" if char == "\n" else html.escape(char).replace(" ", "&nbsp;")
         spans.append(f'<span style="background:{colour(value / scale)}" title="{value:.3f}">{shown}</span>')
-    return f"<h3>{html.escape(title)}</h3>\n<div class=\"text\">{''.join(spans)}</div>\n"
+    return f'<h3>{html.escape(title)}</h3>\n<div class="text">{"".join(spans)}</div>\n'

@@ -2,6 +2,7 @@
 
 Dimension letters: T time, B batch, I input size, H hidden size.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,8 +21,9 @@ def check_layer(layer) -> RecurrentLayer:
     return layer
 
 
-def gradient_flow(layer: RecurrentLayer, x: Tensor, loss: Callable[[Tensor], Tensor] | None = None,
-                  key: str | None = None) -> Tensor:
+def gradient_flow(
+    layer: RecurrentLayer, x: Tensor, loss: Callable[[Tensor], Tensor] | None = None, key: str | None = None
+) -> Tensor:
     """‖∂L_T/∂h_k‖ for k = 1..T-1 (T-1,), averaged over the batch, where L_T = loss(h_T) (default: the sum of
     h_T's entries) is a loss on the last step only. x is (T, B, I) time-major; `key` names the traced
     layer and direction (default: the top layer's forward direction)."""
@@ -54,7 +56,7 @@ def step_jacobian_singular_values(layer: RecurrentLayer, x: Tensor) -> Tensor:
 
         def step(h_prev: Tensor, t: int = t, c_prev: Tensor | None = c_prev) -> Tensor:
             state = (h_prev[None], c_prev) if c_prev is not None else (h_prev[None],)
-            return cell_step(layer.spec, xw[t:t + 1], state, p)[0][0]
+            return cell_step(layer.spec, xw[t : t + 1], state, p)[0][0]
 
         jacobian = torch.autograd.functional.jacobian(step, values["h"][t - 1, 0].detach())  # (H, H)
         singular.append(torch.linalg.svdvals(jacobian))

@@ -6,6 +6,7 @@ shuffles the order of the batches. Batches hold examples of similar length (litt
 every epoch differs. Since an epoch's order depends only on (seed, epoch), a position (epoch, batch)
 is all it takes to restore the reader exactly.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,9 +32,9 @@ class LengthBatches:
         pool_size = self.batch_size * POOL_BATCHES
         batches = []
         for start in range(0, len(permutation), pool_size):
-            pool = permutation[start:start + pool_size]
+            pool = permutation[start : start + pool_size]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches += [pool[i:i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+            batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
         return [batches[i] for i in rng.permutation(len(batches))]
 
     @property
@@ -55,7 +56,8 @@ class LengthBatches:
         epoch, batch = position.get("epoch"), position.get("batch")
         valid = isinstance(epoch, int) and isinstance(batch, int) and not isinstance(epoch, bool)
         if not (valid and epoch >= 0 and 0 <= batch < self.batches_per_epoch):
-            raise UsageError(f"data position {position!r} does not fit these examples "
-                             f"({self.batches_per_epoch} batches per epoch)")
+            raise UsageError(
+                f"data position {position!r} does not fit these examples ({self.batches_per_epoch} batches per epoch)"
+            )
         self.epoch, self.batch_index = epoch, batch
         self.order = self.epoch_order(epoch)

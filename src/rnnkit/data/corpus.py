@@ -8,6 +8,7 @@ that holds `<unk>` itself, as PTB does, keeps it as the same token). A resumed o
 passes its saved vocabulary instead. Token ids come from the cache (rnnkit.data.token_cache) as
 memory maps.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -49,8 +50,15 @@ def corpus_minimum(minimum_train_tokens: int, why: str, validation: str, train_f
     return minimum, f"{why}, after a {train_fraction:g} training split"
 
 
-def build_vocabulary(tokenizer: str, train: str, validation: str, min_count: int = 1, max_size: int = 0,
-                     bpe_size: int = 0, minimum: tuple[int, str] = (2, "a prediction needs two tokens")) -> Vocabulary:
+def build_vocabulary(
+    tokenizer: str,
+    train: str,
+    validation: str,
+    min_count: int = 1,
+    max_size: int = 0,
+    bpe_size: int = 0,
+    minimum: tuple[int, str] = (2, "a prediction needs two tokens"),
+) -> Vocabulary:
     """A new run's vocabulary (see the module docstring); `minimum` is the training text's least
     length and why, for the message about an empty file."""
     empty = f"{resolve_corpus(train)}: the file is empty; at least {minimum[0]} {{unit}} are needed ({minimum[1]})"
@@ -63,8 +71,10 @@ def build_vocabulary(tokenizer: str, train: str, validation: str, min_count: int
             raise UsageError(empty.format(unit="characters"))
         return Vocabulary(sorted(characters), "char")
     if not validation:
-        raise UsageError(f"data.validation: a {tokenizer} model needs a validation file (--val FILE); only character "
-                         "models split their corpus")
+        raise UsageError(
+            f"data.validation: a {tokenizer} model needs a validation file (--val FILE); only character "
+            "models split their corpus"
+        )
     if tokenizer == "bpe":
         return Vocabulary((model := train_bpe(iter_lines(resolve_corpus(train)), bpe_size, train)).tokens(), model)
     counts: Counter = Counter()
@@ -75,21 +85,29 @@ def build_vocabulary(tokenizer: str, train: str, validation: str, min_count: int
         raise UsageError(empty.format(unit="words"))
     vocabulary = Vocabulary.from_counts(counts, "word", (UNKNOWN,), min_count, max_size)
     if len(vocabulary) == 1:
-        raise UsageError(f"{resolve_corpus(train)}: the vocabulary would hold only {UNKNOWN} (data.min_count "
-                         f"{min_count}); lower data.min_count")
+        raise UsageError(
+            f"{resolve_corpus(train)}: the vocabulary would hold only {UNKNOWN} (data.min_count "
+            f"{min_count}); lower data.min_count"
+        )
     return vocabulary
 
 
-def load_language_corpus(corpus: str, validation: str, train_fraction: float, vocabulary: Vocabulary,
-                         minimum_train_tokens: int, why: str) -> LanguageCorpus:
+def load_language_corpus(
+    corpus: str, validation: str, train_fraction: float, vocabulary: Vocabulary, minimum_train_tokens: int, why: str
+) -> LanguageCorpus:
     """The token ids of a corpus and its validation part (a separate file, or the corpus's end)."""
     unit = vocabulary.tokenizer.unit
     ids, _ = token_ids(resolve_corpus(corpus), vocabulary)
     if validation:
         check_length(resolve_corpus(corpus), ids, unit, minimum_train_tokens, why)
         validation_ids, record = token_ids(resolve_corpus(validation), vocabulary)
-        check_length(resolve_corpus(validation), validation_ids, unit, MINIMUM_VALIDATION_TOKENS,
-                     "a validation text predicts at least one token")
+        check_length(
+            resolve_corpus(validation),
+            validation_ids,
+            unit,
+            MINIMUM_VALIDATION_TOKENS,
+            "a validation text predicts at least one token",
+        )
         return LanguageCorpus(vocabulary, ids, validation_ids, record["out_of_vocabulary"])
     check_length(resolve_corpus(corpus), ids, unit, *corpus_minimum(minimum_train_tokens, why, "", train_fraction))
     cut = int(len(ids) * train_fraction)
@@ -100,6 +118,11 @@ def load_evaluation_ids(path: str, vocabulary: Vocabulary) -> tuple[np.ndarray, 
     """(token ids of a text to evaluate on, how many of its tokens were read as <unk>); without an
     unknown token, every token must be in the run's vocabulary."""
     ids, record = token_ids(resolve_corpus(path), vocabulary)
-    check_length(resolve_corpus(path), ids, vocabulary.tokenizer.unit, MINIMUM_VALIDATION_TOKENS,
-                 "evaluation predicts at least one token")
+    check_length(
+        resolve_corpus(path),
+        ids,
+        vocabulary.tokenizer.unit,
+        MINIMUM_VALIDATION_TOKENS,
+        "evaluation predicts at least one token",
+    )
     return ids, record["out_of_vocabulary"]

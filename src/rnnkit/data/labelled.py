@@ -11,6 +11,7 @@
 Tokens are whitespace-separated words. In the trees, -LRB- and -RRB- leaves become ( and ), the
 escapes \\/ and \\* become / and *, and a leaf of several words (`(2 8 1\\/2)`) gives each of them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ def tree_examples(trees: list[Tree], phrases: bool) -> list[Example]:
     """Sentences (the roots) of the trees, or with phrases every node, under the SST-2 rule."""
     examples, seen = [], set()
     for tree in trees:
-        for node in (tree.nodes() if phrases else [tree]):
+        for node in tree.nodes() if phrases else [tree]:
             label = binary_label(node.label)
             tokens = tuple(node.leaves())
             if label is not None and tokens not in seen:
@@ -135,8 +136,13 @@ def line_examples(path: Path, lines: list[str], format: str) -> list[Example]:
     return examples
 
 
-def read_examples(path: str | Path, format: str = "auto", phrases: bool = False, lowercase: bool = False,
-                  split_fraction: float | None = None) -> tuple[list[Example], list[Example]]:
+def read_examples(
+    path: str | Path,
+    format: str = "auto",
+    phrases: bool = False,
+    lowercase: bool = False,
+    split_fraction: float | None = None,
+) -> tuple[list[Example], list[Example]]:
     """(examples, held-out examples) of a labelled file. With split_fraction, the first fraction of
     its sentences (trees, lines) make the examples and the rest the held-out ones, always whole
     sentences; otherwise the held-out list is empty. Phrases come only from the examples' trees."""
@@ -156,6 +162,8 @@ def read_examples(path: str | Path, format: str = "auto", phrases: bool = False,
     if not examples:
         raise UsageError(f"{path}: no labelled examples (the {format} format; neutral trees are dropped)")
     if lowercase:
-        examples, held_out = ([Example(tuple(token.lower() for token in example.tokens), example.label)
-                               for example in part] for part in (examples, held_out))
+        examples, held_out = (
+            [Example(tuple(token.lower() for token in example.tokens), example.label) for example in part]
+            for part in (examples, held_out)
+        )
     return examples, held_out

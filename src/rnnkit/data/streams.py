@@ -7,6 +7,7 @@ of T steps of every stream, so the hidden state at the end of one window is the 
 the next one with. Order is fixed (no shuffling), so a position (epoch, token offset) is all it takes
 to restore the reader exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,9 @@ class TokenStreams:
         self.ids, self.batch_size, self.window, self.variable, self.seed = ids, batch_size, window, variable, seed
         self.stream_length = (len(ids) - 1) // batch_size  # L: inputs need their next token as target
         if self.stream_length < 1:
-            raise UsageError(f"{len(ids)} tokens cannot make {batch_size} streams; at least {batch_size + 1} are needed")
+            raise UsageError(
+                f"{len(ids)} tokens cannot make {batch_size} streams; at least {batch_size + 1} are needed"
+            )
         self.windows_per_epoch = math.ceil(self.stream_length / window)  # of fixed length
         self.epoch, self.offset = 0, 0
 
@@ -73,13 +76,17 @@ class TokenStreams:
     def rows(self, start: int, stop: int, shift: int) -> np.ndarray:
         """Steps start..stop of every stream, shifted by `shift` tokens: (stop - start, B) int64."""
         starts = np.arange(self.batch_size) * self.stream_length + start + shift
-        return np.stack([np.asarray(self.ids[a:a + stop - start], dtype=np.int64) for a in starts], axis=1)
+        return np.stack([np.asarray(self.ids[a : a + stop - start], dtype=np.int64) for a in starts], axis=1)
 
     def next_window(self) -> Window:
         length = self.window_length()
         start, stop = self.offset, min(self.offset + length, self.stream_length)
-        window = Window(self.rows(start, stop, 0), self.rows(start, stop, 1), starts_epoch=start == 0,
-                        lr_factor=length / self.window if self.variable else 1.0)
+        window = Window(
+            self.rows(start, stop, 0),
+            self.rows(start, stop, 1),
+            starts_epoch=start == 0,
+            lr_factor=length / self.window if self.variable else 1.0,
+        )
         self.offset = stop
         if self.offset == self.stream_length:
             self.epoch, self.offset = self.epoch + 1, 0

@@ -9,6 +9,7 @@
 
 `auto` picks CoNLL-U for a `.conllu` file, or when the first line is a comment or a numbered token.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -84,23 +85,28 @@ def tsv_sentences(path: Path, text: str, require_tags: bool = True) -> list[Tagg
     return sentences
 
 
-def read_tagged(path: str | Path, format: str = "auto", column: str = "upos", require_tags: bool = True) -> list[TaggedSentence]:
+def read_tagged(
+    path: str | Path, format: str = "auto", column: str = "upos", require_tags: bool = True
+) -> list[TaggedSentence]:
     """The sentences of a tagged file. With require_tags (training and evaluation), every token must
     have a tag; otherwise (prediction input) tags may be missing."""
     path = Path(path)
     text = read_text(path)
     format = detect_format(path, text) if format == "auto" else format
-    sentences = (conllu_sentences(path, text, column) if format == "conllu"
-                 else tsv_sentences(path, text, require_tags))
+    sentences = conllu_sentences(path, text, column) if format == "conllu" else tsv_sentences(path, text, require_tags)
     if not sentences:
         raise UsageError(f"{path}: no sentences")
     if require_tags:
-        untagged = [(sentence, index) for sentence in sentences for index, tag in enumerate(sentence.tags) if tag is None]
+        untagged = [
+            (sentence, index) for sentence in sentences for index, tag in enumerate(sentence.tags) if tag is None
+        ]
         if len(untagged) == sum(len(sentence.tokens) for sentence in sentences):
             where = f"the {column} column" if format == "conllu" else "the tag column"
             raise UsageError(f"{path}: no tags: {where} is missing or '_' everywhere")
         if untagged:
             sentence, index = untagged[0]
-            raise UsageError(f"{path}, sentence at line {sentence.first_line}: token {index + 1} "
-                             f"({sentence.tokens[index]!r}) has no tag")
+            raise UsageError(
+                f"{path}, sentence at line {sentence.first_line}: token {index + 1} "
+                f"({sentence.tokens[index]!r}) has no tag"
+            )
     return sentences

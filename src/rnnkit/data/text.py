@@ -3,6 +3,7 @@
 A corpus is either a path to a file or the name of a corpus shipped inside the package
 (`tinyshakespeare`), so `rnnkit train` works on a fresh install with no data at hand.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,12 +75,16 @@ def iter_lines(path: Path | str):
             for line in file:
                 nul = line.find(b"\x00")
                 if nul >= 0:
-                    raise UsageError(f"{path}: looks like binary data, not text (NUL byte at byte offset {offset + nul})")
+                    raise UsageError(
+                        f"{path}: looks like binary data, not text (NUL byte at byte offset {offset + nul})"
+                    )
                 try:
                     yield line.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    raise UsageError(f"{path}: not valid UTF-8 at byte offset {offset + error.start} "
-                                     f"(byte 0x{line[error.start]:02x}); convert the file to UTF-8") from None
+                    raise UsageError(
+                        f"{path}: not valid UTF-8 at byte offset {offset + error.start} "
+                        f"(byte 0x{line[error.start]:02x}); convert the file to UTF-8"
+                    ) from None
                 offset += len(line)
     except OSError as error:
         raise UsageError(f"{path}: cannot read the file ({error.strerror or error})") from None

@@ -5,6 +5,7 @@ The cache file is named by a digest of the corpus file's bytes and of the vocabu
 tokens), so a changed corpus or vocabulary is tokenised anew. The cache directory is $RNNKIT_CACHE,
 else ~/.cache/rnnkit; files are written under a temporary name and renamed into place.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,9 @@ def build(path: Path, vocabulary: Vocabulary, target: Path, index: Path) -> tupl
                     lines = []
             count, unknown = write_chunk(file, lines, vocabulary, count, unknown, missing)
             if missing:
-                raise UsageError(f"{path}: {vocabulary.tokenizer.unit} not in the vocabulary: "
-                                 f"{describe_tokens(sorted(missing))}")
+                raise UsageError(
+                    f"{path}: {vocabulary.tokenizer.unit} not in the vocabulary: {describe_tokens(sorted(missing))}"
+                )
             file.seek(0)
             header = npy_header(count)
             assert len(header) == len(npy_header(0))  # the placeholder had the same length

@@ -9,6 +9,7 @@
 
 Every tokenizer has `split(text) -> tokens`, `join(tokens) -> text`, a `name` and the `unit` it counts.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -94,13 +95,19 @@ def tokenizers_library():
 def train_bpe(lines: Iterator[str], vocabulary_size: int, source: str) -> BPETokenizer:
     """A byte-level BPE learned from training text; refused if the text is too small to learn merges."""
     library = tokenizers_library()
-    Tokenizer, decoders, models, pre_tokenizers, trainers = (library.Tokenizer, library.decoders, library.models,
-                                                             library.pre_tokenizers, library.trainers)
+    Tokenizer, decoders, models, pre_tokenizers, trainers = (
+        library.Tokenizer,
+        library.decoders,
+        library.models,
+        library.pre_tokenizers,
+        library.trainers,
+    )
     model = Tokenizer(models.BPE())
     model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     model.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocabulary_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocabulary_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     model.train_from_iterator(lines, trainer)
     if model.get_vocab_size() <= len(pre_tokenizers.ByteLevel.alphabet()):
         raise UsageError(f"{source}: too little text to learn any BPE merge; use more text or data.tokenizer = 'char'")
@@ -122,11 +129,11 @@ def stream_text(tokenizer, tokens: Iterable[str], after: str = "") -> Iterator[s
             ids.append(tokenizer.model.token_to_id(token))
             text = tokenizer.model.decode(ids)
             if not text.endswith("\ufffd"):  # hold back a character whose bytes have not all come
-                yield text[len(written):]
+                yield text[len(written) :]
                 written = text
         text = tokenizer.model.decode(ids)
         if len(text) > len(written):
-            yield text[len(written):]
+            yield text[len(written) :]
     else:
         yield from tokens
 

@@ -1,6 +1,7 @@
 """Pretrained word vectors from a text file: GloVe's format (`word v1 ... vD` a line) or word2vec's
 text format (the same, after a header line `count D`). The file is read line by line and only the
 vocabulary's words are kept, so a large file costs no more memory than the vocabulary."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,10 +24,14 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary, dimension: int) -> tu
                 if number == 1 and len(parts) == 2 and all(part.isdigit() for part in parts):
                     continue  # word2vec's header: count and dimension
                 if len(parts) < 2:
-                    raise UsageError(f"{path}, line {number}: expected a word and its vector, got {line.strip()[:60]!r}")
+                    raise UsageError(
+                        f"{path}, line {number}: expected a word and its vector, got {line.strip()[:60]!r}"
+                    )
                 if len(parts) - 1 != dimension:
-                    raise UsageError(f"{path}, line {number}: a vector of dimension {len(parts) - 1}, but "
-                                     f"model.embedding_size is {dimension}")
+                    raise UsageError(
+                        f"{path}, line {number}: a vector of dimension {len(parts) - 1}, but "
+                        f"model.embedding_size is {dimension}"
+                    )
                 lines += 1
                 index = vocabulary.ids.get(parts[0])
                 if index is None or index in found:

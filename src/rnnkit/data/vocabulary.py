@@ -4,6 +4,7 @@ The tokenizers are in rnnkit.data.tokenizers. The vocabulary records which token
 with, so a saved run reads new text the way it read its corpus. A vocabulary may name an unknown token (`<unk>`): then
 a token it does not hold maps to that one instead of being an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ PAD, UNKNOWN = "<pad>", "<unk>"
 
 def describe_tokens(tokens: Sequence[str]) -> str:
     """'x' (U+0078), ... for an error message; code points make invisible characters visible."""
+
     def describe(token: str) -> str:
         if len(token) == 1:
             return f"{token!r} (U+{ord(token):04X})"
@@ -53,12 +55,15 @@ class Vocabulary:
         self.unknown_token = unknown
 
     @classmethod
-    def from_counts(cls, counts: Counter, tokenizer: str, specials: Sequence[str], min_count: int = 1,
-                    max_size: int = 0) -> "Vocabulary":
+    def from_counts(
+        cls, counts: Counter, tokenizer: str, specials: Sequence[str], min_count: int = 1, max_size: int = 0
+    ) -> "Vocabulary":
         """The specials, then the tokens seen at least min_count times, most frequent first (ties in
         alphabetical order), at most max_size in all (0: no limit). The specials' last is the unknown token."""
-        kept = sorted((token for token, count in counts.items() if count >= min_count and token not in specials),
-                      key=lambda token: (-counts[token], token))
+        kept = sorted(
+            (token for token, count in counts.items() if count >= min_count and token not in specials),
+            key=lambda token: (-counts[token], token),
+        )
         tokens = [*specials, *kept]
         return cls(tokens[:max_size] if max_size else tokens, tokenizer, unknown=specials[-1] if specials else None)
 

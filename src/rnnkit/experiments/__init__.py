@@ -5,6 +5,7 @@ Each experiment trains through the normal run lifecycle (rnnkit.runs), writes `r
 honest sentence on how they agree) and PNG plots into its output directory. A module defines NAME,
 SUMMARY, add_arguments(parser) and run(args). What they share is here, and only that.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -64,15 +65,26 @@ def add_common_arguments(parser, name: str, data: str, validation: str, quick: s
 
 def add_corpus_arguments(parser, name: str, quick: str) -> None:
     """--corpus (default: the shipped tinyshakespeare), --quick and --out: the character-LM experiments."""
-    parser.add_argument("--corpus", metavar="TEXT", default="tinyshakespeare",
-                        help="the training text: a file or a shipped corpus's name (default tinyshakespeare; "
-                        "its last tenth is the validation text)")
+    parser.add_argument(
+        "--corpus",
+        metavar="TEXT",
+        default="tinyshakespeare",
+        help="the training text: a file or a shipped corpus's name (default tinyshakespeare; "
+        "its last tenth is the validation text)",
+    )
     add_output_arguments(parser, name, quick)
 
 
 QUICK_CHARACTERS = 20_000
-QUICK_CHAR_MODEL = ["model.embedding_size=8", "model.hidden_size=16", "data.window=16", "train.batch_size=4",
-                    "data.eval_tokens=500", "train.eval_every=5", "train.log_every=1"]
+QUICK_CHAR_MODEL = [
+    "model.embedding_size=8",
+    "model.hidden_size=16",
+    "data.window=16",
+    "train.batch_size=4",
+    "data.eval_tokens=500",
+    "train.eval_every=5",
+    "train.log_every=1",
+]
 
 
 def quick_corpus(corpus: str, directory: Path) -> str:
@@ -95,10 +107,16 @@ def train_once(preset: str | None, settings: list[str], values: dict, directory:
     trainer = start_run(new_config(preset, settings, values), str(directory), progress_stream=io.StringIO())
     trainer.run()
     best = trainer.best or {"value": None, "step": None}
-    return {"best": best["value"], "best_step": best["step"], "steps": trainer.step, "trained": trainer.tokens,
-            "epochs": round(trainer.training.epochs_done, 3), "seconds": round(trainer.elapsed(), 3),
-            "parameters": sum(parameter.numel() for parameter in trainer.parameters),
-            "run": str(trainer.run_directory.path)}
+    return {
+        "best": best["value"],
+        "best_step": best["step"],
+        "steps": trainer.step,
+        "trained": trainer.tokens,
+        "epochs": round(trainer.training.epochs_done, 3),
+        "seconds": round(trainer.elapsed(), 3),
+        "parameters": sum(parameter.numel() for parameter in trainer.parameters),
+        "run": str(trainer.run_directory.path),
+    }
 
 
 def step_limit(steps: int) -> dict:

@@ -10,13 +10,23 @@ the normal run lifecycle; the early-stopped accuracy is that of the run's best c
 
     rnnkit experiment gate-ablation --data TRAIN --val DEV [--test TEST] [--seeds 3] [--quick] [--out DIR]
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
-from rnnkit.experiments import add_common_arguments, mean_and_sd, output_directory, pyplot, subset, train_once, write_report, write_results
+from rnnkit.experiments import (
+    add_common_arguments,
+    mean_and_sd,
+    output_directory,
+    pyplot,
+    subset,
+    train_once,
+    write_report,
+    write_results,
+)
 from rnnkit.spec import CellSpec
 
 NAME = "gate-ablation"
@@ -33,18 +43,36 @@ ROWS = [
     ("input, forget, output gates", "ifo", True, 85.3),
 ]
 SETTINGS = [  # the deck's setup as rnnkit settings (--set syntax)
-    "task=classifier", "model.cell=lstm", "model.embedding_size=25", "model.hidden_size=50", "model.num_layers=1",
-    "model.bidirectional=false", "model.pooling=last", "model.dropout=0.0", "data.lowercase=true",
-    "optim.optimizer=adagrad", "optim.lr=0.05", "optim.clip=norm", "optim.clip_threshold=5.0",
-    "train.batch_size=10", "train.max_epochs=10", "train.eval_every=173", "train.eval_batch_size=200",
+    "task=classifier",
+    "model.cell=lstm",
+    "model.embedding_size=25",
+    "model.hidden_size=50",
+    "model.num_layers=1",
+    "model.bidirectional=false",
+    "model.pooling=last",
+    "model.dropout=0.0",
+    "data.lowercase=true",
+    "optim.optimizer=adagrad",
+    "optim.lr=0.05",
+    "optim.clip=norm",
+    "optim.clip_threshold=5.0",
+    "train.batch_size=10",
+    "train.max_epochs=10",
+    "train.eval_every=173",
+    "train.eval_batch_size=200",
 ]
 QUICK = {"train_lines": 150, "dev_lines": 60, "epochs": 1, "seeds": 1}
+QUICK_NOTE = "QUICK SMOKE VERSION (a few hundred sentences, 1 epoch): not a measurement. "
 
 
 def add_arguments(parser) -> None:
-    add_common_arguments(parser, NAME, "SST-2 training sentences: stsa.binary.train, the SST trees' train.txt, "
-                         "or a labelled file", "the dev sentences that early stopping watches",
-                         f"{QUICK['train_lines']} training and {QUICK['dev_lines']} dev lines, 1 epoch, 1 seed")
+    add_common_arguments(
+        parser,
+        NAME,
+        "SST-2 training sentences: stsa.binary.train, the SST trees' train.txt, or a labelled file",
+        "the dev sentences that early stopping watches",
+        f"{QUICK['train_lines']} training and {QUICK['dev_lines']} dev lines, 1 epoch, 1 seed",
+    )
     parser.add_argument("--test", metavar="TEST", help="also report the accuracy of each early-stopped model here")
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="runs per row, seeds 0..N-1 (default 3)")
 
@@ -52,11 +80,23 @@ def add_arguments(parser) -> None:
 def train_row(row: tuple, seed: int, files: dict, epochs: int, directory: Path) -> dict:
     """Train one row with one seed through the normal lifecycle; its early-stopped accuracies."""
     name, gates, peephole, _ = row
-    values = {"data.train": files["train"], "data.validation": files["dev"], "train.seed": seed,
-              "train.max_epochs": float(epochs), "model.gates": gates, "model.peephole": peephole}
+    values = {
+        "data.train": files["train"],
+        "data.validation": files["dev"],
+        "train.seed": seed,
+        "train.max_epochs": float(epochs),
+        "model.gates": gates,
+        "model.peephole": peephole,
+    }
     outcome = train_once(None, SETTINGS, values, directory / f"{gates or 'none'}-seed{seed}")
-    record = {"row": name, "gates": gates, "peephole": peephole, "seed": seed, "dev_accuracy": outcome["best"],
-              **{key: outcome[key] for key in ("best_step", "epochs", "seconds", "run")}}
+    record = {
+        "row": name,
+        "gates": gates,
+        "peephole": peephole,
+        "seed": seed,
+        "dev_accuracy": outcome["best"],
+        **{key: outcome[key] for key in ("best_step", "epochs", "seconds", "run")},
+    }
     if files.get("test"):
         from rnnkit.runs import open_run
 
@@ -70,8 +110,15 @@ def summarise(runs: list[dict]) -> list[dict]:
     for name, gates, peephole, deck in ROWS:
         mine = [run for run in runs if run["row"] == name]
         dev_mean, dev_sd = mean_and_sd([100 * run["dev_accuracy"] for run in mine])
-        row = {"row": name, "gates": gates, "peepholes": peephole_letters(gates, peephole), "deck": deck,
-               "dev_mean": round(dev_mean, 2), "dev_sd": round(dev_sd, 2), "runs": len(mine)}
+        row = {
+            "row": name,
+            "gates": gates,
+            "peepholes": peephole_letters(gates, peephole),
+            "deck": deck,
+            "dev_mean": round(dev_mean, 2),
+            "dev_sd": round(dev_sd, 2),
+            "runs": len(mine),
+        }
         if all("test_accuracy" in run for run in mine):
             test_mean, test_sd = mean_and_sd([100 * run["test_accuracy"] for run in mine])
             row |= {"test_mean": round(test_mean, 2), "test_sd": round(test_sd, 2)}
@@ -85,20 +132,25 @@ def peephole_letters(gates: str, peephole: bool) -> str:
 
 def agreement(summary: list[dict]) -> str:
     """An honest sentence (or three) on where our ordering agrees with the deck's and where not."""
-    pairs = [(a, b) for i, a in enumerate(summary) for b in summary[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(summary) for b in summary[i + 1 :]]
     alike = sum((a["deck"] - b["deck"]) * (a["dev_mean"] - b["dev_mean"]) > 0 for a, b in pairs)
     tau = (2 * alike - len(pairs)) / len(pairs)
     ours = sorted(summary, key=lambda row: -row["dev_mean"])
     deck = sorted(summary, key=lambda row: -row["deck"])
-    inverted = [f"{a['row']} vs {b['row']}" for a, b in pairs
-                if (a["deck"] - b["deck"]) * (a["dev_mean"] - b["dev_mean"]) < 0
-                and abs(a["dev_mean"] - b["dev_mean"]) > a["dev_sd"] + b["dev_sd"]]
+    inverted = [
+        f"{a['row']} vs {b['row']}"
+        for a, b in pairs
+        if (a["deck"] - b["deck"]) * (a["dev_mean"] - b["dev_mean"]) < 0
+        and abs(a["dev_mean"] - b["dev_mean"]) > a["dev_sd"] + b["dev_sd"]
+    ]
     spread = ours[0]["dev_mean"] - ours[-1]["dev_mean"]
-    text = (f"{alike} of the {len(pairs)} pairs of rows are ordered as in the deck (Kendall's tau {tau:.2f}). "
-            f"The deck's best row ({deck[0]['row']}) is {'also ours' if ours[0] is deck[0] else 'not ours'} "
-            f"(ours: {ours[0]['row']}), and its worst ({deck[-1]['row']}) is "
-            f"{'also ours' if ours[-1] is deck[-1] else 'not ours'} (ours: {ours[-1]['row']}). "
-            f"Our rows span {spread:.1f} points where the deck's span {deck[0]['deck'] - deck[-1]['deck']:.1f}. ")
+    text = (
+        f"{alike} of the {len(pairs)} pairs of rows are ordered as in the deck (Kendall's tau {tau:.2f}). "
+        f"The deck's best row ({deck[0]['row']}) is {'also ours' if ours[0] is deck[0] else 'not ours'} "
+        f"(ours: {ours[0]['row']}), and its worst ({deck[-1]['row']}) is "
+        f"{'also ours' if ours[-1] is deck[-1] else 'not ours'} (ours: {ours[-1]['row']}). "
+        f"Our rows span {spread:.1f} points where the deck's span {deck[0]['deck'] - deck[-1]['deck']:.1f}. "
+    )
     if inverted:
         text += f"Pairs ordered against the deck by more than their standard deviations: {'; '.join(inverted)}."
     else:
@@ -109,27 +161,37 @@ def agreement(summary: list[dict]) -> str:
 def report(summary: list[dict], runs: list[dict], seeds: int, quick: bool) -> str:
     has_test = all("test_mean" in row for row in summary)
     lines = [
-        "# Gate ablation: SST-2 accuracy per set of LSTM gates", "",
+        "# Gate ablation: SST-2 accuracy per set of LSTM gates",
+        "",
         "**The lecture's claim.** Building the LSTM gate by gate on binary sentiment classification (SST), "
         "accuracy rises from 80.6 for the gateless cell (c_t = c_{t-1} + g_t) to 85.3 with input, forget and "
-        "output gates; input gates matter most.", "",
-        f"**Our setup.** {'QUICK SMOKE VERSION (a few hundred sentences, 1 epoch): not a measurement. ' if quick else ''}"
+        "output gates; input gates matter most.",
+        "",
+        f"**Our setup.** {QUICK_NOTE if quick else ''}"
         "The deck's: SST binary sentences, 25-dimensional word vectors trained from random, 50-dimensional cell, "
         "classification from the final hidden vector, AdaGrad (lr 0.05), mini-batch 10, 10 epochs, early stopping "
         f"on dev (the best of the evaluations every 173 steps). {seeds} seed(s) per row. Rows with a forget gate "
         "use peephole=True, which in rnnkit gives every gate of the row a peephole (the deck's forget gate reads "
-        "c_{t-1}); the peepholes column says which.", "",
+        "c_{t-1}); the peepholes column says which.",
+        "",
         "| row | gates | peepholes | deck | ours: dev accuracy, mean ± sd |" + (" ours: test |" if has_test else ""),
         "|---|---|---|---:|---:|" + ("---:|" if has_test else ""),
     ]
     for row in summary:
-        line = (f"| {row['row']} | `{row['gates'] or '-'}` | {row['peepholes']} | {row['deck']:.1f} | "
-                f"{row['dev_mean']:.1f} ± {row['dev_sd']:.1f} |")
+        line = (
+            f"| {row['row']} | `{row['gates'] or '-'}` | {row['peepholes']} | {row['deck']:.1f} | "
+            f"{row['dev_mean']:.1f} ± {row['dev_sd']:.1f} |"
+        )
         lines.append(line + (f" {row['test_mean']:.1f} ± {row['test_sd']:.1f} |" if has_test else ""))
     seconds = sum(run["seconds"] for run in runs)
-    lines += ["", f"**Agreement.** {agreement(summary)}", "",
-              f"{len(runs)} runs, {seconds / 60:.1f} minutes of training. Every run is in results.json; "
-              "the plot is gate-ablation.png.", ""]
+    lines += [
+        "",
+        f"**Agreement.** {agreement(summary)}",
+        "",
+        f"{len(runs)} runs, {seconds / 60:.1f} minutes of training. Every run is in results.json; "
+        "the plot is gate-ablation.png.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -137,11 +199,18 @@ def plot(summary: list[dict], path: Path) -> None:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(9, 4.5))
     positions = range(len(summary))
-    axes.bar(positions, [row["dev_mean"] for row in summary], yerr=[row["dev_sd"] for row in summary],
-             capsize=4, color="#4c72b0", label="rnnkit, dev accuracy (mean ± sd)")
+    axes.bar(
+        positions,
+        [row["dev_mean"] for row in summary],
+        yerr=[row["dev_sd"] for row in summary],
+        capsize=4,
+        color="#4c72b0",
+        label="rnnkit, dev accuracy (mean ± sd)",
+    )
     axes.scatter(positions, [row["deck"] for row in summary], color="#dd8452", zorder=3, label="the deck")
-    axes.set_xticks(list(positions), [row["row"].replace(" gates", "").replace(", ", ",\n") for row in summary],
-                    fontsize=8)
+    axes.set_xticks(
+        list(positions), [row["row"].replace(" gates", "").replace(", ", ",\n") for row in summary], fontsize=8
+    )
     low = min(min(row["dev_mean"] - row["dev_sd"] for row in summary), min(row["deck"] for row in summary))
     axes.set_ylim(max(0, low - 3), 100 if low > 90 else max(row["deck"] for row in summary) + 5)
     axes.set_ylabel("SST-2 accuracy (%)")
@@ -160,20 +229,36 @@ def run(args) -> int:
     files = {"train": args.data, "dev": args.val, "test": args.test}
     epochs, seeds = 10, args.seeds
     if args.quick:
-        files = {"train": subset(args.data, QUICK["train_lines"], directory / "data"),
-                 "dev": subset(args.val, QUICK["dev_lines"], directory / "data"),
-                 "test": subset(args.test, QUICK["dev_lines"], directory / "data") if args.test else None}
+        files = {
+            "train": subset(args.data, QUICK["train_lines"], directory / "data"),
+            "dev": subset(args.val, QUICK["dev_lines"], directory / "data"),
+            "test": subset(args.test, QUICK["dev_lines"], directory / "data") if args.test else None,
+        }
         epochs, seeds = QUICK["epochs"], QUICK["seeds"]
     runs = []
     for row in ROWS:
         for seed in range(seeds):
             record = train_row(row, seed, files, epochs, directory / "runs")
             runs.append(record)
-            print(f"rnnkit experiment {NAME}: {row[0]}, seed {seed}: dev accuracy {100 * record['dev_accuracy']:.1f} "
-                  f"({record['seconds']:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"rnnkit experiment {NAME}: {row[0]}, seed {seed}: dev accuracy {100 * record['dev_accuracy']:.1f} "
+                f"({record['seconds']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     summary = summarise(runs)
-    write_results(directory, {"experiment": NAME, "quick": args.quick, "settings": SETTINGS, "epochs": epochs,
-                              "files": files, "summary": summary, "runs": runs})
+    write_results(
+        directory,
+        {
+            "experiment": NAME,
+            "quick": args.quick,
+            "settings": SETTINGS,
+            "epochs": epochs,
+            "files": files,
+            "summary": summary,
+            "runs": runs,
+        },
+    )
     write_report(directory, report(summary, runs, seeds, args.quick))
     plot(summary, directory / "gate-ablation.png")
     print(f"rnnkit experiment {NAME}: results.json, report.md and gate-ablation.png in {directory}", file=sys.stderr)

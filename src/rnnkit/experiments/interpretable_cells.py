@@ -8,6 +8,7 @@ rnnkit's own Python source as one text file, through the normal training path.
 
     rnnkit experiment interpretable-cells [--run DIR|NAME] [--code-steps 4000] [--quick] [--out DIR]
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,15 +19,23 @@ import numpy as np
 from rnnkit.atomic import make_directory, write_text_atomically
 from rnnkit.errors import UsageError
 from rnnkit.experiments import (
-    QUICK_CHAR_MODEL, add_output_arguments, output_directory, pyplot, step_limit, train_once, write_report,
+    QUICK_CHAR_MODEL,
+    add_output_arguments,
+    output_directory,
+    pyplot,
+    step_limit,
+    train_once,
+    write_report,
     write_results,
 )
 
 NAME = "interpretable-cells"
 SUMMARY = "rank a char model's units by correlation with quotes, brackets, line position, comments, indentation"
-CLAIM = ("Some cells of a character LSTM become interpretable: a quote-detection cell, a line-length tracking cell, "
-         "cells that track the depth of an expression or indentation (Karpathy et al. 2015). Their paper reports "
-         "no correlation numbers; it shows the cells.")
+CLAIM = (
+    "Some cells of a character LSTM become interpretable: a quote-detection cell, a line-length tracking cell, "
+    "cells that track the depth of an expression or indentation (Karpathy et al. 2015). Their paper reports "
+    "no correlation numbers; it shows the cells."
+)
 CHARACTERS = 20_000  # of the validation text, analysed
 SHOWN = 1200  # characters drawn around the indicator's first event
 TOP = 3
@@ -34,10 +43,19 @@ TOP = 3
 
 def add_arguments(parser) -> None:
     add_output_arguments(parser, NAME, "500 characters, the code model trained for 3 steps")
-    parser.add_argument("--run", default="shakespeare", metavar="DIR",
-                        help="a character LM run, or a shipped model's name (default: shakespeare)")
-    parser.add_argument("--code-steps", type=int, default=4000, metavar="N",
-                        help="training steps of the model on rnnkit's source; 0 skips it (default 4000)")
+    parser.add_argument(
+        "--run",
+        default="shakespeare",
+        metavar="DIR",
+        help="a character LM run, or a shipped model's name (default: shakespeare)",
+    )
+    parser.add_argument(
+        "--code-steps",
+        type=int,
+        default=4000,
+        metavar="N",
+        help="training steps of the model on rnnkit's source; 0 skips it (default 4000)",
+    )
 
 
 def code_corpus(directory: Path) -> str:
@@ -59,7 +77,9 @@ def character_model_run(path: str):
     if run.config.task != "language_model":
         raise UsageError(f"{path} is a {run.task.summary} run; interpretable-cells reads a character language model")
     if run.config.data.tokenizer != "char":
-        raise UsageError(f"{path} reads {run.config.data.tokenizer} tokens; interpretable-cells needs a character model")
+        raise UsageError(
+            f"{path} reads {run.config.data.tokenizer} tokens; interpretable-cells needs a character model"
+        )
     return run
 
 
@@ -76,18 +96,28 @@ def run(args) -> int:
     characters = 500 if args.quick else CHARACTERS
     if args.code_steps:
         limit = step_limit(3 if args.quick else args.code_steps)
-        outcome = train_once("shakespeare-char", QUICK_CHAR_MODEL if args.quick else [],
-                             {"data.corpus": code_corpus(directory / "data"), **limit}, directory / "runs" / "code")
+        outcome = train_once(
+            "shakespeare-char",
+            QUICK_CHAR_MODEL if args.quick else [],
+            {"data.corpus": code_corpus(directory / "data"), **limit},
+            directory / "runs" / "code",
+        )
         models.append(("code", character_model_run(outcome["run"])))
     results = {}
     for label, run_opened in models:
         results[label] = analyse(run_opened, characters, directory, label)
-        print(f"rnnkit experiment {NAME}: {label} model ({run_opened.path}): "
-              + ", ".join(f"{name} r = {row['r']:+.2f}" for name, row in results[label]["best"].items()),
-              file=sys.stderr, flush=True)
+        print(
+            f"rnnkit experiment {NAME}: {label} model ({run_opened.path}): "
+            + ", ".join(f"{name} r = {row['r']:+.2f}" for name, row in results[label]["best"].items()),
+            file=sys.stderr,
+            flush=True,
+        )
     write_results(directory, {"experiment": NAME, "quick": args.quick, "characters": characters, "models": results})
     write_report(directory, report(results, args.quick))
-    print(f"rnnkit experiment {NAME}: results.json, report.md, cells-*.html and cells-*.png in {directory}", file=sys.stderr)
+    print(
+        f"rnnkit experiment {NAME}: results.json, report.md, cells-*.html and cells-*.png in {directory}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -108,22 +138,34 @@ def analyse(run, characters: int, directory: Path, label: str) -> dict:
     text = "".join(vocabulary.tokens[int(i)] for i in ids)
     signals, events = unit_signals(model, ids), indicators(text)
     ranking = rank_units(signals, events)
-    best = {name: {"layer": units[0].layer, "unit": units[0].unit, "signal": units[0].signal, "r": units[0].r}
-            for name, units in ranking.items()}
-    top = {name: [{"layer": u.layer, "unit": u.unit, "signal": u.signal, "r": u.r} for u in units[:TOP]]
-           for name, units in ranking.items()}
+    best = {
+        name: {"layer": units[0].layer, "unit": units[0].unit, "signal": units[0].signal, "r": units[0].r}
+        for name, units in ranking.items()
+    }
+    top = {
+        name: [{"layer": u.layer, "unit": u.unit, "signal": u.signal, "r": u.r} for u in units[:TOP]]
+        for name, units in ranking.items()
+    }
     pages = []
     for name, units in top.items():
         start = excerpt_start(events[name])
         for rank, unit in enumerate(units, 1):
             values = signals[f"{unit['layer']}.{unit['signal']}"][:, unit["unit"]]
-            pages.append(coloured_html(text[start:start + SHOWN], values[start:start + SHOWN],
-                                       f"{name}: #{rank}, {unit['layer']} unit {unit['unit']} ({unit['signal']}), "
-                                       f"r = {unit['r']:+.3f}"))
+            pages.append(
+                coloured_html(
+                    text[start : start + SHOWN],
+                    values[start : start + SHOWN],
+                    f"{name}: #{rank}, {unit['layer']} unit {unit['unit']} ({unit['signal']}), r = {unit['r']:+.3f}",
+                )
+            )
     write_text_atomically(directory / f"cells-{label}.html", page(label, run.path, pages))
     plot(text, events, signals, best, directory / f"cells-{label}.png", label)
-    return {"run": str(run.path), "units": sum(v.shape[1] for k, v in signals.items() if k.endswith(".h")),
-            "best": best, "top": top}
+    return {
+        "run": str(run.path),
+        "units": sum(v.shape[1] for k, v in signals.items() if k.endswith(".h")),
+        "best": best,
+        "top": top,
+    }
 
 
 def excerpt_start(indicator: np.ndarray) -> int:
@@ -133,11 +175,13 @@ def excerpt_start(indicator: np.ndarray) -> int:
 
 
 def page(label: str, path: Path, blocks: list[str]) -> str:
-    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>rnnkit: readable cells of the "
-            f"{label} model</title>\n<style>body{{font-family:sans-serif;max-width:70em;margin:auto}}"
-            ".text{font-family:monospace;line-height:1.5;word-wrap:break-word}</style></head><body>\n"
-            f"<h1>Readable cells of the {label} model</h1><p>{path}. Red is positive, blue negative; hover for the value."
-            f"</p>\n{''.join(blocks)}</body></html>\n")
+    return (
+        '<!doctype html>\n<html><head><meta charset="utf-8"><title>rnnkit: readable cells of the '
+        f"{label} model</title>\n<style>body{{font-family:sans-serif;max-width:70em;margin:auto}}"
+        ".text{font-family:monospace;line-height:1.5;word-wrap:break-word}</style></head><body>\n"
+        f"<h1>Readable cells of the {label} model</h1><p>{path}. Red is positive, blue negative; hover for the value."
+        f"</p>\n{''.join(blocks)}</body></html>\n"
+    )
 
 
 def report(results: dict, quick: bool) -> str:
@@ -146,12 +190,19 @@ def report(results: dict, quick: bool) -> str:
         names += [name for name in result["best"] if name not in names]
     labels = list(results)
     lines = [
-        "# Interpretable cells of character models", "",
-        f"**The lecture's claim.** {CLAIM}", "",
-        f"**Our setup.** {'QUICK SMOKE VERSION: not a measurement. ' if quick else ''}Every unit's c, tanh(c) and h over "
+        "# Interpretable cells of character models",
+        "",
+        f"**The lecture's claim.** {CLAIM}",
+        "",
+        f"**Our setup.** {'QUICK SMOKE VERSION: not a measurement. ' if quick else ''}"
+        "Every unit's c, tanh(c) and h over "
         "the first characters of each model's validation text, correlated (Pearson r) with each indicator; a unit "
-        "scores its best signal. Models: " + "; ".join(f"{label}: {model_name(label, results[label]['run'])} "
-                                                       f"({results[label]['units']} units)" for label in labels) + ".", "",
+        "scores its best signal. Models: "
+        + "; ".join(
+            f"{label}: {model_name(label, results[label]['run'])} ({results[label]['units']} units)" for label in labels
+        )
+        + ".",
+        "",
         "| indicator | " + " | ".join(f"best r, {label} model" for label in labels) + " |",
         "|---|" + "---:|" * len(labels),
     ]
@@ -162,8 +213,11 @@ def report(results: dict, quick: bool) -> str:
             cells.append(f"{row['r']:+.3f} (unit {row['unit']}, {row['signal']})" if row else "n/a (not in the text)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", f"**Agreement.** {agreement(results)}", ""]
-    lines += [f"![{label}](cells-{label}.png)\n\nThe top {TOP} units per indicator over the text: [cells-{label}.html]"
-              f"(cells-{label}.html)\n" for label in labels]
+    lines += [
+        f"![{label}](cells-{label}.png)\n\nThe top {TOP} units per indicator over the text: [cells-{label}.html]"
+        f"(cells-{label}.html)\n"
+        for label in labels
+    ]
     return "\n".join(lines)
 
 
@@ -171,10 +225,14 @@ def agreement(results: dict) -> str:
     found = []
     for label, result in results.items():
         strong = [f"{name} ({row['r']:+.2f})" for name, row in result["best"].items() if abs(row["r"]) >= 0.5]
-        found.append(f"The {label} model has {len(strong)} indicator(s) with a unit at |r| ≥ 0.5"
-                     + (f": {', '.join(strong)}" if strong else ""))
-    return (". ".join(found) + ". Single units that follow an indicator closely are what the paper shows; a weak best "
-            "r says that no one unit carries it (it may still be spread over many).")
+        found.append(
+            f"The {label} model has {len(strong)} indicator(s) with a unit at |r| ≥ 0.5"
+            + (f": {', '.join(strong)}" if strong else "")
+        )
+    return (
+        ". ".join(found) + ". Single units that follow an indicator closely are what the paper shows; a weak best "
+        "r says that no one unit carries it (it may still be spread over many)."
+    )
 
 
 def layout(text: str, values: np.ndarray, columns: int, rows: int) -> tuple[list[list[str]], np.ndarray]:
@@ -184,13 +242,13 @@ def layout(text: str, values: np.ndarray, columns: int, rows: int) -> tuple[list
         line.append("↵" if char == "\n" else char)
         row_values.append(value)
         if char == "\n" or len(line) == columns:
-            grid[len(lines), :len(row_values)] = row_values
+            grid[len(lines), : len(row_values)] = row_values
             lines.append(line)
             line, row_values = [], []
             if len(lines) == rows:
                 break
     if line and len(lines) < rows:
-        grid[len(lines), :len(row_values)] = row_values
+        grid[len(lines), : len(row_values)] = row_values
         lines.append(line)
     return lines, grid
 
@@ -202,15 +260,23 @@ def plot(text: str, events: dict, signals: dict, best: dict, path: Path, label: 
     figure, panels = plt.subplots(len(best), 1, figsize=(12, 1.9 * len(best)), squeeze=False)
     for axes, (name, row) in zip(panels[:, 0], best.items()):
         start = excerpt_start(events[name])
-        values = signals[f"{row['layer']}.{row['signal']}"][start:start + columns * rows, row["unit"]]
-        lines, grid = layout(text[start:start + columns * rows], values, columns, rows)
+        values = signals[f"{row['layer']}.{row['signal']}"][start : start + columns * rows, row["unit"]]
+        lines, grid = layout(text[start : start + columns * rows], values, columns, rows)
         scale = float(np.nanmax(np.abs(grid))) or 1.0
         axes.imshow(grid, cmap="bwr", vmin=-scale, vmax=scale, aspect="auto", interpolation="nearest")
         for y, line in enumerate(lines):
             for x, char in enumerate(line):
                 dark = abs(grid[y, x]) > 0.6 * scale
-                axes.text(x, y, char, ha="center", va="center", fontfamily="monospace", fontsize=7,
-                          color="white" if dark else "black")
+                axes.text(
+                    x,
+                    y,
+                    char,
+                    ha="center",
+                    va="center",
+                    fontfamily="monospace",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                )
         axes.set_xticks([])
         axes.set_yticks([])
         axes.set_title(f"{name}: unit {row['unit']} ({row['signal']}), r = {row['r']:+.2f}", fontsize=9, loc="left")

@@ -8,26 +8,35 @@ the training text.
 
     rnnkit experiment sample-progression [--corpus TEXT] [--train-steps 4000] [--quick] [--out DIR]
 """
+
 from __future__ import annotations
 
 import io
-import json
 import re
 import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
-from rnnkit.metrics_log import read_metrics
 from rnnkit.experiments import (
-    QUICK_CHAR_MODEL, add_corpus_arguments, output_directory, pyplot, quick_corpus, step_limit, train_once,
-    write_report, write_results,
+    QUICK_CHAR_MODEL,
+    add_corpus_arguments,
+    output_directory,
+    pyplot,
+    quick_corpus,
+    step_limit,
+    train_once,
+    write_report,
+    write_results,
 )
+from rnnkit.metrics_log import read_metrics
 
 NAME = "sample-progression"
 SUMMARY = "samples of the default char model at steps 100, 300, 1000, 3000 and the end of training"
-CLAIM = ("A character-level RNN's samples go from noise to Shakespeare as it trains: at iteration 100 random-looking "
-         "characters with spaces, by 300 words and punctuation, by 2000 correctly spelled words and the shape of a play "
-         "(Karpathy 2015).")
+CLAIM = (
+    "A character-level RNN's samples go from noise to Shakespeare as it trains: at iteration 100 random-looking "
+    "characters with spaces, by 300 words and punctuation, by 2000 correctly spelled words and the shape of a play "
+    "(Karpathy 2015)."
+)
 STEPS = (100, 300, 1000, 3000)
 LENGTH = 300  # characters per sample
 QUICK = {"steps": (1, 2, 3), "max_steps": 4, "length": 40}
@@ -36,8 +45,13 @@ WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 def add_arguments(parser) -> None:
     add_corpus_arguments(parser, NAME, "a tiny model for 4 steps, samples at steps 1, 2, 3")
-    parser.add_argument("--train-steps", type=int, default=4000, metavar="N",
-                        help="training steps (default 4000; the schedule spans them)")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=4000,
+        metavar="N",
+        help="training steps (default 4000; the schedule spans them)",
+    )
 
 
 def run(args) -> int:
@@ -51,8 +65,12 @@ def run(args) -> int:
         corpus, settings = quick_corpus(args.corpus, directory / "data"), list(QUICK_CHAR_MODEL)
         steps, length, limit = QUICK["steps"], QUICK["length"], step_limit(QUICK["max_steps"])
     every = steps[0]
-    outcome = train_once("shakespeare-char", settings + [f"sample.every={every}", f"sample.length={length}"],
-                         {"data.corpus": corpus, **limit}, directory / "runs" / "char-lm")
+    outcome = train_once(
+        "shakespeare-char",
+        settings + [f"sample.every={every}", f"sample.length={length}"],
+        {"data.corpus": corpus, **limit},
+        directory / "runs" / "char-lm",
+    )
     run_path = Path(outcome["run"])
     written = read_samples(run_path / "samples.txt")
     rows = [{"step": step, "sample": written[step]} for step in steps if step in written]
@@ -62,15 +80,30 @@ def run(args) -> int:
     for row in rows:
         row["real_word_share"] = real_word_share(row["sample"], vocabulary)
         row["training_loss"] = nearest(losses, row["step"])
-    write_results(directory, {"experiment": NAME, "quick": args.quick, "settings": settings, "limit": limit,
-                              "validation_nll": outcome["best"], "seconds": outcome["seconds"], "run": outcome["run"],
-                              "rows": rows, "training_loss": losses})
+    write_results(
+        directory,
+        {
+            "experiment": NAME,
+            "quick": args.quick,
+            "settings": settings,
+            "limit": limit,
+            "validation_nll": outcome["best"],
+            "seconds": outcome["seconds"],
+            "run": outcome["run"],
+            "rows": rows,
+            "training_loss": losses,
+        },
+    )
     write_report(directory, report(rows, outcome, args.quick))
     plot(rows, losses, directory / "sample-progression.png")
     for row in rows:
-        print(f"rnnkit experiment {NAME}: step {row['step']}: {100 * row['real_word_share']:.0f}% real words",
-              file=sys.stderr)
-    print(f"rnnkit experiment {NAME}: results.json, report.md and sample-progression.png in {directory}", file=sys.stderr)
+        print(
+            f"rnnkit experiment {NAME}: step {row['step']}: {100 * row['real_word_share']:.0f}% real words",
+            file=sys.stderr,
+        )
+    print(
+        f"rnnkit experiment {NAME}: results.json, report.md and sample-progression.png in {directory}", file=sys.stderr
+    )
     return 0
 
 
@@ -92,8 +125,8 @@ def read_samples(path: Path) -> dict[int, str]:
 
 def final_sample(run_path: Path, length: int) -> str:
     """A sample of the run's best checkpoint through `rnnkit sample`'s own path."""
-    from rnnkit.tasks.language_model import sample_run
     from rnnkit.runs import open_run
+    from rnnkit.tasks.language_model import sample_run
 
     run = open_run(run_path)
     out = io.StringIO()
@@ -124,19 +157,32 @@ def nearest(curve: list[list[float]], step: int) -> float | None:
 
 def report(rows: list[dict], outcome: dict, quick: bool) -> str:
     lines = [
-        "# Samples of a character model as it trains", "",
-        f"**The lecture's claim.** {CLAIM}", "",
+        "# Samples of a character model as it trains",
+        "",
+        f"**The lecture's claim.** {CLAIM}",
+        "",
         f"**Our setup.** {'QUICK SMOKE VERSION: not a measurement. ' if quick else ''}The default preset "
         f"(shakespeare-char), trained for {outcome['seconds']:.0f} s ({outcome['steps']} steps; best validation nll "
         f"{outcome['best']:.3f} nats per character). Samples at temperature 1 from samples.txt, the last from the best "
-        "checkpoint. *Real words* is the share of a sample's words that occur in the training text.", "",
-        "| step | training loss | real words |", "|---:|---:|---:|",
+        "checkpoint. *Real words* is the share of a sample's words that occur in the training text.",
+        "",
+        "| step | training loss | real words |",
+        "|---:|---:|---:|",
     ]
     for row in rows:
         loss = f"{row['training_loss']:.3f}" if row["training_loss"] is not None else "n/a"
-        lines.append(f"| {row['step']}{' (final)' if row.get('final') else ''} | {loss} | {100 * row['real_word_share']:.0f}% |")
+        lines.append(
+            f"| {row['step']}{' (final)' if row.get('final') else ''} | {loss} | {100 * row['real_word_share']:.0f}% |"
+        )
     for row in rows:
-        lines += ["", f"**Step {row['step']}{' (final)' if row.get('final') else ''}**", "", "```", row["sample"], "```"]
+        lines += [
+            "",
+            f"**Step {row['step']}{' (final)' if row.get('final') else ''}**",
+            "",
+            "```",
+            row["sample"],
+            "```",
+        ]
     lines += ["", f"**Agreement.** {agreement(rows)}", "", "![progression](sample-progression.png)", ""]
     return "\n".join(lines)
 
@@ -144,10 +190,12 @@ def report(rows: list[dict], outcome: dict, quick: bool) -> str:
 def agreement(rows: list[dict]) -> str:
     shares = [row["real_word_share"] for row in rows]
     rising = all(later >= earlier - 0.05 for earlier, later in zip(shares, shares[1:])) and shares[-1] > shares[0]
-    return (f"The share of real words goes from {100 * shares[0]:.0f}% at step {rows[0]['step']} to "
-            f"{100 * shares[-1]:.0f}% at the end; the samples {'do' if rising else 'do not clearly'} move from noise "
-            "towards the training text's words and layout, as the lecture describes (read them above: the number "
-            "says nothing about the play's shape).")
+    return (
+        f"The share of real words goes from {100 * shares[0]:.0f}% at step {rows[0]['step']} to "
+        f"{100 * shares[-1]:.0f}% at the end; the samples {'do' if rising else 'do not clearly'} move from noise "
+        "towards the training text's words and layout, as the lecture describes (read them above: the number "
+        "says nothing about the play's shape)."
+    )
 
 
 def plot(rows: list[dict], losses: list[list[float]], path: Path) -> None:
@@ -160,8 +208,13 @@ def plot(rows: list[dict], losses: list[list[float]], path: Path) -> None:
     axes.set_xlabel("step")
     axes.set_ylabel("training loss (nats per character)")
     share = axes.twinx()
-    share.plot([row["step"] for row in rows], [100 * row["real_word_share"] for row in rows], "o--", color="tab:red",
-               label="real words in the sample")
+    share.plot(
+        [row["step"] for row in rows],
+        [100 * row["real_word_share"] for row in rows],
+        "o--",
+        color="tab:red",
+        label="real words in the sample",
+    )
     share.set_ylabel("real words in the sample (%)")
     share.set_ylim(0, 100)
     figure.legend(loc="upper center")

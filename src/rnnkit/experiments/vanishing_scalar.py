@@ -7,6 +7,7 @@ vanish: its gradient is the product of w·φ'(a_t) over the steps.
 
     rnnkit experiment vanishing-scalar [--steps 50] [--quick] [--out DIR]
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,10 @@ from rnnkit.experiments import add_output_arguments, output_directory, pyplot, w
 
 NAME = "vanishing-scalar"
 SUMMARY = "∂h_T/∂h_k of the lecture's one-unit RNN for w = 1.1 and 0.9: autograd beside 117.4 and 0.00515"
-CLAIM = ("For the univariate encoder h_t = w·h_{t-1} + x_t, ∂h_T/∂h_1 = w^(T-1): over T = 50 steps w = 1.1 "
-         "gives 117.4 and w = 0.9 gives 0.00515.")
+CLAIM = (
+    "For the univariate encoder h_t = w·h_{t-1} + x_t, ∂h_T/∂h_1 = w^(T-1): over T = 50 steps w = 1.1 "
+    "gives 117.4 and w = 0.9 gives 0.00515."
+)
 LECTURE = {1.1: 117.4, 0.9: 0.00515}
 WEIGHTS = (1.1, 0.9)
 INPUT_SEED = 0  # the tanh case's inputs x_t ~ N(0, 1)
@@ -27,7 +30,9 @@ INPUT_SEED = 0  # the tanh case's inputs x_t ~ N(0, 1)
 
 def add_arguments(parser) -> None:
     add_output_arguments(parser, NAME, "T = 10 and a shorter plot")
-    parser.add_argument("--steps", type=int, default=50, metavar="T", help="sequence length T (default 50, the lecture's)")
+    parser.add_argument(
+        "--steps", type=int, default=50, metavar="T", help="sequence length T (default 50, the lecture's)"
+    )
 
 
 def sequence(steps: int, activation: str):
@@ -78,24 +83,45 @@ def run(args) -> int:
         raise UsageError(f"--steps must be 2 or more, got {steps}")
     pyplot()
     directory = output_directory(args.out, NAME)
-    curves = {f"{activation} w={w:g}": state_gradients(w, steps, activation)
-              for activation in ("linear", "tanh") for w in WEIGHTS}
+    curves = {
+        f"{activation} w={w:g}": state_gradients(w, steps, activation)
+        for activation in ("linear", "tanh")
+        for w in WEIGHTS
+    }
     rows = []
     for w in WEIGHTS:
         gradients = curves[f"linear w={w:g}"]
-        rows.append({"w": w, "lecture": LECTURE[w], "from_h0": gradients[0], "from_h1": gradients[1],
-                     "w_pow_T": w ** steps, "w_pow_T_minus_1": w ** (steps - 1),
-                     "tanh_from_h1": curves[f"tanh w={w:g}"][1]})
+        rows.append(
+            {
+                "w": w,
+                "lecture": LECTURE[w],
+                "from_h0": gradients[0],
+                "from_h1": gradients[1],
+                "w_pow_T": w**steps,
+                "w_pow_T_minus_1": w ** (steps - 1),
+                "tanh_from_h1": curves[f"tanh w={w:g}"][1],
+            }
+        )
     matches = {row["w"]: exponent_matching(row, steps) for row in rows}
-    write_results(directory, {"experiment": NAME, "quick": args.quick, "T": steps, "rows": rows,
-                              "matching_exponent": {str(w): e for w, e in matches.items()},
-                              "curves": {name: values for name, values in curves.items()}})
+    write_results(
+        directory,
+        {
+            "experiment": NAME,
+            "quick": args.quick,
+            "T": steps,
+            "rows": rows,
+            "matching_exponent": {str(w): e for w, e in matches.items()},
+            "curves": {name: values for name, values in curves.items()},
+        },
+    )
     write_report(directory, report(rows, steps, matches, args.quick))
     plot(curves, steps, directory / "vanishing-scalar.png")
     for row in rows:
-        print(f"rnnkit experiment {NAME}: w = {row['w']:g}, T = {steps}: ∂h_T/∂h_1 = {row['from_h1']:.6g}, "
-              f"∂h_T/∂h_0 = {row['from_h0']:.6g} (lecture {row['lecture']:g}); tanh: {row['tanh_from_h1']:.3g}",
-              file=sys.stderr)
+        print(
+            f"rnnkit experiment {NAME}: w = {row['w']:g}, T = {steps}: ∂h_T/∂h_1 = {row['from_h1']:.6g}, "
+            f"∂h_T/∂h_0 = {row['from_h0']:.6g} (lecture {row['lecture']:g}); tanh: {row['tanh_from_h1']:.3g}",
+            file=sys.stderr,
+        )
     print(f"rnnkit experiment {NAME}: results.json, report.md and vanishing-scalar.png in {directory}", file=sys.stderr)
     return 0
 
@@ -116,36 +142,53 @@ def same_digits(value: float, printed: float) -> bool:
 
 def report(rows: list[dict], steps: int, matches: dict, quick: bool) -> str:
     lines = [
-        "# Vanishing and exploding gradients of a one-unit RNN", "",
-        f"**The lecture's claim.** {CLAIM}", "",
+        "# Vanishing and exploding gradients of a one-unit RNN",
+        "",
+        f"**The lecture's claim.** {CLAIM}",
+        "",
         f"**Our setup.** {'QUICK SMOKE VERSION (T = 10): not the lecture setting. ' if quick else ''}"
         f"h_0 = 0, x_t = 1, T = {steps}; gradients by autograd through the recurrence, in float64. "
         "∂h_T/∂h_1 spans T-1 steps and ∂h_T/∂h_0 spans T steps. The tanh rows use h_t = tanh(w·h_{t-1} + x_t) "
-        f"with x_t ~ N(0, 1) (seed {INPUT_SEED}).", "",
+        f"with x_t ~ N(0, 1) (seed {INPUT_SEED}).",
+        "",
         "| w | lecture | ∂h_T/∂h_1 (autograd) | ∂h_T/∂h_0 (autograd) | w^(T-1) | w^T | tanh: ∂h_T/∂h_1 |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        lines.append(f"| {row['w']:g} | {row['lecture']:g} | {row['from_h1']:.6g} | {row['from_h0']:.6g} | "
-                     f"{row['w_pow_T_minus_1']:.6g} | {row['w_pow_T']:.6g} | {row['tanh_from_h1']:.3g} |")
-    lines += ["", f"**Agreement.** {agreement(rows, steps, matches)}", "", "![gradient against distance](vanishing-scalar.png)", ""]
+        lines.append(
+            f"| {row['w']:g} | {row['lecture']:g} | {row['from_h1']:.6g} | {row['from_h0']:.6g} | "
+            f"{row['w_pow_T_minus_1']:.6g} | {row['w_pow_T']:.6g} | {row['tanh_from_h1']:.3g} |"
+        )
+    lines += [
+        "",
+        f"**Agreement.** {agreement(rows, steps, matches)}",
+        "",
+        "![gradient against distance](vanishing-scalar.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def agreement(rows: list[dict], steps: int, matches: dict) -> str:
     if all(match == f"w^{steps}" for match in matches.values()):
-        found = (f"The lecture's numbers are w^{steps} (1.1^{steps} = {rows[0]['w_pow_T']:.4g}, "
-                 f"0.9^{steps} = {rows[1]['w_pow_T']:.4g}), the gradient over {steps} steps (∂h_T/∂h_0 here), "
-                 f"not its formula's w^(T-1) (∂h_T/∂h_1 = {rows[0]['from_h1']:.4g} and {rows[1]['from_h1']:.3g}); "
-                 "autograd agrees with both powers to float64 precision.")
+        found = (
+            f"The lecture's numbers are w^{steps} (1.1^{steps} = {rows[0]['w_pow_T']:.4g}, "
+            f"0.9^{steps} = {rows[1]['w_pow_T']:.4g}), the gradient over {steps} steps (∂h_T/∂h_0 here), "
+            f"not its formula's w^(T-1) (∂h_T/∂h_1 = {rows[0]['from_h1']:.4g} and {rows[1]['from_h1']:.3g}); "
+            "autograd agrees with both powers to float64 precision."
+        )
     elif all(match == f"w^{steps - 1}" for match in matches.values()):
         found = "The lecture's numbers are w^(T-1) = ∂h_T/∂h_1, as its formula says; autograd agrees."
     else:
-        found = (f"Neither w^T nor w^(T-1) reproduces the lecture's numbers at T = {steps} "
-                 f"(matches: {', '.join(f'{w:g}: {m}' for w, m in matches.items())}).")
+        found = (
+            f"Neither w^T nor w^(T-1) reproduces the lecture's numbers at T = {steps} "
+            f"(matches: {', '.join(f'{w:g}: {m}' for w, m in matches.items())})."
+        )
     tanh = rows[0]["tanh_from_h1"]
-    return (f"{found} With tanh, the same w = 1.1 gives {tanh:.3g}: each step multiplies by w·φ'(a_t) < 1 "
-            f"once |a_t| is large enough, so the gradient {'vanishes' if abs(tanh) < 1e-2 else 'does not vanish here'}.")
+    return (
+        f"{found} With tanh, the same w = 1.1 gives {tanh:.3g}: each step multiplies by w·φ'(a_t) < 1 "
+        f"once |a_t| is large enough, so the gradient {'vanishes' if abs(tanh) < 1e-2 else 'does not vanish here'}."
+    )
 
 
 def plot(curves: dict[str, list[float]], steps: int, path: Path) -> None:

@@ -6,6 +6,7 @@
 A whole module saved with `torch.save(model)` loads with `torch.load(path, weights_only=True)` inside
 `torch.serialization.safe_globals(rnn.SAFE_GLOBALS)` (plus the classes of the model's other modules).
 """
+
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.crf import CRF
 from rnnkit.nn.interop import to_torch
@@ -15,9 +16,37 @@ from rnnkit.nn.trace import Trace, trace
 from rnnkit.spec import CellSpec
 
 # Everything a pickled rnnkit layer or cell refers to, for torch.load(weights_only=True).
-SAFE_GLOBALS = [RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, WeightDropRNN, WeightDropLSTM, WeightDropGRU, CRF,
-                LockedDropout, CellSpec]
+SAFE_GLOBALS = [
+    RNN,
+    LSTM,
+    GRU,
+    RNNCell,
+    LSTMCell,
+    GRUCell,
+    WeightDropRNN,
+    WeightDropLSTM,
+    WeightDropGRU,
+    CRF,
+    LockedDropout,
+    CellSpec,
+]
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "CRF", "LockedDropout",
-           "embedding_dropout", "WeightDropRNN", "WeightDropLSTM", "WeightDropGRU", "trace", "Trace", "SAFE_GLOBALS",
-           "to_torch"]
+__all__ = [
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "RecurrentLayer",
+    "CRF",
+    "LockedDropout",
+    "embedding_dropout",
+    "WeightDropRNN",
+    "WeightDropLSTM",
+    "WeightDropGRU",
+    "trace",
+    "Trace",
+    "SAFE_GLOBALS",
+    "to_torch",
+]

@@ -9,10 +9,11 @@ step of rnnkit's fused kernel (rnnkit.nn.kernels), which with no gradient to rec
 (what sampling needs). `fused=False`, or an unavailable kernel, runs the same step functions as the
 layers (steps.py).
 """
+
 from __future__ import annotations
 
 import torch
-from torch import Tensor, _VF, nn
+from torch import _VF, Tensor, nn
 
 from rnnkit.nn import kernels
 from rnnkit.nn.interop import HasTorchTwin
@@ -20,19 +21,32 @@ from rnnkit.nn.layers import check_fused, set_forget_bias, variant_repr
 from rnnkit.nn.steps import CELL_WEIGHT_NAMES, cell_step
 from rnnkit.spec import CellSpec
 
-FUSED_CELL_KERNELS = {"rnn tanh": _VF.rnn_tanh_cell, "rnn relu": _VF.rnn_relu_cell, "lstm": _VF.lstm_cell,
-                      "gru": _VF.gru_cell}
+FUSED_CELL_KERNELS = {
+    "rnn tanh": _VF.rnn_tanh_cell,
+    "rnn relu": _VF.rnn_relu_cell,
+    "lstm": _VF.lstm_cell,
+    "gru": _VF.gru_cell,
+}
 
 
 class RecurrentCell(HasTorchTwin, nn.RNNCellBase):
-    def __init__(self, spec: CellSpec, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, fused: bool | None = None):
+    def __init__(
+        self,
+        spec: CellSpec,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        fused: bool | None = None,
+    ):
         self.spec = spec  # before RNNCellBase.__init__, which calls reset_parameters (it reads the spec)
         super().__init__(input_size, hidden_size, bias, num_chunks=len(spec.blocks), device=device, dtype=dtype)
         self.fused = check_fused(fused)
         if spec.peephole_blocks:
             self.weight_ch = nn.Parameter(
-                torch.empty(len(spec.peephole_blocks) * hidden_size, device=device, dtype=dtype))
+                torch.empty(len(spec.peephole_blocks) * hidden_size, device=device, dtype=dtype)
+            )
             self.reset_parameters()  # again, now that the peepholes exist
 
     def reset_parameters(self) -> None:
@@ -89,9 +103,13 @@ class RecurrentCell(HasTorchTwin, nn.RNNCellBase):
             raise RuntimeError(f"input has inconsistent input_size: got {x.shape[1]} expected {input_size}")
         for label, state in enumerate(states):
             if state.shape[0] != x.shape[0]:
-                raise RuntimeError(f"Input batch size {x.shape[0]} doesn't match hidden{label} batch size {state.shape[0]}")
+                raise RuntimeError(
+                    f"Input batch size {x.shape[0]} doesn't match hidden{label} batch size {state.shape[0]}"
+                )
             if state.shape[1] != hidden_size:
-                raise RuntimeError(f"hidden{label} has inconsistent hidden_size: got {state.shape[1]}, expected {hidden_size}")
+                raise RuntimeError(
+                    f"hidden{label} has inconsistent hidden_size: got {state.shape[1]}, expected {hidden_size}"
+                )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + variant_repr(self.spec, self.fused)
@@ -100,12 +118,12 @@ class RecurrentCell(HasTorchTwin, nn.RNNCellBase):
 class RNNCell(RecurrentCell):
     _torch_class = nn.RNNCell
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None, *,
-                 fused=None):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None, *, fused=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
-        super().__init__(CellSpec("rnn", nonlinearity=nonlinearity), input_size, hidden_size, bias, device, dtype,
-                         fused)
+        super().__init__(
+            CellSpec("rnn", nonlinearity=nonlinearity), input_size, hidden_size, bias, device, dtype, fused
+        )
 
     @property
     def nonlinearity(self) -> str:
@@ -115,8 +133,20 @@ class RNNCell(RecurrentCell):
 class LSTMCell(RecurrentCell):
     _torch_class = nn.LSTMCell
 
-    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *,
-                 peephole=False, gates="ifo", coupled=False, forget_bias=0.0, fused=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        bias=True,
+        device=None,
+        dtype=None,
+        *,
+        peephole=False,
+        gates="ifo",
+        coupled=False,
+        forget_bias=0.0,
+        fused=None,
+    ):
         spec = CellSpec("lstm", gates=gates, peephole=peephole, coupled=coupled, forget_bias=forget_bias)
         super().__init__(spec, input_size, hidden_size, bias, device, dtype, fused)
 
@@ -124,7 +154,9 @@ class LSTMCell(RecurrentCell):
 class GRUCell(RecurrentCell):
     _torch_class = nn.GRUCell
 
-    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, reset="after",
-                 reset_gate=True, fused=None):
-        super().__init__(CellSpec("gru", reset=reset, reset_gate=reset_gate), input_size, hidden_size, bias, device,
-                         dtype, fused)
+    def __init__(
+        self, input_size, hidden_size, bias=True, device=None, dtype=None, *, reset="after", reset_gate=True, fused=None
+    ):
+        super().__init__(
+            CellSpec("gru", reset=reset, reset_gate=reset_gate), input_size, hidden_size, bias, device, dtype, fused
+        )

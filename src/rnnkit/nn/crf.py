@@ -10,6 +10,7 @@ Emissions are time-major (T, B, K); `lengths` (B,) gives each sequence's own len
 past it change nothing (α is carried through them unchanged). Autograd differentiates log Z; the
 NumPy twin (rnnkit.reference.crf) does it by hand.
 """
+
 from __future__ import annotations
 
 import torch

@@ -9,6 +9,7 @@ rnnkit layer in float as they leave any module they do not know, so:
 - A quantization config attached to an rnnkit module (`qconfig`, which those tools set on the
   modules a user asked for) warns that the module will stay in float and names `to_torch`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,7 +27,8 @@ class HasTorchTwin:
     def __setattr__(self, name, value) -> None:
         if name == "qconfig" and value is not None:
             warnings.warn(
-                f"{self._torch_class.__name__}: rnnkit modules have no quantized version, so quantization leaves this one "
+                f"{self._torch_class.__name__}: rnnkit modules have no quantized version, so quantization leaves "
+                "this one "
                 "in float; for a standard cell, quantize rnnkit.nn.to_torch(model) instead",
                 stacklevel=2,
             )
@@ -53,13 +55,20 @@ def _twin(module: nn.Module, path: str) -> nn.Module | None:
         return None
     spec = module.spec
     if not spec.is_standard:
-        raise ValueError(f"to_torch: {f'submodule {path!r}' if path else 'the module'} is the variant '{spec.variant_name}', "
-                         "which torch.nn has no class for")
+        raise ValueError(
+            f"to_torch: {f'submodule {path!r}' if path else 'the module'} is the variant '{spec.variant_name}', "
+            "which torch.nn has no class for"
+        )
     weight = module.weight_ih_l0 if hasattr(module, "weight_ih_l0") else module.weight_ih
     factory = {"device": weight.device, "dtype": weight.dtype}
     if isinstance(module, nn.RNNBase):
-        options = {"num_layers": module.num_layers, "bias": module.bias, "batch_first": module.batch_first,
-                   "dropout": module.dropout, "bidirectional": module.bidirectional}
+        options = {
+            "num_layers": module.num_layers,
+            "bias": module.bias,
+            "batch_first": module.batch_first,
+            "dropout": module.dropout,
+            "bidirectional": module.bidirectional,
+        }
     else:
         options = {"bias": module.bias}
     if spec.kind == "rnn":
@@ -68,4 +77,3 @@ def _twin(module: nn.Module, path: str) -> nn.Module | None:
     twin.load_state_dict(module.state_dict(), strict=True)
     twin.train(module.training)
     return twin
-

@@ -16,10 +16,11 @@ every variant. With `fused=False`, or where rnnkit's kernel is unavailable (a fa
 tensor), it runs the equations of `steps.py` one step at a time, which autograd differentiates into
 BPTT: the readable oracle the kernels are tested against.
 """
+
 from __future__ import annotations
 
 import torch
-from torch import Tensor, _VF, nn
+from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.nn import kernels
@@ -88,8 +89,19 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
     ) -> None:
         # Set before RNNBase.__init__, which calls reset_parameters and flatten_parameters (both read it).
         self.spec = spec
-        super().__init__(torch_mode(spec), input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, device, dtype)
+        super().__init__(
+            torch_mode(spec),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+        )
         refuse_projection(proj_size)
         self.fused = check_fused(fused)
         groups = layer_parameter_groups(spec, input_size, hidden_size, num_layers, bias, bidirectional)
@@ -117,8 +129,11 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
     def reset_parameters(self) -> None:
         """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)), then the variant's forget-gate bias."""
         super().reset_parameters()
-        suffixes = [layer_suffix(layer, direction == 1)
-                    for layer in range(self.num_layers) for direction in range(self.num_directions)]
+        suffixes = [
+            layer_suffix(layer, direction == 1)
+            for layer in range(self.num_layers)
+            for direction in range(self.num_directions)
+        ]
         set_forget_bias(self, self.spec, self.hidden_size, suffixes)
 
     def flatten_parameters(self) -> None:
@@ -259,7 +274,7 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         finals: list[tuple[Tensor, ...]] = []
         for layer in range(self.num_layers):
             outputs = []
-            for reverse in (False, True)[:self.num_directions]:
+            for reverse in (False, True)[: self.num_directions]:
                 suffix = layer_suffix(layer, reverse)
                 initial = tuple(s[layer * self.num_directions + int(reverse)] for s in state)
                 output, final = direction(x, initial, cell_parameters(weights, suffix), reverse, suffix)
@@ -334,14 +349,39 @@ class RNN(RecurrentLayer):
     _torch_class = nn.RNN
     _input_rank_message = "RNN: Expected input to be 2D or 3D, got {rank}D tensor instead"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None, *, fused=None,
-                 proj_size=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        nonlinearity="tanh",
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+        *,
+        fused=None,
+        proj_size=None,
+    ):
         refuse_projection_keyword(proj_size)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
-        super().__init__(CellSpec("rnn", nonlinearity=nonlinearity), input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, 0, device, dtype, fused)
+        super().__init__(
+            CellSpec("rnn", nonlinearity=nonlinearity),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            fused,
+        )
 
     @property
     def nonlinearity(self) -> str:
@@ -354,12 +394,40 @@ class LSTM(RecurrentLayer):
     _torch_class = nn.LSTM
     _input_rank_message = "LSTM: Expected input to be 2D or 3D, got {rank}D instead"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, gates="ifo",
-                 coupled=False, forget_bias=0.0, fused=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        device=None,
+        dtype=None,
+        *,
+        peephole=False,
+        gates="ifo",
+        coupled=False,
+        forget_bias=0.0,
+        fused=None,
+    ):
         spec = CellSpec("lstm", gates=gates, peephole=peephole, coupled=coupled, forget_bias=forget_bias)
-        super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, device, dtype, fused)
+        super().__init__(
+            spec,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+            fused,
+        )
 
     # The (h, c) state is checked and permuted by torch.nn.LSTM's own methods, so its messages are torch's.
     get_expected_cell_size = nn.LSTM.get_expected_cell_size
@@ -372,8 +440,10 @@ class LSTM(RecurrentLayer):
         batched = input.dim() == 3
         if hx is not None and (hx[0].dim() != input.dim() or hx[1].dim() != input.dim()):
             kind = "batched 3-D" if batched else "unbatched 2-D"
-            raise RuntimeError(f"For {kind} input, hx and cx should also be {input.dim()}-D "
-                               f"but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors")
+            raise RuntimeError(
+                f"For {kind} input, hx and cx should also be {input.dim()}-D "
+                f"but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+            )
         return batched
 
 
@@ -383,10 +453,36 @@ class GRU(RecurrentLayer):
     _torch_class = nn.GRU
     _input_rank_message = "GRU: Expected input to be 2D or 3D, got {rank}D instead"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset="after", reset_gate=True, fused=None,
-                 proj_size=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+        *,
+        reset="after",
+        reset_gate=True,
+        fused=None,
+        proj_size=None,
+    ):
         refuse_projection_keyword(proj_size)
         spec = CellSpec("gru", reset=reset, reset_gate=reset_gate)
-        super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype, fused)
+        super().__init__(
+            spec,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            fused,
+        )

@@ -9,6 +9,7 @@ regularisers"):
   parameter stays the parameter (the optimiser updates it, gradients reach it through the mask), no
   torch internals are touched and a standard cell keeps its fused kernel.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -54,8 +55,10 @@ class WeightDrop:
         weights = super().effective_weights()
         if not self.training or self.weight_drop == 0:
             return weights
-        return [F.dropout(weight, self.weight_drop, training=True) if name.startswith("weight_hh") else weight
-                for name, weight in zip(self._flat_weights_names, weights)]
+        return [
+            F.dropout(weight, self.weight_drop, training=True) if name.startswith("weight_hh") else weight
+            for name, weight in zip(self._flat_weights_names, weights)
+        ]
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", weight_drop={self.weight_drop}"

@@ -11,6 +11,7 @@ here is `None` and the products it would scale are skipped.
 that exist (i, f, g, o; r, z, n) and the states (c, h), each (B, H). The return value is the same
 either way.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,9 @@ def split_blocks(spec: CellSpec, rows: Tensor) -> dict[str, Tensor]:
     return dict(zip(spec.blocks, rows.tensor_split(len(spec.blocks), dim=-1)))  # (also when H = 0)
 
 
-def rnn_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
-             record: dict | None = None) -> Tensor:
+def rnn_step(
+    spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, record: dict | None = None
+) -> Tensor:
     pre = xw + F.linear(h_prev, weight_hh, bias_hh)  # (B, H)
     h = torch.tanh(pre) if spec.nonlinearity == "tanh" else torch.relu(pre)  # (B, H)
     if record is not None:
@@ -45,7 +47,11 @@ def lstm_step(
     record: dict | None = None,
 ) -> tuple[Tensor, Tensor]:
     pre = split_blocks(spec, xw + F.linear(h_prev, weight_hh, bias_hh))  # each (B, H)
-    peep = dict(zip(spec.peephole_blocks, weight_ch.tensor_split(len(spec.peephole_blocks)))) if weight_ch is not None else {}
+    peep = (
+        dict(zip(spec.peephole_blocks, weight_ch.tensor_split(len(spec.peephole_blocks))))
+        if weight_ch is not None
+        else {}
+    )
 
     def gate(letter: str, c: Tensor) -> Tensor | None:
         if letter not in pre:
@@ -65,8 +71,9 @@ def lstm_step(
     return h, c
 
 
-def gru_step(spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
-             record: dict | None = None) -> Tensor:
+def gru_step(
+    spec: CellSpec, xw: Tensor, h_prev: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, record: dict | None = None
+) -> Tensor:
     x = split_blocks(spec, xw)  # each (B, H)
     if spec.reset == "before" and spec.reset_gate:
         # n reads r ⊙ h_prev, so its recurrent product must wait for r.
@@ -99,8 +106,9 @@ def cell_parameters(weights: dict[str, Tensor], suffix: str) -> dict[str, Tensor
     return {name: weights.get(name + suffix) for name in CELL_WEIGHT_NAMES}
 
 
-def cell_step(spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None],
-              record: dict | None = None) -> tuple[Tensor, ...]:
+def cell_step(
+    spec: CellSpec, xw: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor | None], record: dict | None = None
+) -> tuple[Tensor, ...]:
     """One step of any cell from its input projection xw (B, G*H); the state as a tuple, (h,) or (h, c)."""
     if spec.kind == "lstm":
         return lstm_step(spec, xw, state[0], state[1], p["weight_hh"], p["bias_hh"], p["weight_ch"], record)

@@ -13,6 +13,7 @@ Padded steps of a packed batch hold zeros. A second call appends along time. The
 unless `keep_graph=True` (rnnkit.analysis.gradient_flow needs the graph). Outside the context the
 layers are exactly as before: tracing off costs one attribute check per call.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -31,8 +32,9 @@ class Trace:
         self.steps: dict[str, list[dict[str, Tensor]]] = {}  # with keep_graph: the step tensors themselves
         self.pending: dict[str, dict[str, Tensor]] = {}  # this call's, until the layer commits them
 
-    def add(self, layer: RecurrentLayer, direction: str, steps: list[dict[str, Tensor]], mask, lengths,
-            reverse: bool) -> None:
+    def add(
+        self, layer: RecurrentLayer, direction: str, steps: list[dict[str, Tensor]], mask, lengths, reverse: bool
+    ) -> None:
         prefix = self.names[id(layer)]
         key = f"{prefix}.{direction}" if prefix else direction
         values = {}

@@ -7,6 +7,7 @@ Their names stand in for a run directory wherever a run is read:
 
 A directory of the same name in the working directory wins over a shipped model.
 """
+
 from __future__ import annotations
 
 import json

@@ -9,6 +9,7 @@ unless the spec has peepholes. Every `*_forward` returns (outputs, cache); its `
 the gradients of those outputs and the cache, walks the same lines in reverse and returns the
 gradients of the inputs and a dict of parameter gradients with the keys of `params`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ def block_backward(
 
 # Elman RNN ---------------------------------------------------------------------------------------
 
+
 def rnn_step_forward(spec: CellSpec, params: dict, x: np.ndarray, h_prev: np.ndarray):
     P = split_blocks(spec, params)
     a = input_part(P, "h", x) + hidden_part(P, "h", h_prev)  # (B, H)
@@ -114,6 +116,7 @@ def rnn_step_backward(dh: np.ndarray, cache):
 
 
 # LSTM --------------------------------------------------------------------------------------------
+
 
 def lstm_step_forward(spec: CellSpec, params: dict, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray):
     P = split_blocks(spec, params)
@@ -171,6 +174,7 @@ def lstm_step_backward(dh: np.ndarray, dc: np.ndarray, cache):
 
 
 # GRU ---------------------------------------------------------------------------------------------
+
 
 def gru_step_forward(spec: CellSpec, params: dict, x: np.ndarray, h_prev: np.ndarray):
     P = split_blocks(spec, params)

@@ -8,6 +8,7 @@ Dimension letters: T time (tokens of one sequence), K tags. One sequence at a ti
 
 Names follow torch's CRF in rnnkit.nn: `transitions` is A, `start` is s, `end` is e (the vector).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,12 +41,17 @@ def crf_log_partition_backward(d_log_z: float, cache) -> dict[str, np.ndarray]:
     for t in range(1, len(emissions)):
         pair = alphas[t - 1][:, None] + transitions + (emissions[t] + betas[t])[None, :]  # (K, K)
         d_transitions += np.exp(pair - log_z)
-    return {"emissions": d_log_z * d_emissions, "transitions": d_log_z * d_transitions,
-            "start": d_log_z * d_emissions[0], "end": d_log_z * np.exp(alphas[-1] + end - log_z)}
+    return {
+        "emissions": d_log_z * d_emissions,
+        "transitions": d_log_z * d_transitions,
+        "start": d_log_z * d_emissions[0],
+        "end": d_log_z * np.exp(alphas[-1] + end - log_z),
+    }
 
 
-def crf_score(emissions: np.ndarray, tags: np.ndarray, transitions: np.ndarray, start: np.ndarray,
-              end: np.ndarray) -> float:
+def crf_score(
+    emissions: np.ndarray, tags: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> float:
     """The score of one tag path (T,)."""
     steps = np.arange(len(tags))
     return float(start[tags[0]] + emissions[steps, tags].sum() + transitions[tags[:-1], tags[1:]].sum() + end[tags[-1]])

@@ -6,6 +6,7 @@ Parameter names and shapes are torch.nn's, so a torch state_dict (as NumPy array
 strict=True. `forward` keeps a cache; `backward` uses the cache of the last forward. This engine is a
 reference for evaluation mode, so it has no dropout and no batch_first: arrays are time-major.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,17 @@ DTYPES = (np.float32, np.float64)
 
 
 class RecurrentLayer:
-    def __init__(self, spec: CellSpec, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, bidirectional: bool = False, dtype=np.float64, seed: int | None = None):
+    def __init__(
+        self,
+        spec: CellSpec,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        bidirectional: bool = False,
+        dtype=np.float64,
+        seed: int | None = None,
+    ):
         check_layer_sizes(input_size, hidden_size, num_layers, 0.0)
         for name, value in (("bias", bias), ("bidirectional", bidirectional)):
             if not isinstance(value, bool):
@@ -37,8 +47,9 @@ class RecurrentLayer:
     def _initial_parameters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         # torch.nn's initialisation: every parameter uniform in ±1/sqrt(H).
         bound = 1.0 / np.sqrt(self.hidden_size)
-        parameters = {name: rng.uniform(-bound, bound, shape).astype(self.dtype)
-                      for name, shape in self._shapes.items()}
+        parameters = {
+            name: rng.uniform(-bound, bound, shape).astype(self.dtype) for name, shape in self._shapes.items()
+        }
         if self.spec.forget_bias and self.bias and "f" in self.spec.blocks:
             # The forget gate's total bias b_if + b_hf starts at forget_bias, as in rnnkit.nn.
             first = self.spec.blocks.index("f") * self.hidden_size
@@ -107,7 +118,8 @@ class RecurrentLayer:
                 index = layer * self.directions + direction
                 state = tuple(s[index] for s in initial)  # each (B, H)
                 output, final, cache = direction_forward(
-                    self.spec, self._cell_parameters(layer, direction), layer_input, state, lengths, direction == 1)
+                    self.spec, self._cell_parameters(layer, direction), layer_input, state, lengths, direction == 1
+                )
                 outputs.append(output)
                 for f, s in zip(finals, final):
                     f[index] = s
@@ -139,7 +151,8 @@ class RecurrentLayer:
                 index = layer * self.directions + direction
                 columns = slice(direction * self.hidden_size, (direction + 1) * self.hidden_size)
                 d_x, d_state0, cell_grads = direction_backward(
-                    d_layer_output[:, :, columns], tuple(d[index] for d in d_finals), caches[index])
+                    d_layer_output[:, :, columns], tuple(d[index] for d in d_finals), caches[index]
+                )
                 d_layer_input = d_x if d_layer_input is None else d_layer_input + d_x  # (T, B, ·)
                 for d, d0 in zip(d_initial, d_state0):
                     d[index] = d0
@@ -166,8 +179,12 @@ class RecurrentLayer:
         if lengths is None:
             return np.full(batch, steps)
         given = np.asarray(lengths)
-        if (given.shape != (batch,) or not np.issubdtype(given.dtype, np.integer)
-                or given.min() < 1 or given.max() > steps):
+        if (
+            given.shape != (batch,)
+            or not np.issubdtype(given.dtype, np.integer)
+            or given.min() < 1
+            or given.max() > steps
+        ):
             raise ValueError(
                 f"lengths: expected {batch} integers (one per sequence) in 1..{steps} (T), got {given.tolist()}"
             )
@@ -198,25 +215,58 @@ class RecurrentLayer:
         return tuple(checked)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bias={self.bias}, bidirectional={self.bidirectional}, dtype={self.dtype.name}, "
-                f"variant={self.spec.variant_name!r})")
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"bias={self.bias}, bidirectional={self.bidirectional}, dtype={self.dtype.name}, "
+            f"variant={self.spec.variant_name!r})"
+        )
 
 
 class RNN(RecurrentLayer):
     """h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), φ = tanh or relu."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, dtype=np.float64,
-                 *, nonlinearity="tanh", seed=None):
-        super().__init__(CellSpec("rnn", nonlinearity=nonlinearity), input_size, hidden_size, num_layers, bias,
-                         bidirectional, dtype, seed)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        bidirectional=False,
+        dtype=np.float64,
+        *,
+        nonlinearity="tanh",
+        seed=None,
+    ):
+        super().__init__(
+            CellSpec("rnn", nonlinearity=nonlinearity),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            bidirectional,
+            dtype,
+            seed,
+        )
 
 
 class LSTM(RecurrentLayer):
     """LSTM with the variants of EQUATIONS.md ("Cells and layers"): peephole, gates, coupled, forget_bias."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, dtype=np.float64,
-                 *, peephole=False, gates="ifo", coupled=False, forget_bias=0.0, seed=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        bidirectional=False,
+        dtype=np.float64,
+        *,
+        peephole=False,
+        gates="ifo",
+        coupled=False,
+        forget_bias=0.0,
+        seed=None,
+    ):
         spec = CellSpec("lstm", gates=gates, peephole=peephole, coupled=coupled, forget_bias=forget_bias)
         super().__init__(spec, input_size, hidden_size, num_layers, bias, bidirectional, dtype, seed)
 
@@ -224,7 +274,18 @@ class LSTM(RecurrentLayer):
 class GRU(RecurrentLayer):
     """GRU with the variants of EQUATIONS.md ("Cells and layers"): reset="after"|"before", reset_gate."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, dtype=np.float64,
-                 *, reset="after", reset_gate=True, seed=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        bidirectional=False,
+        dtype=np.float64,
+        *,
+        reset="after",
+        reset_gate=True,
+        seed=None,
+    ):
         spec = CellSpec("gru", reset=reset, reset_gate=reset_gate)
         super().__init__(spec, input_size, hidden_size, num_layers, bias, bidirectional, dtype, seed)

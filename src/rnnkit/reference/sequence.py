@@ -6,6 +6,7 @@ A state is a tuple: (h,) for RNN and GRU, (h, c) for LSTM, each (B, H). A sequen
 lengths[b] real steps; at a padded step its state stays unchanged and its output is zero. The
 reverse direction reads each sequence from its own last real step backwards.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,7 @@ def reorder(array: np.ndarray, order: np.ndarray) -> np.ndarray:
     return array[order, np.arange(array.shape[1])]  # (T, B, ·)
 
 
-def direction_forward(spec: CellSpec, params: dict, x: np.ndarray, state: State, lengths: np.ndarray,
-                      reverse: bool):
+def direction_forward(spec: CellSpec, params: dict, x: np.ndarray, state: State, lengths: np.ndarray, reverse: bool):
     """Run one direction over x (T, B, I): returns (outputs (T, B, H), final state, cache)."""
     steps = x.shape[0]
     order = reading_order(lengths, steps) if reverse else None

@@ -46,8 +46,9 @@ class Option:
     group: str = ""
 
 
-TEXTS_OPTION = Option(("texts",), {"nargs": "*", "metavar": "TEXT",
-                                   "help": "inputs to label (default: lines of standard input)"})
+TEXTS_OPTION = Option(
+    ("texts",), {"nargs": "*", "metavar": "TEXT", "help": "inputs to label (default: lines of standard input)"}
+)
 
 # A command's handler: (the opened run, its chosen checkpoint directory, the option values by argparse
 # destination, where its output goes). Errors are UsageError, never a traceback.
@@ -68,6 +69,7 @@ class Task(Protocol):
     def upgrade_record(self, record: dict) -> dict: ...  # an older config.json layout in today's
 
     def prepare(self, config: RunConfig, run_path: Path | None) -> tuple[RunConfig, Any]: ...
+
     # Read and check the data before anything is written; run_path is None for a new run, else the
     # run's own files (vocabulary, labels) are read.
 
@@ -76,9 +78,11 @@ class Task(Protocol):
     def build_model(self, config: RunConfig, data: Any) -> Any: ...  # its network (torch.nn.Module)
 
     def build_training(self, config: RunConfig, data: Any, device: Any) -> Any: ...
+
     # What the trainer drives (rnnkit.train.trainer.Training), on the device.
 
     def evaluate(self, run: Any, checkpoint: Path, data_path: str | None) -> dict: ...
+
     # The metrics of a checkpoint on a data file (None: the run's validation data): `rnnkit eval`.
 
 
@@ -96,7 +100,8 @@ def all_tasks() -> list[Task]:
 def eval_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     """`rnnkit eval`, the same for every task: its metrics as one JSON object (a NaN or infinity is null)."""
     metrics = run.task.evaluate(run, checkpoint, options.get("data"))
-    finite = {name: value if not isinstance(value, float) or math.isfinite(value) else None
-              for name, value in metrics.items()}
+    finite = {
+        name: value if not isinstance(value, float) or math.isfinite(value) else None for name, value in metrics.items()
+    }
     out.write(json.dumps(finite, allow_nan=False) + "\n")
     out.flush()

@@ -17,8 +17,14 @@ from rnnkit.errors import UsageError
 from rnnkit.tasks import Option
 
 ENGINES = ("torch", "numpy")
-ENGINE_OPTION = Option(("--engine",), {"choices": ENGINES, "default": "torch",
-                                       "help": "torch (default), or numpy: the NumPy engine alone, without importing torch"})
+ENGINE_OPTION = Option(
+    ("--engine",),
+    {
+        "choices": ENGINES,
+        "default": "torch",
+        "help": "torch (default), or numpy: the NumPy engine alone, without importing torch",
+    },
+)
 
 
 def check_engine(engine: str) -> str:

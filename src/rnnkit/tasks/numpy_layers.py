@@ -17,11 +17,13 @@ from rnnkit.rundir import read_model_weights
 LAYERS = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}
 
 
-def recurrent_layer(architecture: CellSettings, input_size: int, hidden_size: int, num_layers: int = 1,
-                    bidirectional: bool = False) -> reference.RecurrentLayer:
+def recurrent_layer(
+    architecture: CellSettings, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False
+) -> reference.RecurrentLayer:
     """The NumPy layer of the cell and variant the [model] settings name (as torch_layers builds its twin)."""
-    return LAYERS[architecture.cell](input_size, hidden_size, num_layers, bidirectional=bidirectional,
-                                     **architecture.cell_spec().keywords())
+    return LAYERS[architecture.cell](
+        input_size, hidden_size, num_layers, bidirectional=bidirectional, **architecture.cell_spec().keywords()
+    )
 
 
 def layer_shapes(prefix: str, layer: reference.RecurrentLayer) -> dict[str, tuple[int, ...]]:
@@ -31,7 +33,7 @@ def layer_shapes(prefix: str, layer: reference.RecurrentLayer) -> dict[str, tupl
 
 def load_layer(layer: reference.RecurrentLayer, weights: dict[str, np.ndarray], prefix: str) -> None:
     """The weights under the prefix into the layer (strict: every one of its weights, nothing else)."""
-    layer.load_state_dict({name[len(prefix):]: value for name, value in weights.items() if name.startswith(prefix)})
+    layer.load_state_dict({name[len(prefix) :]: value for name, value in weights.items() if name.startswith(prefix)})
 
 
 def read_weights(checkpoint: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

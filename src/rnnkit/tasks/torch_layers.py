@@ -20,9 +20,15 @@ LAYERS = {"rnn": rnn_layers.RNN, "lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU}
 WEIGHT_DROP_LAYERS = {"rnn": WeightDropRNN, "lstm": WeightDropLSTM, "gru": WeightDropGRU}
 
 
-def build_recurrent_layer(architecture: SequenceModelSettings, input_size: int, bidirectional: bool = False,
-                          hidden_size: int | None = None, num_layers: int | None = None,
-                          between_layers: float | None = None, weight_drop: float = 0.0) -> nn.Module:
+def build_recurrent_layer(
+    architecture: SequenceModelSettings,
+    input_size: int,
+    bidirectional: bool = False,
+    hidden_size: int | None = None,
+    num_layers: int | None = None,
+    between_layers: float | None = None,
+    weight_drop: float = 0.0,
+) -> nn.Module:
     """The rnnkit.nn layer (any cell, any variant, stacked) the [model] settings describe, time-major.
     By default its size and depth are the settings' and model.dropout applies between its layers;
     with weight_drop, DropConnect masks its recurrent weights in training."""
@@ -30,9 +36,15 @@ def build_recurrent_layer(architecture: SequenceModelSettings, input_size: int, 
     between_layers = architecture.dropout if between_layers is None else between_layers
     keywords = {"weight_drop": weight_drop} if weight_drop else {}
     layer = WEIGHT_DROP_LAYERS[architecture.cell] if weight_drop else LAYERS[architecture.cell]
-    return layer(input_size, hidden_size or architecture.hidden_size, num_layers=num_layers,
-                 dropout=between_layers if num_layers > 1 else 0.0, bidirectional=bidirectional,
-                 **architecture.cell_spec().keywords(), **keywords)
+    return layer(
+        input_size,
+        hidden_size or architecture.hidden_size,
+        num_layers=num_layers,
+        dropout=between_layers if num_layers > 1 else 0.0,
+        bidirectional=bidirectional,
+        **architecture.cell_spec().keywords(),
+        **keywords,
+    )
 
 
 def load_model(run, checkpoint: Path, build: Callable[[], nn.Module]) -> tuple[nn.Module, torch.device]:

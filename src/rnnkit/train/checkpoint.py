@@ -10,6 +10,7 @@ finiteness, every field of trainer.json) before it is used.
 Capturing the state (weights, optimiser, random generators) only reads it: saving a checkpoint
 changes nothing a later step computes, which is what makes a resumed run bit-identical.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,22 @@ import torch
 from safetensors.torch import save
 
 from rnnkit.atomic import (
-    fsync_directory, make_directory, make_temporary_directory, write_bytes_atomically, write_failure,
+    fsync_directory,
+    make_directory,
+    make_temporary_directory,
+    write_bytes_atomically,
+    write_failure,
     write_text_atomically,
 )
 from rnnkit.errors import UsageError
-from rnnkit.rundir import CHECKPOINT_NAME, MODEL_WEIGHTS, TRAINER_STATE, TRAINER_TENSORS, read_model_weights, read_tensor_file
+from rnnkit.rundir import (
+    CHECKPOINT_NAME,
+    MODEL_WEIGHTS,
+    TRAINER_STATE,
+    TRAINER_TENSORS,
+    read_model_weights,
+    read_tensor_file,
+)
 
 FORMAT = "rnnkit-trainer-state"
 TEMPORARY_PREFIX = ".tmp-"
@@ -38,7 +50,9 @@ def cpu_copies(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in tensors.items()}
 
 
-def write_checkpoint(checkpoints: Path, step: int, model_tensors: dict, trainer_tensors: dict, trainer_state: dict) -> str:
+def write_checkpoint(
+    checkpoints: Path, step: int, model_tensors: dict, trainer_tensors: dict, trainer_state: dict
+) -> str:
     """Write a complete checkpoint directory and return its name (`latest` is not touched here)."""
     try:
         make_directory(checkpoints, exist_ok=True)
@@ -95,19 +109,33 @@ TRAINER_FIELDS = {
     "lr_scale": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
     "rollbacks": (_is_count, "an integer >= 0"),
     "data_position": (lambda v: isinstance(v, dict), "a table"),
-    "schedule": (lambda v: isinstance(v, dict) and _is_number(v.get("plateau_factor")) and v["plateau_factor"] > 0
-                 and (v.get("best_loss") is None or _is_number(v.get("best_loss")))
-                 and _is_count(v.get("evaluations_without_improvement")),
-                 "a table of plateau_factor (> 0), best_loss and evaluations_without_improvement"),
-    "optimizer": (lambda v: isinstance(v, dict) and isinstance(v.get("param_groups"), list)
-                  and isinstance(v.get("scalars"), dict), "a table of param_groups and scalars"),
-    "random": (lambda v: isinstance(v, dict) and isinstance(v.get("numpy"), dict) and isinstance(v.get("python"), dict),
-               "a table of numpy and python generator states"),
+    "schedule": (
+        lambda v: (
+            isinstance(v, dict)
+            and _is_number(v.get("plateau_factor"))
+            and v["plateau_factor"] > 0
+            and (v.get("best_loss") is None or _is_number(v.get("best_loss")))
+            and _is_count(v.get("evaluations_without_improvement"))
+        ),
+        "a table of plateau_factor (> 0), best_loss and evaluations_without_improvement",
+    ),
+    "optimizer": (
+        lambda v: (
+            isinstance(v, dict) and isinstance(v.get("param_groups"), list) and isinstance(v.get("scalars"), dict)
+        ),
+        "a table of param_groups and scalars",
+    ),
+    "random": (
+        lambda v: isinstance(v, dict) and isinstance(v.get("numpy"), dict) and isinstance(v.get("python"), dict),
+        "a table of numpy and python generator states",
+    ),
     "config": (lambda v: isinstance(v, dict), "a table"),
 }
 OPTIONAL_TRAINER_FIELDS = {  # absent from checkpoints written before best checkpoints existed
-    "best": (lambda v: v is None or (isinstance(v, dict) and _is_number(v.get("value")) and _is_count(v.get("step"))),
-             "null or a table of value and step"),
+    "best": (
+        lambda v: v is None or (isinstance(v, dict) and _is_number(v.get("value")) and _is_count(v.get("step"))),
+        "null or a table of value and step",
+    ),
     "evaluations_since_best": (_is_count, "an integer >= 0"),
 }
 
@@ -162,8 +190,10 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], record: dict) ->
     for index, values in record["scalars"].items():
         state.setdefault(int(index), {}).update(values)
     # JSON turned tuples (Adam's betas) into lists; torch expects them as it wrote them.
-    groups = [{key: tuple(value) if isinstance(value, list) and key != "params" else value for key, value in group.items()}
-              for group in record["param_groups"]]
+    groups = [
+        {key: tuple(value) if isinstance(value, list) and key != "params" else value for key, value in group.items()}
+        for group in record["param_groups"]
+    ]
     extra = {key: value for key, value in record.items() if key not in ("param_groups", "scalars")}
     return {"state": state, "param_groups": groups, **extra}
 
@@ -179,7 +209,12 @@ def capture_random_state() -> tuple[dict[str, torch.Tensor], dict]:
     version, internal, gauss_next = random.getstate()
     tensors["random.python"] = torch.tensor(internal, dtype=torch.int64)
     record = {
-        "numpy": {"kind": kind, "position": int(position), "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "numpy": {
+            "kind": kind,
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "python": {"version": version, "gauss_next": gauss_next},
     }
     return tensors, record
@@ -187,13 +222,27 @@ def capture_random_state() -> tuple[dict[str, torch.Tensor], dict]:
 
 def restore_random_state(tensors: dict[str, torch.Tensor], record: dict) -> None:
     torch.set_rng_state(tensors["random.torch"])
-    cuda_keys = sorted((key for key in tensors if key.startswith("random.cuda.")), key=lambda key: int(key.rsplit(".", 1)[1]))
+    cuda_keys = sorted(
+        (key for key in tensors if key.startswith("random.cuda.")), key=lambda key: int(key.rsplit(".", 1)[1])
+    )
     cuda_states = [tensors[key] for key in cuda_keys]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
     numpy_record = record["numpy"]
-    np.random.set_state((numpy_record["kind"], tensors["random.numpy"].numpy().astype(np.uint32), numpy_record["position"],
-                         numpy_record["has_gauss"], numpy_record["cached_gaussian"]))
+    np.random.set_state(
+        (
+            numpy_record["kind"],
+            tensors["random.numpy"].numpy().astype(np.uint32),
+            numpy_record["position"],
+            numpy_record["has_gauss"],
+            numpy_record["cached_gaussian"],
+        )
+    )
     python_record = record["python"]
-    random.setstate((python_record["version"], tuple(int(value) for value in tensors["random.python"].tolist()),
-                     python_record["gauss_next"]))
+    random.setstate(
+        (
+            python_record["version"],
+            tuple(int(value) for value in tensors["random.python"].tolist()),
+            python_record["gauss_next"],
+        )
+    )

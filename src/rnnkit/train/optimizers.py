@@ -1,4 +1,5 @@
 """Optimisers and gradient clipping, chosen by the [optim] config section."""
+
 from __future__ import annotations
 
 import math
@@ -37,19 +38,34 @@ def _build_one(parameters: list[torch.nn.Parameter], optim: OptimConfig) -> torc
     if optim.optimizer == "nt-asgd":
         return NTASGD(parameters, optim)
     if optim.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
-                                weight_decay=optim.weight_decay, **fused(parameters))
+        return torch.optim.Adam(
+            parameters,
+            lr=optim.lr,
+            betas=(optim.beta1, optim.beta2),
+            eps=optim.eps,
+            weight_decay=optim.weight_decay,
+            **fused(parameters),
+        )
     if optim.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
-                                 weight_decay=optim.weight_decay, **fused(parameters))
+        return torch.optim.AdamW(
+            parameters,
+            lr=optim.lr,
+            betas=(optim.beta1, optim.beta2),
+            eps=optim.eps,
+            weight_decay=optim.weight_decay,
+            **fused(parameters),
+        )
     if optim.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay,
-                               **fused(parameters))
+        return torch.optim.SGD(
+            parameters, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay, **fused(parameters)
+        )
     if optim.optimizer == "adagrad":
-        return torch.optim.Adagrad(parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay,
-                                   **fused(parameters))
-    return torch.optim.RMSprop(parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay,
-                               momentum=optim.momentum)
+        return torch.optim.Adagrad(
+            parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay, **fused(parameters)
+        )
+    return torch.optim.RMSprop(
+        parameters, lr=optim.lr, eps=optim.eps, weight_decay=optim.weight_decay, momentum=optim.momentum
+    )
 
 
 class Wrapper:
@@ -69,8 +85,8 @@ class Wrapper:
 
 
 class NTASGD(Wrapper):
-    """Non-monotonically triggered averaged SGD (Merity et al. 2017; EQUATIONS.md, "Word-level regularisers"): plain SGD until the
-    validation loss has not beaten the best of the evaluations from more than `nonmono` evaluations
+    """Non-monotonically triggered averaged SGD (Merity et al. 2017; EQUATIONS.md, "Word-level regularisers"):
+    plain SGD until the validation loss has not beaten the best of the evaluations from more than `nonmono` evaluations
     ago; from then on averaged SGD (torch.optim.ASGD with t0 = 0, whose average starts at its second
     step), and evaluation uses that running average of the weights (`averaged()`). It offers what the
     trainer uses of a torch optimiser (param_groups, zero_grad, step, state_dict, load_state_dict); its
@@ -88,8 +104,9 @@ class NTASGD(Wrapper):
         self.history.append(loss)
         if switch:
             lr = self.optimizer.param_groups[0]["lr"]
-            self.optimizer = torch.optim.ASGD(self.parameters, lr=lr, t0=0, lambd=0.0,
-                                              weight_decay=self.settings.weight_decay)
+            self.optimizer = torch.optim.ASGD(
+                self.parameters, lr=lr, t0=0, lambd=0.0, weight_decay=self.settings.weight_decay
+            )
             self.averaging = True
         return switch
 
@@ -100,7 +117,9 @@ class NTASGD(Wrapper):
             yield
             return
         states = [self.optimizer.state.get(parameter, {}) for parameter in self.parameters]
-        with holding(self.parameters, [state.get("ax", parameter) for state, parameter in zip(states, self.parameters)]):
+        with holding(
+            self.parameters, [state.get("ax", parameter) for state, parameter in zip(states, self.parameters)]
+        ):
             yield
 
     def state_dict(self) -> dict:
@@ -110,8 +129,9 @@ class NTASGD(Wrapper):
         state = dict(state)
         self.averaging, self.history = bool(state.pop("averaging")), [float(loss) for loss in state.pop("history")]
         if self.averaging and isinstance(self.optimizer, torch.optim.SGD):
-            self.optimizer = torch.optim.ASGD(self.parameters, lr=self.settings.lr, t0=0, lambd=0.0,
-                                              weight_decay=self.settings.weight_decay)
+            self.optimizer = torch.optim.ASGD(
+                self.parameters, lr=self.settings.lr, t0=0, lambd=0.0, weight_decay=self.settings.weight_decay
+            )
         self.optimizer.load_state_dict(state)
 
 

@@ -4,6 +4,7 @@ On a terminal the progress line is rewritten in place (carriage return) a few ti
 stderr is a file or a pipe, a plain line is written at each logging step instead, so logs stay
 readable.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,12 +30,23 @@ class ProgressLine:
         self.last_draw = 0.0
         self.drawn = False  # a partial line is on the terminal
 
-    def update(self, step: int, loss: float, lr: float, rate: float, unit: str, progress: float,
-               eta_seconds: float | None, logging_step: bool) -> None:
+    def update(
+        self,
+        step: int,
+        loss: float,
+        lr: float,
+        rate: float,
+        unit: str,
+        progress: float,
+        eta_seconds: float | None,
+        logging_step: bool,
+    ) -> None:
         """Redraw the line; `rate` counts `unit` per second ("tokens", "sentences", ...)."""
         percent = f"{100 * progress:5.1f}%" if progress > 0 else "  -  "
-        line = (f"step {step:>7} | loss {loss:.4f} | lr {lr:.2e} | {rate:,.0f} {unit}/s "
-                f"| {percent} | ETA {format_duration(eta_seconds)}")
+        line = (
+            f"step {step:>7} | loss {loss:.4f} | lr {lr:.2e} | {rate:,.0f} {unit}/s "
+            f"| {percent} | ETA {format_duration(eta_seconds)}"
+        )
         if self.is_terminal:
             now = time.monotonic()
             if logging_step or now - self.last_draw >= REFRESH_SECONDS:

@@ -4,6 +4,7 @@ over the run's progress, or a factor that drops when validation stops improving.
 Progress is the fraction of the run done, from 0 to 1: the largest of the fractions of whichever
 limits are set (steps, epochs, seconds), so a run stopped by its time limit still ends its cosine.
 """
+
 from __future__ import annotations
 
 import math

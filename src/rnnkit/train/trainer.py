@@ -13,6 +13,7 @@ Nothing here reads the clock or a random generator in a way that changes what a 
 except the limits that are times (`max_time`, and a cosine schedule's progress under it): a run
 limited by steps or epochs is bit-identical on CPU however often it is interrupted and resumed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,14 @@ from rnnkit.errors import UsageError
 from rnnkit.metrics_log import MetricsLog, finite_or_none
 from rnnkit.rundir import BEST, LATEST, RunDirectory
 from rnnkit.train.checkpoint import (
-    capture_random_state, flatten_optimizer_state, point, prune_checkpoints, read_checkpoint,
-    restore_random_state, unflatten_optimizer_state, write_checkpoint,
+    capture_random_state,
+    flatten_optimizer_state,
+    point,
+    prune_checkpoints,
+    read_checkpoint,
+    restore_random_state,
+    unflatten_optimizer_state,
+    write_checkpoint,
 )
 from rnnkit.train.optimizers import build_optimizer, clip_gradients
 from rnnkit.train.progress import ProgressLine
@@ -79,7 +86,9 @@ def all_finite(tensors) -> bool:
 
 
 class Trainer:
-    def __init__(self, training: Training, config: RunConfig, run: RunDirectory, progress_stream: TextIO | None = None) -> None:
+    def __init__(
+        self, training: Training, config: RunConfig, run: RunDirectory, progress_stream: TextIO | None = None
+    ) -> None:
         self.training, self.config, self.run_directory = training, config, run
         self.model = training.model
         self.parameters = list(self.model.parameters())
@@ -110,9 +119,11 @@ class Trainer:
     def progress_fraction(self) -> float:
         """The largest fraction done of the limits that are set; 0 when none is."""
         limits = self.config.train
-        fractions = [self.step / limits.max_steps if limits.max_steps else 0.0,
-                     self.training.epochs_done / limits.max_epochs if limits.max_epochs else 0.0,
-                     self.elapsed() / limits.max_time if limits.max_time else 0.0]
+        fractions = [
+            self.step / limits.max_steps if limits.max_steps else 0.0,
+            self.training.epochs_done / limits.max_epochs if limits.max_epochs else 0.0,
+            self.elapsed() / limits.max_time if limits.max_time else 0.0,
+        ]
         return min(1.0, max(fractions))
 
     def limit_reached(self) -> str | None:
@@ -154,19 +165,33 @@ class Trainer:
         carry_tensors = {CARRY_PREFIX + name: tensor for name, tensor in self.carry.items()}
         raw_tensors = {}
         if getattr(self.optimizer, "averaging", False):  # eval and sample read the average; resume the raw weights
-            raw_tensors = {RAW_PREFIX + name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
+            raw_tensors = {
+                RAW_PREFIX + name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()
+            }
         with self.averaged():
             model_tensors = {name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
         state = {
-            "step": self.step, "tokens": self.tokens, "elapsed_seconds": self.elapsed(),
-            "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
-            "data_position": self.training.data_position(), "schedule": self.schedule.state_dict(),
-            "best": self.best, "evaluations_since_best": self.evaluations_since_best,
-            "optimizer": optimizer_record, "random": random_record, "config": config_to_dict(self.config),
+            "step": self.step,
+            "tokens": self.tokens,
+            "elapsed_seconds": self.elapsed(),
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
+            "data_position": self.training.data_position(),
+            "schedule": self.schedule.state_dict(),
+            "best": self.best,
+            "evaluations_since_best": self.evaluations_since_best,
+            "optimizer": optimizer_record,
+            "random": random_record,
+            "config": config_to_dict(self.config),
         }
         checkpoints = self.run_directory.checkpoints_path
-        name = write_checkpoint(checkpoints, self.step, model_tensors,
-                                {**optimizer_tensors, **random_tensors, **carry_tensors, **raw_tensors}, state)
+        name = write_checkpoint(
+            checkpoints,
+            self.step,
+            model_tensors,
+            {**optimizer_tensors, **random_tensors, **carry_tensors, **raw_tensors},
+            state,
+        )
         point(checkpoints, LATEST, name)
         if best:
             point(checkpoints, BEST, name)
@@ -177,13 +202,15 @@ class Trainer:
         checkpoints = self.run_directory.checkpoints_path
         best = self.run_directory.pointed_checkpoint(BEST)
         keep = {latest} | ({best.name} if best else set())
-        others = sorted((entry.name for entry in checkpoints.glob("step-*") if entry.name not in keep),
-                        key=lambda name: [int(part) for part in name[len("step-"):].split(".")])
+        others = sorted(
+            (entry.name for entry in checkpoints.glob("step-*") if entry.name not in keep),
+            key=lambda name: [int(part) for part in name[len("step-") :].split(".")],
+        )
         if self.config.train.keep_checkpoints:
-            keep |= set(others[-self.config.train.keep_checkpoints:])
+            keep |= set(others[-self.config.train.keep_checkpoints :])
         every = self.config.train.keep_every
         if every:
-            keep |= {name for name in others if int(name[len("step-"):].split(".")[0]) % every == 0}
+            keep |= {name for name in others if int(name[len("step-") :].split(".")[0]) % every == 0}
         prune_checkpoints(checkpoints, keep)
 
     def load_checkpoint(self) -> dict:
@@ -193,7 +220,11 @@ class Trainer:
         model_tensors, trainer_tensors, state = read_checkpoint(directory, expected)
         try:
             self.model.load_state_dict(model_tensors, strict=True)
-            raw = {name[len(RAW_PREFIX):]: tensor for name, tensor in trainer_tensors.items() if name.startswith(RAW_PREFIX)}
+            raw = {
+                name[len(RAW_PREFIX) :]: tensor
+                for name, tensor in trainer_tensors.items()
+                if name.startswith(RAW_PREFIX)
+            }
             if raw:
                 self.model.load_state_dict(raw, strict=True)
             self.optimizer.load_state_dict(unflatten_optimizer_state(trainer_tensors, state["optimizer"]))
@@ -207,8 +238,11 @@ class Trainer:
         self.best = state.get("best")
         self.evaluations_since_best = state.get("evaluations_since_best", 0)
         self.saved_at = (self.step, self.rollbacks)
-        self.carry = {name[len(CARRY_PREFIX):]: tensor.to(self.device)
-                      for name, tensor in trainer_tensors.items() if name.startswith(CARRY_PREFIX)}
+        self.carry = {
+            name[len(CARRY_PREFIX) :]: tensor.to(self.device)
+            for name, tensor in trainer_tensors.items()
+            if name.startswith(CARRY_PREFIX)
+        }
         return state
 
     def resume(self) -> None:
@@ -258,11 +292,21 @@ class Trainer:
     def skip_step(self, loss_value: float, gradient_norm: float, carry: dict[str, Tensor]) -> None:
         self.bad_steps += 1
         # A finite state is still the right context for the next window; a non-finite one is not.
-        self.carry = {name: tensor.detach() for name, tensor in carry.items()} if all_finite(carry.values()) \
+        self.carry = (
+            {name: tensor.detach() for name, tensor in carry.items()}
+            if all_finite(carry.values())
             else self.training.initial_carry()
+        )
         reason = "non-finite loss" if not math.isfinite(loss_value) else "non-finite gradient"
-        self.log({"event": "skip", "step": self.step, "reason": reason, "loss": finite_or_none(loss_value),
-                  "consecutive": self.bad_steps})
+        self.log(
+            {
+                "event": "skip",
+                "step": self.step,
+                "reason": reason,
+                "loss": finite_or_none(loss_value),
+                "consecutive": self.bad_steps,
+            }
+        )
         self.progress.message(f"step {self.step}: skipped ({reason})")
         if self.bad_steps >= self.config.train.max_bad_steps:
             self.roll_back()
@@ -278,8 +322,9 @@ class Trainer:
             metrics = self.training.validate()
         self.last_evaluation = self.step
         self.log({"event": "eval", "step": self.step, **metrics})
-        shown = ", ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
-                          for name, value in metrics.items())
+        shown = ", ".join(
+            f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}" for name, value in metrics.items()
+        )
         self.progress.message(f"step {self.step}: validation {shown}")
         if self.schedule.observe_validation(metrics["loss"]):
             self.log({"event": "lr_drop", "step": self.step, "plateau_factor": self.schedule.plateau_factor})
@@ -292,7 +337,9 @@ class Trainer:
         """A new best validation metric is saved as checkpoints/best; `patience` evaluations
         without one stop the run."""
         improved = math.isfinite(value) and (
-            self.best is None or (value > self.best["value"] if self.training.higher_is_better else value < self.best["value"]))
+            self.best is None
+            or (value > self.best["value"] if self.training.higher_is_better else value < self.best["value"])
+        )
         if improved:
             self.best, self.evaluations_since_best = {"value": value, "step": self.step}, 0
             self.save_checkpoint(best=True)
@@ -325,9 +372,14 @@ class Trainer:
         handlers = {signum: signal.signal(signum, self.request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.session_start = time.monotonic()  # setting up is not training time
-            self.log({"event": "resume" if resumed else "start", "step": self.step,
-                      "parameters": sum(parameter.numel() for parameter in self.parameters),
-                      **self.training.start_record()})
+            self.log(
+                {
+                    "event": "resume" if resumed else "start",
+                    "step": self.step,
+                    "parameters": sum(parameter.numel() for parameter in self.parameters),
+                    **self.training.start_record(),
+                }
+            )
             reason = self.loop()
             self.log({"event": "end", "step": self.step, "reason": reason, self.training.count_unit: self.tokens})
             return reason
@@ -346,21 +398,35 @@ class Trainer:
         self.last_checkpoint = time.monotonic()
         interval_losses, interval_start, interval_tokens = [], time.monotonic(), self.tokens
         session_progress, session_clock = self.progress_fraction(), time.monotonic()
-        while not (reason := self.limit_reached() or self.stop_reason
-                   or ("interrupted" if self.stop_requested else None)):
+        while not (
+            reason := self.limit_reached() or self.stop_reason or ("interrupted" if self.stop_requested else None)
+        ):
             loss = self.train_step()
             if math.isfinite(loss):
                 interval_losses.append(loss)
             logging_step = self.step % limits.log_every == 0
             now, progress = time.monotonic(), self.progress_fraction()
             rate = max(0, self.tokens - interval_tokens) / max(now - interval_start, 1e-9)  # a rollback rewinds tokens
-            eta = (1 - progress) * (now - session_clock) / (progress - session_progress) if progress > session_progress else None
+            eta = (
+                (1 - progress) * (now - session_clock) / (progress - session_progress)
+                if progress > session_progress
+                else None
+            )
             mean_loss = sum(interval_losses) / len(interval_losses) if interval_losses else math.nan
-            self.progress.update(self.step, mean_loss, self.lr, rate, self.training.count_unit, progress, eta, logging_step)
+            self.progress.update(
+                self.step, mean_loss, self.lr, rate, self.training.count_unit, progress, eta, logging_step
+            )
             if logging_step:
-                self.log({"event": "train", "step": self.step, "epoch": round(self.training.epochs_done, 4),
-                          "loss": finite_or_none(mean_loss), "lr": self.lr,
-                          f"{self.training.count_unit}_per_second": round(rate, 1)})
+                self.log(
+                    {
+                        "event": "train",
+                        "step": self.step,
+                        "epoch": round(self.training.epochs_done, 4),
+                        "loss": finite_or_none(mean_loss),
+                        "lr": self.lr,
+                        f"{self.training.count_unit}_per_second": round(rate, 1),
+                    }
+                )
                 interval_losses, interval_start, interval_tokens = [], now, self.tokens
             if limits.eval_every and self.step % limits.eval_every == 0:
                 self.evaluate()

@@ -13,6 +13,7 @@ warning says why, once.
 `kernel_for(x)` is the one place that chooses by device: the CPU build for CPU tensors, None (the
 equations path) elsewhere until a CUDA kernel of the same design exists.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,8 +56,16 @@ def _compile_flags() -> list[str]:
     flags = ["-O3"] + (["-fopenmp"] if _openmp() else [])
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":
-        flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c",
-                  "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+        flags += [
+            "-mavx512f",
+            "-mavx512bw",
+            "-mavx512vl",
+            "-mavx512dq",
+            "-mfma",
+            "-mf16c",
+            "-DCPU_CAPABILITY=AVX512",
+            "-DCPU_CAPABILITY_AVX512",
+        ]
     elif capability == "AVX2":
         flags += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     return flags
@@ -106,14 +115,22 @@ def load():
                 _ninja_on_path()
                 directory = cache_directory() / _build_name()
                 directory.mkdir(parents=True, exist_ok=True)
-                module = cpp_extension.load(name=_build_name(), sources=[str(SOURCE)], build_directory=str(directory),
-                                            extra_cflags=_compile_flags(),
-                                            extra_ldflags=["-fopenmp"] if _openmp() else [], verbose=False)
+                module = cpp_extension.load(
+                    name=_build_name(),
+                    sources=[str(SOURCE)],
+                    build_directory=str(directory),
+                    extra_cflags=_compile_flags(),
+                    extra_ldflags=["-fopenmp"] if _openmp() else [],
+                    verbose=False,
+                )
             except Exception as error:  # any failure to build or import: the equations path stays correct
                 reason = _why_build_failed(error)
         if module is None:
-            warnings.warn(f"rnnkit: the fused recurrence kernel is unavailable ({reason}); "
-                          "variants run the equations path, with the same results, more slowly", stacklevel=3)
+            warnings.warn(
+                f"rnnkit: the fused recurrence kernel is unavailable ({reason}); "
+                "variants run the equations path, with the same results, more slowly",
+                stacklevel=3,
+            )
         _state.update(module=module, reason=reason)
         return module
 
@@ -128,8 +145,10 @@ def kernel_for(x: Tensor):
     if x.device.type != "cpu":
         return None  # the design carries over to CUDA; until that kernel exists, the equations path
     if x.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"the fused recurrence kernel supports float32 and float64 on the CPU, got {x.dtype}; "
-                        "pass fused=False for the equations path")
+        raise TypeError(
+            f"the fused recurrence kernel supports float32 and float64 on the CPU, got {x.dtype}; "
+            "pass fused=False for the equations path"
+        )
     return load()
 
 
@@ -140,8 +159,15 @@ def layout(spec: CellSpec) -> tuple[int, ...]:
     peep = {name: index for index, name in enumerate(spec.peephole_blocks)}
     kind = {"rnn": 0, "lstm": 1, "gru": 2}[spec.kind]
     reset_before = spec.kind == "gru" and spec.reset == "before" and spec.reset_gate
-    return (kind, int(spec.nonlinearity == "relu"), *(block.get(g, -1) for g in "ifgo"),
-            *(peep.get(g, -1) for g in "ifo"), int(spec.coupled), *(block.get(g, -1) for g in "rzn"), int(reset_before))
+    return (
+        kind,
+        int(spec.nonlinearity == "relu"),
+        *(block.get(g, -1) for g in "ifgo"),
+        *(peep.get(g, -1) for g in "ifo"),
+        int(spec.coupled),
+        *(block.get(g, -1) for g in "rzn"),
+        int(reset_before),
+    )
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -162,16 +188,20 @@ class FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_output, dh_n, dc_n=None):
         if torch.is_grad_enabled():  # create_graph=True: a second derivative is asked for
-            raise RuntimeError("rnnkit's fused recurrence kernel has no double backward (create_graph=True); "
-                               "build the layer with fused=False for higher-order gradients")
+            raise RuntimeError(
+                "rnnkit's fused recurrence kernel has no double backward (create_graph=True); "
+                "build the layer with fused=False for higher-order gradients"
+            )
         batch_sizes, w_hh, w_ch, *saved = ctx.saved_tensors
         dxw, dh0, dc0, dw_hh, db_hh, dw_ch = ctx.kernel.backward(
-            ctx.cell_layout, d_output, dh_n, dc_n, w_hh, ctx.has_bias, w_ch, batch_sizes, ctx.reverse, saved)
+            ctx.cell_layout, d_output, dh_n, dc_n, w_hh, ctx.has_bias, w_ch, batch_sizes, ctx.reverse, saved
+        )
         return None, None, None, None, dxw, dh0, dc0, dw_hh, db_hh, dw_ch
 
 
-def run_direction(kernel, spec: CellSpec, xw: Tensor, batch_sizes: Tensor, reverse: bool,
-                  state: tuple[Tensor, ...], p: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+def run_direction(
+    kernel, spec: CellSpec, xw: Tensor, batch_sizes: Tensor, reverse: bool, state: tuple[Tensor, ...], p: dict
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The output (N, H) and final state of one direction, from its input projection xw (N, GH). With no
     gradient to record (sampling, evaluation) the kernel is called directly and keeps nothing for a backward."""
     c0 = state[1] if spec.has_cell_state else None
@@ -179,6 +209,7 @@ def run_direction(kernel, spec: CellSpec, xw: Tensor, batch_sizes: Tensor, rever
     if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors):
         output, h_n, c_n = kernel.forward(layout(spec), *tensors, batch_sizes, reverse, False)[:3]
         return output, (h_n, c_n) if spec.has_cell_state else (h_n,)
-    result = FusedRecurrence.apply(kernel, layout(spec), batch_sizes, reverse, xw, state[0], c0,
-                                   p["weight_hh"], p["bias_hh"], p["weight_ch"])
+    result = FusedRecurrence.apply(
+        kernel, layout(spec), batch_sizes, reverse, xw, state[0], c0, p["weight_hh"], p["bias_hh"], p["weight_ch"]
+    )
     return result[0], tuple(result[1:])

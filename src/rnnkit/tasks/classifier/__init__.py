@@ -55,8 +55,14 @@ def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
     predicted = predict_labels(run, checkpoint, vocabulary, labels, encoded)
     metrics = classification_metrics(encoded.labels, predicted, labels)
     wrong = np.flatnonzero(predicted != encoded.labels)[:SHOWN_MISTAKES]
-    metrics["mistakes"] = [{"text": " ".join(encoded.examples[i].tokens), "label": labels[encoded.labels[i]],
-                            "predicted": labels[predicted[i]]} for i in wrong]
+    metrics["mistakes"] = [
+        {
+            "text": " ".join(encoded.examples[i].tokens),
+            "label": labels[encoded.labels[i]],
+            "predicted": labels[predicted[i]],
+        }
+        for i in wrong
+    ]
     return metrics
 
 
@@ -79,9 +85,12 @@ def predict_run(run, checkpoint: Path, texts: list[str] | None, options: dict, o
     def flush() -> None:
         probabilities = probabilities_of([vocabulary.encode(tokens) for _, tokens in pending])
         for (text, tokens), row in zip(pending, probabilities):
-            record = {"text": text, "label": labels[int(np.argmax(row))],
-                      "probabilities": {label: float(p) for label, p in zip(labels, row)},
-                      "unknown": [token for token in tokens if token not in vocabulary]}
+            record = {
+                "text": text,
+                "label": labels[int(np.argmax(row))],
+                "probabilities": {label: float(p) for label, p in zip(labels, row)},
+                "unknown": [token for token in tokens if token not in vocabulary],
+            }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
         pending.clear()

@@ -28,8 +28,12 @@ class ModelConfig(SequenceModelSettings):
         choice("model.pooling", self.pooling, POOLINGS)
         require(self.adversarial >= 0, "model.adversarial", "expected 0 or a positive number", self.adversarial)
         require(0 <= self.word_dropout < 1, "model.word_dropout", "expected a probability in [0, 1)", self.word_dropout)
-        require(self.embedding_init_scale >= 0, "model.embedding_init_scale", "expected 0 or a positive number",
-                self.embedding_init_scale)
+        require(
+            self.embedding_init_scale >= 0,
+            "model.embedding_init_scale",
+            "expected 0 or a positive number",
+            self.embedding_init_scale,
+        )
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,11 @@ def encode(examples: list[Example], vocabulary: Vocabulary, labels: list[str], s
     unknown = sorted({example.label for example in examples} - set(index))
     if unknown:
         raise UsageError(f"{source}: labels not in the training set ({', '.join(labels)}): {describe_tokens(unknown)}")
-    return Encoded(examples, [vocabulary.encode(example.tokens) for example in examples],
-                   np.array([index[example.label] for example in examples], dtype=np.int64))
+    return Encoded(
+        examples,
+        [vocabulary.encode(example.tokens) for example in examples],
+        np.array([index[example.label] for example in examples], dtype=np.int64),
+    )
 
 
 def prepare(config: ClassifierConfig, run_path: Path | None) -> tuple[ClassifierConfig, ClassifierData]:
@@ -68,8 +71,11 @@ def prepare(config: ClassifierConfig, run_path: Path | None) -> tuple[Classifier
     if not data.train:
         raise UsageError("data.train: no training file; give one with --data FILE (or set data.train)")
     if run_path is None:
-        config = replace(config, data=with_absolute_paths(data, ("train", "validation")),
-                         model=with_absolute_paths(config.model, ("embeddings_file",)))
+        config = replace(
+            config,
+            data=with_absolute_paths(data, ("train", "validation")),
+            model=with_absolute_paths(config.model, ("embeddings_file",)),
+        )
         data = config.data
     split = None if data.validation else data.train_fraction
     train, held_out = read_examples(data.train, data.format, data.phrases, data.lowercase, split)
@@ -82,13 +88,18 @@ def prepare(config: ClassifierConfig, run_path: Path | None) -> tuple[Classifier
         labels = sorted({example.label for example in train})
     else:
         vocabulary, labels = load_run_files(run_path)
-    prepared = ClassifierData(vocabulary, labels, encode(train, vocabulary, labels, data.train),
-                              encode(validation, vocabulary, labels, data.validation or data.train))
+    prepared = ClassifierData(
+        vocabulary,
+        labels,
+        encode(train, vocabulary, labels, data.train),
+        encode(validation, vocabulary, labels, data.validation or data.train),
+    )
     if run_path is None and config.model.embeddings_file:
         from rnnkit.data.vectors import read_vectors
 
-        prepared.vectors, prepared.vector_lines = read_vectors(config.model.embeddings_file, vocabulary,
-                                                               config.model.embedding_size)
+        prepared.vectors, prepared.vector_lines = read_vectors(
+            config.model.embeddings_file, vocabulary, config.model.embedding_size
+        )
     return config, prepared
 
 

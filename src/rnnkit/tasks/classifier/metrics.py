@@ -18,8 +18,10 @@ def classification_metrics(true: np.ndarray, predicted: np.ndarray, labels: list
     return {
         "accuracy": float(correct.sum() / max(len(true), 1)),
         "macro_f1": float(f1.mean()),
-        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
-                      for label, p, r, f, n in zip(labels, precision, recall, f1, true_counts)},
+        "per_class": {
+            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+            for label, p, r, f, n in zip(labels, precision, recall, f1, true_counts)
+        },
         "confusion": {"labels": labels, "matrix": confusion.tolist()},
         "examples": int(len(true)),
     }

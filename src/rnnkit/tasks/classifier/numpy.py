@@ -22,19 +22,31 @@ RECURRENT_PREFIX = "rnn."
 
 def expected_shapes(architecture: ModelConfig, layer, vocabulary_size: int, label_count: int) -> dict:
     directions = 2 if architecture.bidirectional else 1
-    return {"embedding.weight": (vocabulary_size, architecture.embedding_size),
-            **layer_shapes(RECURRENT_PREFIX, layer),
-            "output.weight": (label_count, directions * architecture.hidden_size), "output.bias": (label_count,)}
+    return {
+        "embedding.weight": (vocabulary_size, architecture.embedding_size),
+        **layer_shapes(RECURRENT_PREFIX, layer),
+        "output.weight": (label_count, directions * architecture.hidden_size),
+        "output.bias": (label_count,),
+    }
 
 
 def model_function(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):
     """Token-id arrays -> probabilities (N, K), in float64 (rnnkit.tasks.engines)."""
     architecture = run.config.model
-    layer = recurrent_layer(architecture, architecture.embedding_size, architecture.hidden_size,
-                            architecture.num_layers, architecture.bidirectional)
+    layer = recurrent_layer(
+        architecture,
+        architecture.embedding_size,
+        architecture.hidden_size,
+        architecture.num_layers,
+        architecture.bidirectional,
+    )
     weights = read_weights(checkpoint, expected_shapes(architecture, layer, len(vocabulary), len(labels)))
     load_layer(layer, weights, RECURRENT_PREFIX)
-    embedding, output_weight, output_bias = weights["embedding.weight"], weights["output.weight"], weights["output.bias"]
+    embedding, output_weight, output_bias = (
+        weights["embedding.weight"],
+        weights["output.weight"],
+        weights["output.bias"],
+    )
     directions = 2 if architecture.bidirectional else 1
 
     def probabilities(sequences: list[np.ndarray]) -> np.ndarray:

@@ -11,6 +11,7 @@ padding and its final states are each sentence's own. The sentence vector (EQUAT
 `last` is [forward state after the last word; reverse state after the first word] of the top layer,
 `max` and `mean` pool the top layer's outputs over each sentence's own words.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ class SentenceClassifier(nn.Module):
         self.embedding = nn.Embedding(vocabulary_size, architecture.embedding_size, padding_idx=PADDING_ID)
         if architecture.embedding_init_scale > 0:
             with torch.no_grad():
-                nn.init.uniform_(self.embedding.weight, -architecture.embedding_init_scale, architecture.embedding_init_scale)
+                nn.init.uniform_(
+                    self.embedding.weight, -architecture.embedding_init_scale, architecture.embedding_init_scale
+                )
                 self.embedding.weight[PADDING_ID].zero_()
         self.embedding_dropout = nn.Dropout(architecture.embedding_dropout)
         self.rnn = build_recurrent_layer(architecture, architecture.embedding_size, architecture.bidirectional)
@@ -84,8 +87,11 @@ def to_batch(encoded: Encoded, indices: np.ndarray, device: torch.device) -> tup
     ids = np.full((len(sequences), lengths.max()), PADDING_ID, dtype=np.int64)
     for row, sequence in enumerate(sequences):
         ids[row, : len(sequence)] = sequence
-    return (torch.from_numpy(ids).to(device), torch.from_numpy(lengths),
-            torch.from_numpy(encoded.labels[indices]).to(device))
+    return (
+        torch.from_numpy(ids).to(device),
+        torch.from_numpy(lengths),
+        torch.from_numpy(encoded.labels[indices]).to(device),
+    )
 
 
 def training_loss(model: SentenceClassifier, ids: Tensor, lengths: Tensor, labels: Tensor, epsilon: float) -> Tensor:
@@ -97,7 +103,7 @@ def training_loss(model: SentenceClassifier, ids: Tensor, lengths: Tensor, label
     loss = F.cross_entropy(model.classify(embedded, lengths), labels)
     if not epsilon:
         return loss
-    gradient, = torch.autograd.grad(loss, embedded, retain_graph=True)
+    (gradient,) = torch.autograd.grad(loss, embedded, retain_graph=True)
     norms = gradient.square().sum(dim=(0, 2)).sqrt().clamp_min(1e-12)  # (B,)
     return loss + F.cross_entropy(model.classify(embedded + epsilon * gradient / norms[:, None], lengths), labels)
 
@@ -110,7 +116,7 @@ def logits_of(model: SentenceClassifier, encoded: Encoded, device: torch.device,
     order = np.argsort(encoded.lengths, kind="stable")
     logits = torch.empty(len(order), model.output.out_features)
     for start in range(0, len(order), batch_size):
-        indices = order[start:start + batch_size]
+        indices = order[start : start + batch_size]
         ids, lengths, _ = to_batch(encoded, indices, device)
         logits[torch.from_numpy(indices)] = model(ids, lengths).float().cpu()
     model.train(was_training)
@@ -139,8 +145,13 @@ class ClassifierTraining(ExampleBatches):
         """What metrics.jsonl's start event adds: how many words had pretrained vectors."""
         if self.data.vectors is None:
             return {}
-        return {"pretrained_vectors": {"found": len(self.data.vectors), "vocabulary": len(self.data.vocabulary),
-                                       "file_lines": self.data.vector_lines}}
+        return {
+            "pretrained_vectors": {
+                "found": len(self.data.vectors),
+                "vocabulary": len(self.data.vocabulary),
+                "file_lines": self.data.vector_lines,
+            }
+        }
 
     def next_batch(self):
         return to_batch(self.data.train, self.batches.next_batch(), self.device)
@@ -154,8 +165,12 @@ class ClassifierTraining(ExampleBatches):
         logits = logits_of(self.model, encoded, self.device, self.config.train.eval_batch_size)
         labels = torch.from_numpy(encoded.labels)
         metrics = classification_metrics(encoded.labels, logits.argmax(dim=1).numpy(), self.data.labels)
-        return {"loss": float(F.cross_entropy(logits, labels)), "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"], "examples": metrics["examples"]}
+        return {
+            "loss": float(F.cross_entropy(logits, labels)),
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "examples": metrics["examples"],
+        }
 
 
 def load_checkpoint_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]):

@@ -48,8 +48,11 @@ def sample_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     unknown = vocabulary.unknown(vocabulary.tokenizer.split(settings.prime)) if vocabulary.unknown_token else []
     step = step_function(run, checkpoint, vocabulary, options.get("engine", "torch"))
     if unknown:
-        print(f"rnnkit sample: the prime's {vocabulary.tokenizer.unit} {describe_tokens(unknown)} are not in the "
-              f"vocabulary and read as {vocabulary.unknown_token}", file=sys.stderr)
+        print(
+            f"rnnkit sample: the prime's {vocabulary.tokenizer.unit} {describe_tokens(unknown)} are not in the "
+            f"vocabulary and read as {vocabulary.unknown_token}",
+            file=sys.stderr,
+        )
     if options.get("beam"):
         return beam_run(step, vocabulary, context or start_ids(vocabulary), settings, options, out)
     rng = np.random.default_rng(options.get("seed"))
@@ -58,8 +61,9 @@ def sample_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
         if samples > 1:
             out.write(f"--- sample {number} of {samples} ---\n")
         out.write(settings.prime)
-        for piece in stream_text(vocabulary.tokenizer, generate_tokens(step, vocabulary, context, settings, rng),
-                                 settings.prime):
+        for piece in stream_text(
+            vocabulary.tokenizer, generate_tokens(step, vocabulary, context, settings, rng), settings.prime
+        ):
             out.write(piece)
             out.flush()  # stream: the reader sees each token as it is chosen
         out.write("\n")
@@ -90,7 +94,9 @@ def score_run(run, checkpoint: Path, source: str | None, options: dict, out: Tex
     from rnnkit.tasks.language_model.torch import line_log_probabilities, load_checkpoint_model
 
     vocabulary = data.load_vocabulary(run.path)
-    text = read_text(source, minimum_characters=0) if source not in (None, "-") else options.get("stdin", sys.stdin).read()
+    text = (
+        read_text(source, minimum_characters=0) if source not in (None, "-") else options.get("stdin", sys.stdin).read()
+    )
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise UsageError(f"{source if source not in (None, '-') else 'standard input'}: nothing to score (no lines)")
@@ -103,9 +109,13 @@ def score_run(run, checkpoint: Path, source: str | None, options: dict, out: Tex
     model, device = load_checkpoint_model(run, checkpoint, vocabulary)
     scores = line_log_probabilities(model, device, ids, start_ids(vocabulary), options.get("carry", False))
     for number, (line, line_tokens, logprob) in enumerate(zip(lines, tokens, scores), 1):
-        record = {"line": number, "logprob": logprob, "tokens": len(line_tokens),
-                  "perplexity": perplexity(logprob, len(line_tokens)),
-                  "unknown": vocabulary.unknown(line_tokens) if vocabulary.unknown_token else []}
+        record = {
+            "line": number,
+            "logprob": logprob,
+            "tokens": len(line_tokens),
+            "perplexity": perplexity(logprob, len(line_tokens)),
+            "unknown": vocabulary.unknown(line_tokens) if vocabulary.unknown_token else [],
+        }
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
 
@@ -127,14 +137,15 @@ def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
 
 
 # ---- the command line ------------------------------------------------------------------------------------
-SAMPLE_CHECKS = (("length", "--length", lambda n: n >= 0, "0 or more"),
-                 ("temperature", "--temperature", lambda t: math.isfinite(t) and t >= 0,
-                  "a finite number, 0 (greedy) or more"),
-                 ("top_k", "--top-k", lambda k: k >= 1, "1 or more"),
-                 ("top_p", "--top-p", lambda p: 0 < p <= 1, "in (0, 1]"),
-                 ("num_samples", "--num-samples", lambda n: n >= 1, "1 or more"),
-                 ("beam", "--beam", lambda n: n >= 1, "1 or more"),
-                 ("length_penalty", "--length-penalty", math.isfinite, "a finite number"))
+SAMPLE_CHECKS = (
+    ("length", "--length", lambda n: n >= 0, "0 or more"),
+    ("temperature", "--temperature", lambda t: math.isfinite(t) and t >= 0, "a finite number, 0 (greedy) or more"),
+    ("top_k", "--top-k", lambda k: k >= 1, "1 or more"),
+    ("top_p", "--top-p", lambda p: 0 < p <= 1, "in (0, 1]"),
+    ("num_samples", "--num-samples", lambda n: n >= 1, "1 or more"),
+    ("beam", "--beam", lambda n: n >= 1, "1 or more"),
+    ("length_penalty", "--length-penalty", math.isfinite, "a finite number"),
+)
 
 
 def sample_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
@@ -160,18 +171,46 @@ SAMPLE_OPTIONS = (
     Option(("--length",), {"type": int, "metavar": "N", "help": "tokens to generate after the prime"}),
     Option(("--temperature",), {"type": float, "metavar": "T", "help": "divide the logits by T; 0 is greedy (argmax)"}),
     Option(("--top-k",), {"type": int, "metavar": "K", "help": "sample only among the K most likely tokens (K >= 1)"}),
-    Option(("--top-p",), {"type": float, "metavar": "P", "help": "sample only among the most likely tokens whose "
-                          "probabilities sum to P, in (0, 1]"}),
-    Option(("--seed",), {"type": int, "metavar": "S", "help": "random seed: the same seed gives the same text "
-                         "(default: a fresh seed each time)"}),
+    Option(
+        ("--top-p",),
+        {
+            "type": float,
+            "metavar": "P",
+            "help": "sample only among the most likely tokens whose probabilities sum to P, in (0, 1]",
+        },
+    ),
+    Option(
+        ("--seed",),
+        {
+            "type": int,
+            "metavar": "S",
+            "help": "random seed: the same seed gives the same text (default: a fresh seed each time)",
+        },
+    ),
     Option(("--num-samples",), {"type": int, "default": 1, "metavar": "N", "help": "how many samples (default 1)"}),
-    Option(("--skip-unknown",), {"action": "store_true",
-                                 "help": "drop prime tokens that are not in the vocabulary instead of failing"}),
+    Option(
+        ("--skip-unknown",),
+        {"action": "store_true", "help": "drop prime tokens that are not in the vocabulary instead of failing"},
+    ),
     ENGINE_OPTION,
-    Option(("--beam",), {"type": int, "metavar": "N", "help": "instead of sampling, the N most likely continuations "
-                         "(beam search, up to --length tokens or a line end), as JSON lines with their log-probabilities"}),
-    Option(("--length-penalty",), {"type": float, "default": 0.0, "metavar": "A",
-                                   "help": "beam search ranks by logp / length^A (default 0: the raw sum)"}),
+    Option(
+        ("--beam",),
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "instead of sampling, the N most likely continuations "
+            "(beam search, up to --length tokens or a line end), as JSON lines with their log-probabilities",
+        },
+    ),
+    Option(
+        ("--length-penalty",),
+        {
+            "type": float,
+            "default": 0.0,
+            "metavar": "A",
+            "help": "beam search ranks by logp / length^A (default 0: the raw sum)",
+        },
+    ),
 )
 SCORE_OPTIONS = (
     Option(("file",), {"nargs": "?", "metavar": "FILE", "help": "the text to score; - or nothing: standard input"}),
@@ -186,8 +225,15 @@ class LanguageModelTask:
     summary = "language model"
     config_class = LanguageModelConfig
     data_keys = {"train": "data.corpus", "validation": "data.validation"}  # what --data and --val set
-    resumable_keys = ("data.eval_tokens", "sample.length", "sample.temperature", "sample.top_k", "sample.top_p",
-                      "sample.prime", "sample.every")
+    resumable_keys = (
+        "data.eval_tokens",
+        "sample.length",
+        "sample.temperature",
+        "sample.top_k",
+        "sample.top_p",
+        "sample.prime",
+        "sample.every",
+    )
     commands = {"eval": eval_command, "sample": sample_command, "score": score_command}
     options = {"sample": SAMPLE_OPTIONS, "score": SCORE_OPTIONS}
     upgrade_record = staticmethod(upgrade_record)

@@ -26,26 +26,50 @@ class ModelConfig(SequenceModelSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(not self.hidden_sizes or len(self.hidden_sizes) == self.num_layers, "model.hidden_sizes",
-                f"expected one size per layer (model.num_layers = {self.num_layers})", list(self.hidden_sizes))
-        require(all(size >= 1 for size in self.hidden_sizes), "model.hidden_sizes", "expected positive sizes",
-                list(self.hidden_sizes))
-        require(self.hidden_dropout == -1 or 0 <= self.hidden_dropout < 1, "model.hidden_dropout",
-                "expected a probability in [0, 1), or -1 (the same as model.dropout)", self.hidden_dropout)
+        require(
+            not self.hidden_sizes or len(self.hidden_sizes) == self.num_layers,
+            "model.hidden_sizes",
+            f"expected one size per layer (model.num_layers = {self.num_layers})",
+            list(self.hidden_sizes),
+        )
+        require(
+            all(size >= 1 for size in self.hidden_sizes),
+            "model.hidden_sizes",
+            "expected positive sizes",
+            list(self.hidden_sizes),
+        )
+        require(
+            self.hidden_dropout == -1 or 0 <= self.hidden_dropout < 1,
+            "model.hidden_dropout",
+            "expected a probability in [0, 1), or -1 (the same as model.dropout)",
+            self.hidden_dropout,
+        )
         for key in ("token_dropout", "weight_drop"):
             require(0 <= getattr(self, key) < 1, f"model.{key}", "expected a probability in [0, 1)", getattr(self, key))
         for key in ("ar", "tar"):
             require(getattr(self, key) >= 0, f"model.{key}", "expected 0 or more", getattr(self, key))
         choice("model.softmax", self.softmax, ("full", "adaptive"))
         cutoffs = list(self.cutoffs)
-        require(self.softmax == "full" or (cutoffs and cutoffs == sorted(set(cutoffs)) and cutoffs[0] > 0),
-                "model.cutoffs", "the adaptive softmax needs increasing positive cutoffs, e.g. [2000, 10000]", cutoffs)
+        require(
+            self.softmax == "full" or (cutoffs and cutoffs == sorted(set(cutoffs)) and cutoffs[0] > 0),
+            "model.cutoffs",
+            "the adaptive softmax needs increasing positive cutoffs, e.g. [2000, 10000]",
+            cutoffs,
+        )
         require(self.div_value >= 1, "model.div_value", "expected a number >= 1", self.div_value)
-        require(self.softmax == "full" or self.projection_sizes[-1] >= 1, "model.div_value",
-                f"the last cluster's projection would be {self.layer_sizes[-1]} // {self.div_value:g}^{len(cutoffs)}"
-                " = 0 wide; lower it, use fewer cutoffs or a larger last layer", self.div_value)
-        require(not self.tie_weights or self.layer_sizes[-1] == self.embedding_size, "model.tie_weights",
-                f"needs the last layer's size == embedding_size ({self.embedding_size})", self.layer_sizes[-1])
+        require(
+            self.softmax == "full" or self.projection_sizes[-1] >= 1,
+            "model.div_value",
+            f"the last cluster's projection would be {self.layer_sizes[-1]} // {self.div_value:g}^{len(cutoffs)}"
+            " = 0 wide; lower it, use fewer cutoffs or a larger last layer",
+            self.div_value,
+        )
+        require(
+            not self.tie_weights or self.layer_sizes[-1] == self.embedding_size,
+            "model.tie_weights",
+            f"needs the last layer's size == embedding_size ({self.embedding_size})",
+            self.layer_sizes[-1],
+        )
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -87,13 +111,23 @@ class DataConfig(Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction)
+        require(
+            0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction
+        )
         choice("data.tokenizer", self.tokenizer, ("char", "word", "bpe"))
         require(self.min_count >= 1, "data.min_count", "expected a positive integer", self.min_count)
-        require(self.max_vocabulary == 0 or self.max_vocabulary >= 2, "data.max_vocabulary",
-                "expected 0 (no limit) or at least 2", self.max_vocabulary)
-        require(self.bpe_vocabulary >= 260, "data.bpe_vocabulary", "expected at least 260 (256 bytes and merges)",
-                self.bpe_vocabulary)
+        require(
+            self.max_vocabulary == 0 or self.max_vocabulary >= 2,
+            "data.max_vocabulary",
+            "expected 0 (no limit) or at least 2",
+            self.max_vocabulary,
+        )
+        require(
+            self.bpe_vocabulary >= 260,
+            "data.bpe_vocabulary",
+            "expected at least 260 (256 bytes and merges)",
+            self.bpe_vocabulary,
+        )
         require(self.window >= 1, "data.window", "expected a positive integer", self.window)
         require(self.eval_tokens >= 0, "data.eval_tokens", "expected 0 (all) or more", self.eval_tokens)
 
@@ -126,8 +160,11 @@ class LanguageModelConfig(RunConfig):
 
 
 # Keys that moved from [train] to the language model's own sections when tasks were introduced.
-MOVED_KEYS = {("train", "window"): ("data", "window"), ("train", "eval_tokens"): ("data", "eval_tokens"),
-              ("train", "sample_every"): ("sample", "every")}
+MOVED_KEYS = {
+    ("train", "window"): ("data", "window"),
+    ("train", "eval_tokens"): ("data", "eval_tokens"),
+    ("train", "sample_every"): ("sample", "every"),
+}
 
 
 def upgrade_record(record: dict) -> dict:

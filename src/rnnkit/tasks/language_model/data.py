@@ -27,18 +27,30 @@ def prepare(config: LanguageModelConfig, run_path: Path | None) -> tuple[Languag
     """Read and check the corpus; a new run builds its vocabulary, an existing one reads its own."""
     data = config.data
     if run_path is None:
-        config = replace(config, data=with_absolute_paths(config.data, ("corpus", "validation"), keep_corpus_names=True))
+        config = replace(
+            config, data=with_absolute_paths(config.data, ("corpus", "validation"), keep_corpus_names=True)
+        )
         data = config.data
         minimum = corpus_minimum(*training_minimum(config), data.validation, data.train_fraction)
-        vocabulary = build_vocabulary(data.tokenizer, data.corpus, data.validation, data.min_count,
-                                      data.max_vocabulary, data.bpe_vocabulary, minimum)
+        vocabulary = build_vocabulary(
+            data.tokenizer,
+            data.corpus,
+            data.validation,
+            data.min_count,
+            data.max_vocabulary,
+            data.bpe_vocabulary,
+            minimum,
+        )
     else:
         vocabulary = Vocabulary.load(run_path / VOCABULARY)
     if config.model.softmax == "adaptive" and config.model.cutoffs[-1] >= len(vocabulary):
-        raise UsageError(f"model.cutoffs: the last cutoff ({config.model.cutoffs[-1]}) must be below the vocabulary "
-                         f"size ({len(vocabulary)})")
-    corpus = load_language_corpus(data.corpus, data.validation, data.train_fraction, vocabulary,
-                                  *training_minimum(config))
+        raise UsageError(
+            f"model.cutoffs: the last cutoff ({config.model.cutoffs[-1]}) must be below the vocabulary "
+            f"size ({len(vocabulary)})"
+        )
+    corpus = load_language_corpus(
+        data.corpus, data.validation, data.train_fraction, vocabulary, *training_minimum(config)
+    )
     return config, corpus
 
 
@@ -57,6 +69,7 @@ def load_vocabulary(run_path: Path) -> Vocabulary:
 
 def validation_ids(config: LanguageModelConfig, vocabulary: Vocabulary) -> tuple[np.ndarray, int]:
     """The run's validation text as token ids, and how many of its tokens were read as <unk>."""
-    corpus = load_language_corpus(config.data.corpus, config.data.validation, config.data.train_fraction,
-                                  vocabulary, 1, "evaluation")
+    corpus = load_language_corpus(
+        config.data.corpus, config.data.validation, config.data.train_fraction, vocabulary, 1, "evaluation"
+    )
     return corpus.validation_ids, corpus.out_of_vocabulary

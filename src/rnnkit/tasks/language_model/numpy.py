@@ -21,12 +21,20 @@ from rnnkit.tasks.numpy_layers import layer_shapes, load_layer, log_softmax, rea
 def recurrent_modules(architecture: ModelConfig) -> list[tuple[str, object]]:
     """(weight-name prefix, NumPy layer) of each recurrent module, as the torch engine builds them."""
     if not architecture.per_layer:
-        return [("rnn.", recurrent_layer(architecture, architecture.embedding_size, architecture.hidden_size,
-                                         architecture.num_layers))]
+        return [
+            (
+                "rnn.",
+                recurrent_layer(
+                    architecture, architecture.embedding_size, architecture.hidden_size, architecture.num_layers
+                ),
+            )
+        ]
     sizes = architecture.layer_sizes
     inputs = (architecture.embedding_size, *sizes[:-1])
-    return [(f"layers.{k}.", recurrent_layer(architecture, size_in, size))
-            for k, (size_in, size) in enumerate(zip(inputs, sizes))]
+    return [
+        (f"layers.{k}.", recurrent_layer(architecture, size_in, size))
+        for k, (size_in, size) in enumerate(zip(inputs, sizes))
+    ]
 
 
 def adaptive_shapes(architecture: ModelConfig, vocabulary_size: int) -> dict[str, tuple[int, ...]]:
@@ -46,8 +54,10 @@ def expected_shapes(architecture: ModelConfig, vocabulary_size: int, modules) ->
         shapes |= layer_shapes(prefix, layer)
     if architecture.softmax == "adaptive":
         return shapes | adaptive_shapes(architecture, vocabulary_size)
-    return shapes | {"decoder.weight": (vocabulary_size, architecture.layer_sizes[-1]),
-                     "decoder.bias": (vocabulary_size,)}
+    return shapes | {
+        "decoder.weight": (vocabulary_size, architecture.layer_sizes[-1]),
+        "decoder.bias": (vocabulary_size,),
+    }
 
 
 def adaptive_input(weights: dict[str, np.ndarray], ids: np.ndarray, cutoffs: list[int]) -> np.ndarray:
@@ -57,8 +67,12 @@ def adaptive_input(weights: dict[str, np.ndarray], ids: np.ndarray, cutoffs: lis
         if token < cutoffs[0]:
             vectors[row] = weights["adaptive.head.weight"][token]
             continue
-        i = int(np.searchsorted(cutoffs, token, side="right")) - 1  # token's cluster: cutoffs[i] <= token < cutoffs[i+1]
-        vectors[row] = weights[f"adaptive.tail.{i}.1.weight"][token - cutoffs[i]] @ weights[f"adaptive.tail.{i}.0.weight"]
+        i = (
+            int(np.searchsorted(cutoffs, token, side="right")) - 1
+        )  # token's cluster: cutoffs[i] <= token < cutoffs[i+1]
+        vectors[row] = (
+            weights[f"adaptive.tail.{i}.1.weight"][token - cutoffs[i]] @ weights[f"adaptive.tail.{i}.0.weight"]
+        )
     return vectors
 
 
@@ -84,8 +98,11 @@ def model_function(run, checkpoint: Path, vocabulary: Vocabulary):
     cutoffs = [*architecture.cutoffs, vocabulary_size]
 
     def step(ids: list[int], state):
-        x = (adaptive_input(weights, np.asarray(ids), cutoffs) if architecture.tied_adaptive
-             else weights["embedding.weight"][np.asarray(ids)])[:, None, :]  # (T, 1, E)
+        x = (
+            adaptive_input(weights, np.asarray(ids), cutoffs)
+            if architecture.tied_adaptive
+            else weights["embedding.weight"][np.asarray(ids)]
+        )[:, None, :]  # (T, 1, E)
         state = state or [None] * len(modules)
         new_state = []
         for (_, layer), layer_state in zip(modules, state):

@@ -14,6 +14,7 @@ weights, and AR/TAR in the loss. The recurrent state at the end of each window i
 next (detached by the trainer), so gradients flow back at most one window while values flow forward
 through the whole stream.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,17 +49,25 @@ class LanguageModel(nn.Module):
         self.embedding_dropout = dropout(architecture.embedding_dropout)
         if architecture.per_layer:
             inputs = (architecture.embedding_size, *sizes[:-1])
-            self.layers = nn.ModuleList(build_recurrent_layer(architecture, size_in, hidden_size=size, num_layers=1,
-                                                              weight_drop=architecture.weight_drop)
-                                        for size_in, size in zip(inputs, sizes))
+            self.layers = nn.ModuleList(
+                build_recurrent_layer(
+                    architecture, size_in, hidden_size=size, num_layers=1, weight_drop=architecture.weight_drop
+                )
+                for size_in, size in zip(inputs, sizes)
+            )
             self.hidden_dropout = dropout(architecture.between_layers)
         else:
-            self.rnn = build_recurrent_layer(architecture, architecture.embedding_size, between_layers=architecture.between_layers,
-                                             weight_drop=architecture.weight_drop)
+            self.rnn = build_recurrent_layer(
+                architecture,
+                architecture.embedding_size,
+                between_layers=architecture.between_layers,
+                weight_drop=architecture.weight_drop,
+            )
         self.dropout = dropout(architecture.dropout)
         if architecture.softmax == "adaptive":
-            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(sizes[-1], vocabulary_size, list(architecture.cutoffs),
-                                                         div_value=architecture.div_value)
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                sizes[-1], vocabulary_size, list(architecture.cutoffs), div_value=architecture.div_value
+            )
         else:
             self.decoder = nn.Linear(sizes[-1], vocabulary_size)
             if architecture.tie_weights:
@@ -70,8 +79,11 @@ class LanguageModel(nn.Module):
         if not self.config.per_layer:
             shape = (self.config.num_layers, batch_size, self.config.hidden_size)  # (L, B, H)
             return {name: torch.zeros(shape, device=device) for name in names}
-        return {f"{name}.{k}": torch.zeros(1, batch_size, size, device=device)
-                for k, size in enumerate(self.config.layer_sizes) for name in names}
+        return {
+            f"{name}.{k}": torch.zeros(1, batch_size, size, device=device)
+            for k, size in enumerate(self.config.layer_sizes)
+            for name in names
+        }
 
     def hidden(self, ids: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """(the last layer's output after dropout (T, B, H), before dropout, the new state)."""
@@ -112,8 +124,9 @@ class LanguageModel(nn.Module):
     def run_layer(layer: nn.Module, x: Tensor, state: dict[str, Tensor], suffix: str):
         hx = (state["h" + suffix], state["c" + suffix]) if "c" + suffix in state else state["h" + suffix]
         output, final = layer(x, hx)  # (T, B, H)
-        return output, ({"h" + suffix: final[0], "c" + suffix: final[1]} if isinstance(final, tuple)
-                        else {"h" + suffix: final})
+        return output, (
+            {"h" + suffix: final[0], "c" + suffix: final[1]} if isinstance(final, tuple) else {"h" + suffix: final}
+        )
 
     def scores(self, output: Tensor) -> Tensor:
         """Next-token scores (T, B, V) whose softmax is the model's distribution: logits, or log-probabilities."""
@@ -153,8 +166,9 @@ def activation_regularisation(architecture: ModelConfig, output: Tensor, raw: Te
 
 
 @torch.no_grad()
-def evaluate_language_model(model: LanguageModel, ids: np.ndarray, device: torch.device, batch_size: int = 1,
-                            characters: bool = True) -> dict:
+def evaluate_language_model(
+    model: LanguageModel, ids: np.ndarray, device: torch.device, batch_size: int = 1, characters: bool = True
+) -> dict:
     """The protocol of EQUATIONS.md ("Language models and their evaluation"): the text as one stream per
     batch row, state carried, never reset; the metrics of `language_model_metrics` (bpc for characters).
     Reported numbers use batch_size 1 (the whole text as one stream).
@@ -187,8 +201,9 @@ def step_function(model: LanguageModel, device: torch.device):
 
 
 @torch.no_grad()
-def line_log_probabilities(model: LanguageModel, device: torch.device, lines: list[list[int]], start: list[int],
-                           carry: bool):
+def line_log_probabilities(
+    model: LanguageModel, device: torch.device, lines: list[list[int]], start: list[int], carry: bool
+):
     """Yield the summed natural-log probability of each line's token ids, each from a fresh state
     after the start tokens, or (carry) with the state and the last token carried from line to line."""
     state, previous = None, start
@@ -201,8 +216,8 @@ def line_log_probabilities(model: LanguageModel, device: torch.device, lines: li
         inputs = [previous[-1], *ids[:-1]]
         total = 0.0
         for begin in range(0, len(ids), EVALUATION_WINDOW):
-            window = torch.tensor(inputs[begin:begin + EVALUATION_WINDOW], device=device).reshape(-1, 1)  # (T, 1)
-            targets = torch.tensor(ids[begin:begin + EVALUATION_WINDOW], device=device)
+            window = torch.tensor(inputs[begin : begin + EVALUATION_WINDOW], device=device).reshape(-1, 1)  # (T, 1)
+            targets = torch.tensor(ids[begin : begin + EVALUATION_WINDOW], device=device)
             output, _, state = model.hidden(window, state)
             total -= float(model.nll(output, targets.reshape(-1, 1)))
         previous = ids
@@ -217,8 +232,13 @@ class LanguageModelTraining:
     def __init__(self, config: LanguageModelConfig, corpus: LanguageCorpus, device: torch.device) -> None:
         self.config, self.corpus, self.device = config, corpus, device
         self.model = LanguageModel(len(corpus.vocabulary), config.model).to(device)
-        self.streams = TokenStreams(corpus.train_ids, config.train.batch_size, config.data.window,
-                                    variable=config.data.variable_window, seed=config.train.seed)
+        self.streams = TokenStreams(
+            corpus.train_ids,
+            config.train.batch_size,
+            config.data.window,
+            variable=config.data.variable_window,
+            seed=config.train.seed,
+        )
         self.sample_every = config.sample.every
 
     @property
@@ -252,16 +272,16 @@ class LanguageModelTraining:
         limit = self.config.data.eval_tokens
         ids = self.corpus.validation_ids[: limit + 1] if limit else self.corpus.validation_ids
         batch_size = min(self.config.train.eval_batch_size, len(ids) - 1)
-        metrics = evaluate_language_model(self.model, ids, self.device, batch_size,
-                                          self.corpus.vocabulary.tokenizer.name == "char")
+        metrics = evaluate_language_model(
+            self.model, ids, self.device, batch_size, self.corpus.vocabulary.tokenizer.name == "char"
+        )
         return {"loss": metrics["nll"], **metrics, "batch_size": batch_size}
 
     def generate(self, seed: int) -> str:
         """A text for samples.txt: the [sample] settings' prime and continuation; the model is left in
         training mode."""
         self.model.eval()
-        text = generate_text(step_function(self.model, self.device), self.corpus.vocabulary,
-                             self.config.sample, seed)
+        text = generate_text(step_function(self.model, self.device), self.corpus.vocabulary, self.config.sample, seed)
         self.model.train()
         return text
 

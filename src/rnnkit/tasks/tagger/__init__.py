@@ -36,17 +36,24 @@ def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
     config = run.config
     prepared = TaggerData(*load_run_files(run.path), None, None)
     if data_path:
-        encoded = encode(read_tagged(data_path, config.data.format, config.data.column), prepared,
-                         config.data.lowercase)
+        encoded = encode(
+            read_tagged(data_path, config.data.format, config.data.column), prepared, config.data.lowercase
+        )
     elif config.data.validation:
-        encoded = encode(read_tagged(config.data.validation, config.data.format, config.data.column), prepared,
-                         config.data.lowercase)
+        encoded = encode(
+            read_tagged(config.data.validation, config.data.format, config.data.column), prepared, config.data.lowercase
+        )
     else:
         encoded = data.prepare(config, run.path)[1].validation
     predicted = tagging_function(run, checkpoint, prepared, "torch")(encoded)
     unseen = [words == 1 for words in encoded.words]  # <unk>: not in the vocabulary
-    return tagging_metrics(encoded.tags, predicted, unseen, prepared.tags,
-                           [[tag or "_" for tag in sentence.tags] for sentence in encoded.sentences])
+    return tagging_metrics(
+        encoded.tags,
+        predicted,
+        unseen,
+        prepared.tags,
+        [[tag or "_" for tag in sentence.tags] for sentence in encoded.sentences],
+    )
 
 
 def conllu_output(sentence: TaggedSentence, tags: list[str], column: str) -> list[str]:
@@ -60,14 +67,18 @@ def conllu_output(sentence: TaggedSentence, tags: list[str], column: str) -> lis
         fields = line.split("\t")
         if not line.startswith("#") and fields[0].isdigit():
             if position >= len(tags) or len(fields) < 10:
-                raise UsageError(f"a CoNLL-U sentence at line {sentence.first_line}: its token lines do not match "
-                                 f"the {len(tags)} words the model read")
+                raise UsageError(
+                    f"a CoNLL-U sentence at line {sentence.first_line}: its token lines do not match "
+                    f"the {len(tags)} words the model read"
+                )
             fields[COLUMN_INDEX[column]] = tags[position]
             position += 1
             line = "\t".join(fields)
         output.append(line)
     if position != len(tags):
-        raise UsageError(f"a CoNLL-U sentence at line {sentence.first_line}: {position} token lines for {len(tags)} words")
+        raise UsageError(
+            f"a CoNLL-U sentence at line {sentence.first_line}: {position} token lines for {len(tags)} words"
+        )
     return output
 
 
@@ -90,7 +101,8 @@ def predict_run(run, checkpoint: Path, texts: list[str] | None, options: dict, o
             sentences.append(TaggedSentence(line.split(), [None] * len(line.split())))
     prepared = TaggerData(*load_run_files(run.path), None, None)
     predicted = tagging_function(run, checkpoint, prepared, options.get("engine", "torch"))(
-        encode(sentences, prepared, config.data.lowercase))
+        encode(sentences, prepared, config.data.lowercase)
+    )
     for sentence, ids in zip(sentences, predicted):
         tags = [prepared.tags[i] for i in ids]
         if format == "tsv" and not conllu_path:
@@ -106,12 +118,21 @@ def predict_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
 
 
 PREDICT_OPTIONS = (
-    TEXTS_OPTION, ENGINE_OPTION,
-    Option(("--conllu",), {"metavar": "FILE", "help": "taggers: tag a CoNLL-U file; the tag column is filled, "
-                           "every other byte kept"}),
-    Option(("--format",), {"choices": ("text", "tsv"), "help": "taggers, input on stdin: text (a sentence a line, "
-                           "whitespace-tokenised; CoNLL-U out, the default) or tsv (token<TAB>tag lines, blank lines "
-                           "between sentences; tsv out)"}),
+    TEXTS_OPTION,
+    ENGINE_OPTION,
+    Option(
+        ("--conllu",),
+        {"metavar": "FILE", "help": "taggers: tag a CoNLL-U file; the tag column is filled, every other byte kept"},
+    ),
+    Option(
+        ("--format",),
+        {
+            "choices": ("text", "tsv"),
+            "help": "taggers, input on stdin: text (a sentence a line, "
+            "whitespace-tokenised; CoNLL-U out, the default) or tsv (token<TAB>tag lines, blank lines "
+            "between sentences; tsv out)",
+        },
+    ),
 )
 
 

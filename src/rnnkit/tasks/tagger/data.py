@@ -54,7 +54,10 @@ def encode(sentences: list[TaggedSentence], data: "TaggerData", lowercase: bool)
     return EncodedSentences(
         sentences,
         [data.vocabulary.encode(word_forms(sentence.tokens, lowercase)) for sentence in sentences],
-        [[data.characters.encode(list(token[:MAX_WORD_CHARACTERS])) for token in sentence.tokens] for sentence in sentences],
+        [
+            [data.characters.encode(list(token[:MAX_WORD_CHARACTERS])) for token in sentence.tokens]
+            for sentence in sentences
+        ],
         [np.array([index.get(tag, -1) for tag in sentence.tags], dtype=np.int64) for sentence in sentences],
     )
 
@@ -87,9 +90,13 @@ def prepare(config: TaggerConfig, run_path: Path | None) -> tuple[TaggerConfig, 
     if run_path is None:
         words = Counter(word for sentence in train for word in word_forms(sentence.tokens, data.lowercase))
         letters = Counter(letter for sentence in train for token in sentence.tokens for letter in token)
-        prepared = TaggerData(Vocabulary.from_counts(words, "word", (PAD, UNKNOWN), data.min_count, data.max_vocabulary),
-                              Vocabulary.from_counts(letters, "char", (PAD, UNKNOWN)),
-                              sorted({tag for sentence in train for tag in sentence.tags}), None, None)
+        prepared = TaggerData(
+            Vocabulary.from_counts(words, "word", (PAD, UNKNOWN), data.min_count, data.max_vocabulary),
+            Vocabulary.from_counts(letters, "char", (PAD, UNKNOWN)),
+            sorted({tag for sentence in train for tag in sentence.tags}),
+            None,
+            None,
+        )
     else:
         prepared = TaggerData(*load_run_files(run_path), None, None)
     prepared.train = encode(train, prepared, data.lowercase)

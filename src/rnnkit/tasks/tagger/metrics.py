@@ -9,8 +9,13 @@ import numpy as np
 SHOWN_CONFUSIONS = 10
 
 
-def tagging_metrics(gold: list[np.ndarray], predicted: list[np.ndarray], unseen: list[np.ndarray], tags: list[str],
-                    gold_names: list[list[str]]) -> dict:
+def tagging_metrics(
+    gold: list[np.ndarray],
+    predicted: list[np.ndarray],
+    unseen: list[np.ndarray],
+    tags: list[str],
+    gold_names: list[list[str]],
+) -> dict:
     """Token and sentence accuracy, accuracy on words the vocabulary does not hold, per-tag precision,
     recall and F1, and the most frequent confusions. A gold tag outside the tag set counts as an error."""
     flat_gold, flat_predicted = np.concatenate(gold), np.concatenate(predicted)
@@ -32,7 +37,10 @@ def tagging_metrics(gold: list[np.ndarray], predicted: list[np.ndarray], unseen:
         "sentence_accuracy": float(np.mean([np.array_equal(g, p) for g, p in zip(gold, predicted)])),
         "unseen_accuracy": float(correct[flat_unseen].mean()) if flat_unseen.any() else None,
         "unseen_tokens": int(flat_unseen.sum()),
-        "tokens": int(len(flat_gold)), "sentences": len(gold),
+        "tokens": int(len(flat_gold)),
+        "sentences": len(gold),
         "per_tag": per_tag,
-        "confusions": [{"gold": g, "predicted": p, "count": n} for (g, p), n in confusions.most_common(SHOWN_CONFUSIONS)],
+        "confusions": [
+            {"gold": g, "predicted": p, "count": n} for (g, p), n in confusions.most_common(SHOWN_CONFUSIONS)
+        ],
     }

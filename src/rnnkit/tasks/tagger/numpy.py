@@ -28,11 +28,23 @@ def recurrent_stack(architecture: ModelConfig) -> list[tuple[str, object]]:
     char_size = 2 * architecture.char_hidden_size if architecture.char_encoder == "bilstm" else 0
     input_size = architecture.embedding_size + char_size
     if not architecture.residual:
-        return [("rnn.", recurrent_layer(architecture, input_size, architecture.hidden_size, architecture.num_layers,
-                                         architecture.bidirectional))]
+        return [
+            (
+                "rnn.",
+                recurrent_layer(
+                    architecture,
+                    input_size,
+                    architecture.hidden_size,
+                    architecture.num_layers,
+                    architecture.bidirectional,
+                ),
+            )
+        ]
     sizes = [input_size] + [directions * architecture.hidden_size] * (architecture.num_layers - 1)
-    return [(f"layers.{k}.", recurrent_layer(architecture, size, architecture.hidden_size, 1,
-                                             architecture.bidirectional)) for k, size in enumerate(sizes)]
+    return [
+        (f"layers.{k}.", recurrent_layer(architecture, size, architecture.hidden_size, 1, architecture.bidirectional))
+        for k, size in enumerate(sizes)
+    ]
 
 
 def expected_shapes(architecture: ModelConfig, stack, speller, words: int, characters: int, tags: int) -> dict:
@@ -53,10 +65,17 @@ def model_function(run, checkpoint: Path, prepared: TaggerData):
     """EncodedSentences -> predicted tag ids per sentence, with the NumPy engine (rnnkit.tasks.engines)."""
     architecture = run.config.model
     stack = recurrent_stack(architecture)
-    speller = (reference.LSTM(architecture.char_embedding_size, architecture.char_hidden_size, bidirectional=True)
-               if architecture.char_encoder == "bilstm" else None)
-    weights = read_weights(checkpoint, expected_shapes(architecture, stack, speller, len(prepared.vocabulary),
-                                                       len(prepared.characters), len(prepared.tags)))
+    speller = (
+        reference.LSTM(architecture.char_embedding_size, architecture.char_hidden_size, bidirectional=True)
+        if architecture.char_encoder == "bilstm"
+        else None
+    )
+    weights = read_weights(
+        checkpoint,
+        expected_shapes(
+            architecture, stack, speller, len(prepared.vocabulary), len(prepared.characters), len(prepared.tags)
+        ),
+    )
     for prefix, layer in stack:
         load_layer(layer, weights, prefix)
     if speller is not None:

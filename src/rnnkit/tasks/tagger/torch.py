@@ -12,6 +12,7 @@ D directions, K tags.
 Every recurrent layer runs on packed sequences, so padding costs nothing and the loss is averaged
 over real words only.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,13 +53,24 @@ class Tagger(nn.Module):
         self.config = architecture
         directions = 2 if architecture.bidirectional else 1
         self.word_embedding = nn.Embedding(words, architecture.embedding_size, padding_idx=PADDING_ID)
-        self.characters = (CharacterEncoder(characters, architecture.char_embedding_size, architecture.char_hidden_size)
-                           if architecture.char_encoder == "bilstm" else None)
-        input_size = architecture.embedding_size + (2 * architecture.char_hidden_size if self.characters is not None else 0)
+        self.characters = (
+            CharacterEncoder(characters, architecture.char_embedding_size, architecture.char_hidden_size)
+            if architecture.char_encoder == "bilstm"
+            else None
+        )
+        input_size = architecture.embedding_size + (
+            2 * architecture.char_hidden_size if self.characters is not None else 0
+        )
         if architecture.residual:  # one module per layer, so the skip connections can go between them
             self.layers = nn.ModuleList(
-                build_recurrent_layer(architecture, input_size if k == 0 else directions * architecture.hidden_size,
-                                      architecture.bidirectional, num_layers=1) for k in range(architecture.num_layers))
+                build_recurrent_layer(
+                    architecture,
+                    input_size if k == 0 else directions * architecture.hidden_size,
+                    architecture.bidirectional,
+                    num_layers=1,
+                )
+                for k in range(architecture.num_layers)
+            )
         else:
             self.rnn = build_recurrent_layer(architecture, input_size, architecture.bidirectional)
         self.dropout = nn.Dropout(architecture.dropout)
@@ -82,12 +94,14 @@ class Tagger(nn.Module):
         lengths = lengths.cpu()
         if self.config.residual:
             for k, layer in enumerate(self.layers):
-                y, _ = pad_packed_sequence(layer(pack_padded_sequence(x, lengths, enforce_sorted=False))[0],
-                                           total_length=x.shape[0])  # (T, B, D*H)
+                y, _ = pad_packed_sequence(
+                    layer(pack_padded_sequence(x, lengths, enforce_sorted=False))[0], total_length=x.shape[0]
+                )  # (T, B, D*H)
                 x = self.dropout(y + x if k > 0 else y)
         else:
-            y, _ = pad_packed_sequence(self.rnn(pack_padded_sequence(x, lengths, enforce_sorted=False))[0],
-                                       total_length=x.shape[0])  # (T, B, D*H)
+            y, _ = pad_packed_sequence(
+                self.rnn(pack_padded_sequence(x, lengths, enforce_sorted=False))[0], total_length=x.shape[0]
+            )  # (T, B, D*H)
             x = self.dropout(y)
         return self.output(x)  # (T, B, K)
 
@@ -118,8 +132,13 @@ def to_batch(encoded: EncodedSentences, indices: np.ndarray, device: torch.devic
     characters = np.zeros((len(spellings), character_lengths.max()), dtype=np.int64)
     for row, spelling in enumerate(spellings):
         characters[row, : len(spelling)] = spelling
-    return (torch.from_numpy(words).to(device), torch.from_numpy(characters).to(device),
-            torch.from_numpy(character_lengths), torch.from_numpy(lengths), torch.from_numpy(tags).to(device))
+    return (
+        torch.from_numpy(words).to(device),
+        torch.from_numpy(characters).to(device),
+        torch.from_numpy(character_lengths),
+        torch.from_numpy(lengths),
+        torch.from_numpy(tags).to(device),
+    )
 
 
 @torch.no_grad()
@@ -131,7 +150,7 @@ def tag_sentences(model: Tagger, encoded: EncodedSentences, device: torch.device
     predicted: list[np.ndarray | None] = [None] * len(order)
     total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
-        indices = order[start:start + batch_size]
+        indices = order[start : start + batch_size]
         words, characters, character_lengths, lengths, tags = to_batch(encoded, indices, device)
         emissions = model.emissions(words, characters, character_lengths, lengths)
         known = tags >= 0
@@ -173,6 +192,9 @@ class TaggerTraining(ExampleBatches):
 
 def model_function(run, checkpoint: Path, prepared: TaggerData):
     """EncodedSentences -> predicted tag ids per sentence, with the checkpoint's model (rnnkit.tasks.engines)."""
-    model, device = load_model(run, checkpoint, lambda: Tagger(len(prepared.vocabulary), len(prepared.characters),
-                                                               len(prepared.tags), run.config.model))
+    model, device = load_model(
+        run,
+        checkpoint,
+        lambda: Tagger(len(prepared.vocabulary), len(prepared.characters), len(prepared.tags), run.config.model),
+    )
     return lambda encoded: tag_sentences(model, encoded, device, run.config.train.eval_batch_size)[0]
