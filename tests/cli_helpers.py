@@ -68,9 +68,14 @@ sys.exit(code)
 
 
 def sample_without_torch(*arguments: str) -> subprocess.CompletedProcess:
+    return rnnkit_without_torch("sample", *arguments)
+
+
+def rnnkit_without_torch(*arguments: str) -> subprocess.CompletedProcess:
+    """`rnnkit ARGUMENTS` in a process where any `import torch` fails (and that checks none happened)."""
     environment = {**os.environ, "PYTHONPATH": str(SOURCE)}
     return subprocess.run(
-        [sys.executable, "-c", WITHOUT_TORCH, "sample", *arguments],
+        [sys.executable, "-c", WITHOUT_TORCH, *arguments],
         env=environment,
         capture_output=True,
         text=True,

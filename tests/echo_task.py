@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from rnnkit.config import RunConfig
-from rnnkit.tasks import eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, eval_command
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class EchoTask:
     data_keys = {}
     resumable_keys = ()
     commands = {"eval": eval_command}
-    options = {}
+    options = {"eval": (EVAL_DATA_OPTION,)}
 
     @staticmethod
     def upgrade_record(record):

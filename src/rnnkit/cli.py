@@ -142,8 +142,6 @@ def add_run_command_parser(commands, command: str) -> None:
     parser = commands.add_parser(command, help=summary, description=description)
     parser.add_argument("run", metavar="DIR", help="the run directory, or a shipped model's name (rnnkit models)")
     checkpoint_option(parser)
-    if command == "eval":
-        parser.add_argument("--data", metavar="FILE", help="data to evaluate on (default: the run's validation data)")
     groups, added = {}, []
     for option, tasks in task_options(command):
         if option.group and option.group not in groups:
@@ -258,7 +256,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rnnkit.runs import open_run_for
 
     run = open_run_for(args.command, args.run)
-    options = {"data": args.data} if args.command == "eval" else {}
+    options = {}
     for action, tasks in args.task_options:
         value = getattr(args, action.dest)
         if run.task in tasks:

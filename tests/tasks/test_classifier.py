@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from classifier_helpers import tiny_config, tiny_files, train_tiny_classifier
-from cli_helpers import assert_usage_error, run_main
+from cli_helpers import assert_usage_error, rnnkit_without_torch, run_main
 from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.data.labels import load_labels
@@ -244,6 +244,17 @@ def test_predict_reads_standard_input_and_the_engines_agree(capsys, classifier_r
         assert ours["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-5)
 
 
+def test_predict_with_the_numpy_engine_needs_no_torch(capsys, classifier_run):
+    arguments = ["predict", str(classifier_run[0]), "the film is good and fun", "a zebra was bad"]
+    assert run_main(arguments) == 0
+    expected = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    result = rnnkit_without_torch(*arguments, "--engine", "numpy")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["label"] for line in lines] == [line["label"] for line in expected]
+    assert rnnkit_without_torch(*arguments).returncode != 0  # the check has teeth: torch is really gone
+
+
 def test_eval_on_a_file_prints_every_metric(capsys, classifier_run):
     assert run_main(["eval", str(classifier_run[0]), "--data", str(classifier_run[2])]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -263,6 +274,13 @@ def test_bad_inputs_of_the_classifier_commands(capsys, classifier_run, tmp_path,
         capsys, ["predict", str(trained[0]), "some text"], "is a language model run", "`rnnkit predict` does not apply"
     )
     assert_usage_error(capsys, ["sample", str(run)], "is a sentence classifier run", "`rnnkit sample` does not apply")
+    for option in (["--conllu", str(train)], ["--format", "tsv"]):  # the tagger's options of the same command
+        assert_usage_error(
+            capsys,
+            ["predict", str(run), "good", *option],
+            f"{option[0]} applies to sequence tagger runs",
+            "is a sentence classifier run",
+        )
     assert_usage_error(
         capsys, ["train", "--set", "task=classifier", "--out", str(tmp_path / "x")], "data.train: no training file"
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import assert_usage_error, run_main
+from cli_helpers import assert_usage_error, rnnkit_without_torch, run_main
 from helpers import checkpoint_of, stop_at
 from language_model_helpers import assert_identical_tensors, latest_tensors, read_metrics
 from rnnkit.data.tagged import read_tagged
@@ -122,6 +122,16 @@ def tagger_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tagger")
     train, dev = tiny_files(directory)
     return train_tiny_tagger(directory / "run", train, dev, "train.max_steps=120", "train.eval_every=40"), train, dev
+
+
+def test_predict_with_the_numpy_engine_needs_no_torch(tagger_run, capsys):
+    arguments = ["predict", str(tagger_run[0]), "--conllu", str(tagger_run[2])]
+    assert run_main(arguments) == 0
+    expected = capsys.readouterr().out
+    result = rnnkit_without_torch(*arguments, "--engine", "numpy")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
+    assert rnnkit_without_torch(*arguments).returncode != 0  # the check has teeth: torch is really gone
 
 
 def test_training_learns_and_eval_reports_every_metric(tagger_run, capsys):

@@ -32,7 +32,6 @@ TASK_PACKAGES = {
     "classifier": "rnnkit.tasks.classifier",
     "tagger": "rnnkit.tasks.tagger",
 }
-RUN_COMMANDS = ("eval", "sample", "predict", "score")  # the commands that read a trained run
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,10 @@ class Option:
     group: str = ""
 
 
+# Options that several tasks take.
+EVAL_DATA_OPTION = Option(
+    ("--data",), {"metavar": "FILE", "help": "data to evaluate on (default: the run's validation data)"}
+)
 TEXTS_OPTION = Option(
     ("texts",), {"nargs": "*", "metavar": "TEXT", "help": "inputs to label (default: lines of standard input)"}
 )

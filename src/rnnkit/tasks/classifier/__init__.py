@@ -21,7 +21,7 @@ import numpy as np
 from rnnkit.data.labelled import read_examples
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
-from rnnkit.tasks import TEXTS_OPTION, eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, TEXTS_OPTION, eval_command
 from rnnkit.tasks.classifier import data
 from rnnkit.tasks.classifier.config import ClassifierConfig
 from rnnkit.tasks.classifier.data import encode, load_run_files
@@ -120,7 +120,7 @@ class ClassifierTask:
     data_keys = {"train": "data.train", "validation": "data.validation"}
     resumable_keys = ()
     commands = {"eval": eval_command, "predict": predict_command}
-    options = {"predict": (TEXTS_OPTION, ENGINE_OPTION)}
+    options = {"eval": (EVAL_DATA_OPTION,), "predict": (TEXTS_OPTION, ENGINE_OPTION)}
     prepare = staticmethod(data.prepare)
     evaluate = staticmethod(evaluate_run)
     save = staticmethod(data.save)

@@ -19,7 +19,7 @@ from rnnkit.config import check_seed_option
 from rnnkit.data.tokenizers import stream_text
 from rnnkit.data.vocabulary import Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
-from rnnkit.tasks import Option, eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, Option, eval_command
 from rnnkit.tasks.engines import ENGINE_OPTION, model_function
 from rnnkit.tasks.language_model import data
 from rnnkit.tasks.language_model.config import LanguageModelConfig, upgrade_record
@@ -235,7 +235,7 @@ class LanguageModelTask:
         "sample.every",
     )
     commands = {"eval": eval_command, "sample": sample_command, "score": score_command}
-    options = {"sample": SAMPLE_OPTIONS, "score": SCORE_OPTIONS}
+    options = {"eval": (EVAL_DATA_OPTION,), "sample": SAMPLE_OPTIONS, "score": SCORE_OPTIONS}
     upgrade_record = staticmethod(upgrade_record)
     prepare = staticmethod(data.prepare)
     evaluate = staticmethod(evaluate_run)

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from rnnkit.data.tagged import COLUMN_INDEX, TaggedSentence, read_tagged, tsv_sentences
 from rnnkit.errors import UsageError
-from rnnkit.tasks import TEXTS_OPTION, Option, eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, TEXTS_OPTION, Option, eval_command
 from rnnkit.tasks.engines import ENGINE_OPTION, model_function
 from rnnkit.tasks.tagger import data
 from rnnkit.tasks.tagger.config import TaggerConfig
@@ -145,7 +145,7 @@ class TaggerTask:
     data_keys = {"train": "data.train", "validation": "data.validation"}
     resumable_keys = ()
     commands = {"eval": eval_command, "predict": predict_command}
-    options = {"predict": PREDICT_OPTIONS}
+    options = {"eval": (EVAL_DATA_OPTION,), "predict": PREDICT_OPTIONS}
     prepare = staticmethod(data.prepare)
     evaluate = staticmethod(evaluate_run)
     save = staticmethod(data.save)
