@@ -55,9 +55,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seconds", type=float, default=240.0, metavar="S", help="training time per run (default 240)")
 
 
-def recurrent_parameters(model, hidden: int, bidirectional: bool) -> int:
-    input_size = model.embedding_size + (2 * model.char_hidden_size if model.char_encoder == "bilstm" else 0)
-    shapes = layer_parameter_shapes(model.cell_spec(), input_size, hidden, 1, bidirectional=bidirectional)
+def recurrent_parameters(architecture, hidden: int, bidirectional: bool) -> int:
+    char_size = 2 * architecture.char_hidden_size if architecture.char_encoder == "bilstm" else 0
+    shapes = layer_parameter_shapes(
+        architecture.cell_spec(), architecture.embedding_size + char_size, hidden, 1, bidirectional=bidirectional
+    )
     total = 0
     for shape in shapes.values():
         size = 1
@@ -67,10 +69,12 @@ def recurrent_parameters(model, hidden: int, bidirectional: bool) -> int:
     return total
 
 
-def matched_hidden(model, bidirectional_hidden: int) -> int:
+def matched_hidden(architecture, bidirectional_hidden: int) -> int:
     """The one-way hidden size whose recurrent layer has (nearly) the parameters of the two-way one."""
-    target = recurrent_parameters(model, bidirectional_hidden, True)
-    return min(range(1, 4 * bidirectional_hidden), key=lambda h: abs(recurrent_parameters(model, h, False) - target))
+    target = recurrent_parameters(architecture, bidirectional_hidden, True)
+    return min(
+        range(1, 4 * bidirectional_hidden), key=lambda h: abs(recurrent_parameters(architecture, h, False) - target)
+    )
 
 
 def run(args) -> int:
@@ -90,8 +94,8 @@ def run(args) -> int:
         settings += QUICK["settings"]
         limit, seeds = {"train.max_steps": QUICK["steps"], "train.eval_every": 2}, QUICK["seeds"]
     base = {"data.train": files["train"], "data.validation": files["dev"], **limit}
-    model = new_config("ud-pos", settings, base).model
-    hidden = {True: BIDIRECTIONAL_HIDDEN, False: matched_hidden(model, BIDIRECTIONAL_HIDDEN)}
+    architecture = new_config("ud-pos", settings, base).model
+    hidden = {True: BIDIRECTIONAL_HIDDEN, False: matched_hidden(architecture, BIDIRECTIONAL_HIDDEN)}
     runs = []
     for bidirectional in (False, True):
         for seed in range(seeds):
@@ -109,7 +113,7 @@ def run(args) -> int:
                     "bidirectional": bidirectional,
                     "hidden_size": hidden[bidirectional],
                     "seed": seed,
-                    "recurrent_parameters": recurrent_parameters(model, hidden[bidirectional], bidirectional),
+                    "recurrent_parameters": recurrent_parameters(architecture, hidden[bidirectional], bidirectional),
                     "dev_accuracy": outcome["best"],
                     **{k: outcome[k] for k in ("epochs", "seconds", "parameters", "run")},
                 }
