@@ -6,6 +6,7 @@ own arguments and the deliberate differences are at the end."""
 
 import pytest
 import torch
+from common import OUR_CLASSES
 from compat import (
     CELLS,
     LAYERS,
@@ -19,6 +20,7 @@ from compat import (
 )
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from helpers import VARIANTS, variant_id
 from rnnkit import nn as rnn
 
 LAYER_ARGUMENTS = [
@@ -109,6 +111,10 @@ def _layer_forward_cases(name):
         ("unbatched", {"num_layers": 2}, (torch.randn(5, 3), state(2, 4))),
         ("unbatched, batch_first", {"batch_first": True, "bidirectional": True}, (torch.randn(5, 3),)),
         ("packed", {"bidirectional": True}, (packed, state(2, 2, 4))),
+        ("a sequence of length 0", {}, (torch.randn(0, 2, 3),)),
+        ("batch_first, a sequence of length 0", {"batch_first": True}, (torch.randn(2, 0, 3),)),
+        ("unbatched, a sequence of length 0", {}, (torch.randn(0, 3),)),
+        ("a batch of 0 sequences", {}, (torch.randn(5, 0, 3),)),
     ]
     if lstm:
         cases += [
@@ -140,6 +146,15 @@ def test_layer_forward_arguments(name, what, kwargs, inputs, engine):
     assert_same_outcome(ours, theirs, f"{name} {what}")
     if theirs.error is None:
         assert_same_tensors(ours.value, theirs.value, f"{name} {what}", exact=bit_exact(name, engine))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+@pytest.mark.parametrize("engine", ["fused", "equations"])
+def test_every_variant_refuses_a_sequence_of_length_0_as_torch_does(variant, engine):
+    kind, keywords = variant
+    layer = OUR_CLASSES[kind](3, 4, fused=engine == "fused", **keywords)
+    with pytest.raises(RuntimeError, match="^Expected sequence length to be larger than 0 in RNN$"):
+        layer(torch.randn(0, 2, 3))
 
 
 def _cell_forward_cases(name):

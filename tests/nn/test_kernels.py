@@ -180,15 +180,40 @@ def test_kernel_passes_gradcheck(variant):
     assert torch.autograd.gradcheck(function, (x, h0, c0, *weights), eps=1e-6, atol=1e-6)
 
 
-def test_double_backward_is_refused_with_a_clear_error():
-    layer = rnn.LSTM(2, 3, peephole=True, dtype=torch.float64)
-    x = torch.randn(4, 1, 2, dtype=torch.float64, requires_grad=True)
-    output, _ = layer(x)
-    with pytest.raises(RuntimeError, match="no double backward .* fused=False"):
-        torch.autograd.grad(output.sum(), x, create_graph=True)
-    equations = rnn.LSTM(2, 3, peephole=True, dtype=torch.float64, fused=False)
-    (gradient,) = torch.autograd.grad(equations(x)[0].sum(), x, create_graph=True)
-    gradient.sum().backward()  # the equations path has second derivatives
+@pytest.mark.parametrize("variant", ON_RNNKIT_KERNEL, ids=variant_id)
+def test_kernel_passes_gradgradcheck(variant):
+    """Second derivatives through the kernel (packed, bidirectional, with an initial state; the standard
+    GRU also stacked), as torch.nn's layers have them: every input and weight."""
+    kind, keywords = variant
+    torch.manual_seed(0)
+    num_layers = 2 if kind == "gru" and not keywords else 1
+    layer = OUR_CLASSES[kind](1, 2, num_layers=num_layers, bidirectional=True, dtype=torch.float64, **keywords)
+    names = [name for name, _ in layer.named_parameters()]
+    x = torch.randn(2, 2, 1, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2 * num_layers, 2, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2 * num_layers, 2, 2, dtype=torch.float64, requires_grad=True)
+
+    def function(x, h0, c0, *weights):
+        packed_input = pack_padded_sequence(x, torch.tensor([2, 1]))
+        state = (h0, c0) if kind == "lstm" else h0
+        output, final = torch.func.functional_call(layer, dict(zip(names, weights)), (packed_input, state))
+        return (output.data, *(final if isinstance(final, tuple) else (final,)))
+
+    weights = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
+    assert torch.autograd.gradgradcheck(function, (x, h0, c0, *weights), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ON_RNNKIT_KERNEL, ids=variant_id)
+def test_a_kernel_cell_passes_gradgradcheck(variant):
+    kind, keywords = variant
+    torch.manual_seed(0)
+    cell = getattr(rnn, {"rnn": "RNNCell", "lstm": "LSTMCell", "gru": "GRUCell"}[kind])(
+        2, 3, dtype=torch.float64, **keywords
+    )
+    x = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x, h, c: cell(x, (h, c) if kind == "lstm" else h), (x, h, c))
 
 
 def test_the_kernel_is_what_runs_by_default(monkeypatch):

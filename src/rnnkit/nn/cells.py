@@ -76,12 +76,13 @@ class RecurrentCell(HasTorchTwin, nn.RNNCellBase):
         else:
             self._check_shapes(x, states)
             p = {name: getattr(self, name, None) for name in CELL_WEIGHT_NAMES}  # reparametrised ones too
-            xw = nn.functional.linear(x, p["weight_ih"], p["bias_ih"])  # (B, G*H)
             if kernel is not None:
                 sizes = torch.tensor([x.shape[0]], dtype=torch.int64)  # one step of batch B
-                new = kernels.run_direction(kernel, self.spec, xw, sizes, False, states, p)[1]
+                new = kernels.run_direction(kernel, self.spec, x, sizes, False, states, p)[1]
             else:
-                new = cell_step(self.spec, xw, states, p)
+                new = cell_step(
+                    self.spec, nn.functional.linear(x, p["weight_ih"], p["bias_ih"]), states, p
+                )  # xw (B, GH)
         if not batched:
             new = tuple(s.squeeze(0) for s in new)
         return new if self.spec.has_cell_state else new[0]

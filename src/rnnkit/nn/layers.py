@@ -160,6 +160,8 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         else:
             hx = self.permute_hidden(hx, sorted_indices)  # the state follows the packed (sorted) order
         self.check_forward_args(input, hx, batch_sizes)
+        if batch_sizes is None and input.shape[1 if self.batch_first else 0] == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")  # torch's kernels' check
         run = self._run_fused if self.fused and self._trace is None else self._run_equations
         output, hidden = run(input, batch_sizes, hx)
         if self._trace is not None:
@@ -232,8 +234,7 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         def direction(rows: Tensor, initial: tuple[Tensor, ...], p: dict, reverse: bool, suffix: str):
             if p["bias_hh"] is not None and self.spec.kind != "gru":  # b_hh only adds to the pre-activation
                 p = {**p, "bias_ih": p["bias_ih"] + p["bias_hh"], "bias_hh": None}
-            xw = nn.functional.linear(rows, p["weight_ih"], p["bias_ih"])  # (N, G*H), every step at once
-            return kernels.run_direction(kernel, self.spec, xw, sizes, reverse, initial, p)
+            return kernels.run_direction(kernel, self.spec, rows, sizes, reverse, initial, p)
 
         rows, final_state = self._stack_layers(rows, state, direction)  # (N, D*H)
         if batch_sizes is None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnkit.nn.steps import cell_step
 from rnnkit.spec import CellSpec
 
 SOURCE = Path(__file__).with_name("recurrence_cpu.cpp")
@@ -171,45 +172,99 @@ def layout(spec: CellSpec) -> tuple[int, ...]:
 
 
 class FusedRecurrence(torch.autograd.Function):
-    """One direction of one layer over packed rows: xw (N, GH) is the input projection W_ih x + b_ih of
-    every step; returns the output (N, H) and the final h (B, H), and c (B, H) for an LSTM."""
+    """One direction of one layer over packed rows x (N, I): the input projection xw = W_ih x + b_ih
+    (N, GH) of every step, then the kernel's recurrence; returns the output (N, H) and the final h
+    (B, H), and c (B, H) for an LSTM.
+
+    The projection is inside so that its inputs, which its own backward would keep anyway, are what a
+    second derivative recomputes from: the first-order backward is the kernel's plus the projection's
+    three products, and keeps nothing more. A backward asked to build a graph (create_graph=True, a
+    double backward) recomputes the direction through the equations (`packed_equations`) and
+    differentiates that, so every variant has torch.nn's full contract whatever kernel runs it."""
 
     @staticmethod
-    def forward(ctx, kernel, cell_layout, batch_sizes, reverse, xw, h0, c0, w_hh, b_hh, w_ch):
+    def forward(ctx, kernel, spec, batch_sizes, reverse, x, w_ih, b_ih, h0, c0, w_hh, b_hh, w_ch):
+        xw = torch.nn.functional.linear(x, w_ih, b_ih)  # (N, GH), every step at once
         save = any(ctx.needs_input_grad)  # False under no_grad: nothing is kept for a backward
-        result = kernel.forward(cell_layout, xw, h0, c0, w_hh, b_hh, w_ch, batch_sizes, reverse, save)
+        result = kernel.forward(layout(spec), xw, h0, c0, w_hh, b_hh, w_ch, batch_sizes, reverse, save)
         output, h_n, c_n = result[:3]
-        ctx.kernel, ctx.cell_layout, ctx.reverse, ctx.has_bias = kernel, cell_layout, reverse, b_hh is not None
-        ctx.lstm = c0 is not None
+        ctx.kernel, ctx.spec, ctx.reverse = kernel, spec, reverse
+        ctx.has_bias, ctx.lstm = b_hh is not None, c0 is not None
         if save:
-            ctx.save_for_backward(batch_sizes, w_hh, w_ch, *result[3:])
+            ctx.save_for_backward(batch_sizes, x, w_ih, b_ih, h0, c0, w_hh, b_hh, w_ch, *result[3:])
         return (output, h_n, c_n) if ctx.lstm else (output, h_n)
 
     @staticmethod
     def backward(ctx, d_output, dh_n, dc_n=None):
-        if torch.is_grad_enabled():  # create_graph=True: a second derivative is asked for
-            raise RuntimeError(
-                "rnnkit's fused recurrence kernel has no double backward (create_graph=True); "
-                "build the layer with fused=False for higher-order gradients"
-            )
-        batch_sizes, w_hh, w_ch, *saved = ctx.saved_tensors
+        batch_sizes, x, w_ih, b_ih, h0, c0, w_hh, b_hh, w_ch, *saved = ctx.saved_tensors
+        inputs = (x, w_ih, b_ih, h0, c0, w_hh, b_hh, w_ch)
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must itself be differentiable
+            gradients = _equations_backward(ctx, batch_sizes, inputs, (d_output, dh_n, dc_n))
+            return None, None, None, None, *gradients
         dxw, dh0, dc0, dw_hh, db_hh, dw_ch = ctx.kernel.backward(
-            ctx.cell_layout, d_output, dh_n, dc_n, w_hh, ctx.has_bias, w_ch, batch_sizes, ctx.reverse, saved
+            layout(ctx.spec), d_output, dh_n, dc_n, w_hh, ctx.has_bias, w_ch, batch_sizes, ctx.reverse, saved
         )
-        return None, None, None, None, dxw, dh0, dc0, dw_hh, db_hh, dw_ch
+        needs = ctx.needs_input_grad
+        dx = dxw.mm(w_ih) if needs[4] else None  # (N, I)
+        dw_ih = dxw.t().mm(x) if needs[5] else None  # (GH, I)
+        db_ih = dxw.sum(0) if b_ih is not None and needs[6] else None  # (GH,)
+        return None, None, None, None, dx, dw_ih, db_ih, dh0, dc0, dw_hh, db_hh, dw_ch
+
+
+def _equations_backward(ctx, batch_sizes: Tensor, inputs: tuple, upstream: tuple) -> list:
+    """The gradients of every input, as a graph: the direction recomputed through the equations from the
+    saved inputs and differentiated by autograd (with create_graph, so a third derivative works too)."""
+    x, w_ih, b_ih, h0, c0, w_hh, b_hh, w_ch = inputs
+    with torch.enable_grad():
+        p = {"weight_ih": w_ih, "bias_ih": b_ih, "weight_hh": w_hh, "bias_hh": b_hh, "weight_ch": w_ch}
+        state = (h0, c0) if ctx.lstm else (h0,)
+        output, final = packed_equations(ctx.spec, x, batch_sizes, ctx.reverse, state, p)
+        results = (output, *final)
+        wanted = [t for t, needed in zip(inputs, ctx.needs_input_grad[4:]) if needed and t is not None]
+        found = iter(
+            torch.autograd.grad(results, wanted, upstream[: len(results)], create_graph=True, allow_unused=True)
+        )
+    return [next(found) if needed and t is not None else None for t, needed in zip(inputs, ctx.needs_input_grad[4:])]
+
+
+def packed_equations(
+    spec: CellSpec, x: Tensor, batch_sizes: Tensor, reverse: bool, state: tuple[Tensor, ...], p: dict
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction over packed rows x (N, I) step by step through the equations (rnnkit.nn.steps): what
+    the kernel computes, as differentiable torch operations. The rows of step t are the first
+    batch_sizes[t] sequences; the reverse direction starts each sequence at its own last step."""
+    xw = torch.nn.functional.linear(x, p["weight_ih"], p["bias_ih"])  # (N, GH)
+    sizes = batch_sizes.tolist()
+    starts = [0]
+    for size in sizes[:-1]:
+        starts.append(starts[-1] + size)
+    outputs: list[Tensor | None] = [None] * len(sizes)
+    if not reverse:
+        current = state
+        for t, (start, size) in enumerate(zip(starts, sizes)):
+            new = cell_step(spec, xw[start : start + size], tuple(s[:size] for s in current), p)
+            current = tuple(torch.cat([n, s[size:]]) for n, s in zip(new, current))  # ended sequences keep theirs
+            outputs[t] = new[0]
+    else:
+        current = tuple(s[: sizes[-1]] for s in state)
+        for t in reversed(range(len(sizes))):
+            start, size = starts[t], sizes[t]
+            current = tuple(torch.cat([c, s[c.shape[0] : size]]) for c, s in zip(current, state))  # new ones begin
+            current = cell_step(spec, xw[start : start + size], current, p)
+            outputs[t] = current[0]
+    return torch.cat(outputs), current
 
 
 def run_direction(
-    kernel, spec: CellSpec, xw: Tensor, batch_sizes: Tensor, reverse: bool, state: tuple[Tensor, ...], p: dict
+    kernel, spec: CellSpec, x: Tensor, batch_sizes: Tensor, reverse: bool, state: tuple[Tensor, ...], p: dict
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """The output (N, H) and final state of one direction, from its input projection xw (N, GH). With no
-    gradient to record (sampling, evaluation) the kernel is called directly and keeps nothing for a backward."""
+    """The output (N, H) and final state of one direction over packed rows x (N, I). With no gradient to
+    record (sampling, evaluation) the kernel is called directly and keeps nothing for a backward."""
     c0 = state[1] if spec.has_cell_state else None
-    tensors = (xw, state[0], c0, p["weight_hh"], p["bias_hh"], p["weight_ch"])
+    tensors = (x, p["weight_ih"], p["bias_ih"], state[0], c0, p["weight_hh"], p["bias_hh"], p["weight_ch"])
     if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors):
-        output, h_n, c_n = kernel.forward(layout(spec), *tensors, batch_sizes, reverse, False)[:3]
+        xw = torch.nn.functional.linear(x, p["weight_ih"], p["bias_ih"])  # (N, GH)
+        output, h_n, c_n = kernel.forward(layout(spec), xw, *tensors[3:], batch_sizes, reverse, False)[:3]
         return output, (h_n, c_n) if spec.has_cell_state else (h_n,)
-    result = FusedRecurrence.apply(
-        kernel, layout(spec), batch_sizes, reverse, xw, state[0], c0, p["weight_hh"], p["bias_hh"], p["weight_ch"]
-    )
+    result = FusedRecurrence.apply(kernel, spec, batch_sizes, reverse, *tensors)
     return result[0], tuple(result[1:])
