@@ -1,11 +1,12 @@
 """Every bad input: one line on stderr, exit code 2, no traceback, nothing saved damaged."""
 
+import json
 import pickle
 
 import pytest
 
 from cli_helpers import assert_usage_error, run_main, run_rnnkit, tiny_flags
-from rnnkit.rundir import MODEL_WEIGHTS, RunDirectory
+from rnnkit.rundir import MODEL_WEIGHTS, VOCABULARY, RunDirectory
 
 
 def train_argv(tmp_path, corpus, *more):
@@ -53,6 +54,10 @@ def test_missing_corpus_and_validation_file(tmp_path, capsys, trained):
         ),
         ("model.hidden_size=big", ["model.hidden_size: cannot read 'big' as an integer"]),
         ("train.max_time=true", ["train.max_time: expected a number, got True"]),
+        # extreme but finite values: a range check, or a clean line, never a traceback
+        ("optim.lr=1e30", ["optim.lr: expected a number in (0, 100], got 1e+30"]),
+        ("model.hidden_size=1000000000", ["the model is too large to build"]),
+        ("model.embedding_size=1000000000000", ["the model is too large:", "parameters need about"]),
     ],
 )
 def test_bad_set(tmp_path, capsys, trained, setting, fragments):
@@ -116,10 +121,25 @@ def test_damaged_weights(capsys, run_copy, how, fragment, command):
         (["--length", "-1"], ["--length must be 0 or more"]),
         (["--prime", "Zebra€"], ["not in the vocabulary", "'€' (U+20AC)", "--skip-unknown"]),
         (["--temperature", "hot"], ["invalid float value: 'hot'"]),
+        (["--beam", "3", "--length-penalty", "1000"], ["--length-penalty must be a number in [-10, 10], got 1000"]),
+        (["--beam", "3", "--length-penalty=-1e308"], ["--length-penalty must be a number in [-10, 10], got -1e+308"]),
+        (["--beam", "3", "--length-penalty", "nan"], ["--length-penalty must be a number in [-10, 10]"]),
     ],
 )
 def test_bad_sample_options(capsys, trained, options, fragments):
     assert_usage_error(capsys, ["sample", str(trained[0]), *options], *fragments)
+
+
+def test_a_beam_wider_than_the_vocabulary_is_the_vocabulary(capsys, trained):
+    assert run_main(["sample", str(trained[0]), "--beam", "1000000", "--length", "2", "--prime", "a"]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    vocabulary = len(json.loads((trained[0] / VOCABULARY).read_text())["tokens"])
+    assert 1 < len(results) <= vocabulary
+
+
+def test_a_beam_too_large_for_the_memory_is_refused_before_decoding(capsys, trained, monkeypatch):
+    monkeypatch.setattr("rnnkit.device.physical_memory_bytes", lambda: 1000)
+    assert_usage_error(capsys, ["sample", str(trained[0]), "--beam", "50"], "--beam", "tokens needs about", "GiB")
 
 
 def test_skip_unknown_drops_prime_characters(capsys, trained):

@@ -59,13 +59,21 @@ def test_utf16_corpus_and_bom_preset(capsys, tmp_path):
     ],
 )
 @pytest.mark.parametrize("command", [["eval"], ["sample", "--engine", "numpy"], ["train", "--resume"]])
-def test_a_damaged_vocabulary(capsys, run_copy, damage, fragments, command):
+@pytest.mark.parametrize("fingerprinted", [True, False], ids=["checkpoint", "older checkpoint"])
+def test_a_damaged_vocabulary(capsys, run_copy, damage, fragments, command, fingerprinted):
+    """A checkpoint fingerprints the run's files, so an edit is named as such; a checkpoint written before
+    fingerprints existed meets the vocabulary's own checks."""
+    if not fingerprinted:
+        state = RunDirectory(run_copy).latest_checkpoint() / "trainer.json"
+        state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "files"}))
+        (RunDirectory(run_copy).checkpoints_path / "best").unlink(missing_ok=True)
     vocabulary = json.loads((run_copy / VOCABULARY).read_text())
     damage(vocabulary)
     (run_copy / VOCABULARY).write_text(json.dumps(vocabulary))
     before = snapshot(run_copy)
     argv = [*command[:1], str(run_copy), *command[1:]] if command[0] != "train" else [*command, str(run_copy)]
-    assert_usage_error(capsys, argv, VOCABULARY, *fragments)
+    expected = fragments if not fingerprinted else ["changed after", "was saved"]
+    assert_usage_error(capsys, argv, VOCABULARY, *expected)
     assert snapshot(run_copy) == before
 
 

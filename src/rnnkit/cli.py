@@ -253,7 +253,7 @@ def train(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """sample, eval, predict or score: the run's task's handler, given the values of its options. An option
     that only other tasks take is refused when given."""
-    from rnnkit.runs import open_run_for
+    from rnnkit.runs import open_run_for, read_checkpoint
 
     run = open_run_for(args.command, args.run)
     options = {}
@@ -265,7 +265,8 @@ def run_command(args: argparse.Namespace) -> int:
             owners = " and ".join(task.summary for task in tasks)
             name = action.option_strings[0] if action.option_strings else action.metavar
             raise UsageError(f"{name} applies to {owners} runs; {args.run} is a {run.task.summary} run")
-    run.task.commands[args.command](run, run.directory.checkpoint(args.checkpoint), options, sys.stdout)
+    command = run.task.commands[args.command]
+    read_checkpoint(run, args.checkpoint, lambda checkpoint: command(run, checkpoint, options, sys.stdout))
     return 0
 
 

@@ -38,6 +38,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "nt-asgd")
 SCHEDULES = ("constant", "cosine", "plateau")
 CLIPPING = ("norm", "value", "none")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_LR = 100.0  # SGD at lr 30 (AWD-LSTM) is the largest in use; far above, every step diverges
+MAX_LAYERS = 1000  # stacked recurrent layers (each is a module to build before the size check can run)
 MAX_SEED = 2**63  # seeds are 0 <= seed < 2^63: what torch, numpy and Python all accept
 MAX_THREADS = 4 * (os.cpu_count() or 1)  # more only waits on itself (and thousands crash OpenMP)
 
@@ -89,13 +91,19 @@ class CellSettings(Section):
     peephole: bool = False  # lstm
     gates: str = "ifo"  # lstm
     coupled: bool = False  # lstm
-    forget_bias: float = 0.0  # lstm
+    forget_bias: float = 0.0  # lstm; in [-100, 100]
     reset: str = "after"  # gru
     reset_gate: bool = True  # gru
 
     def __post_init__(self) -> None:
         super().__post_init__()
         choice(f"{self.name}.cell", self.cell, ("rnn", "lstm", "gru"))
+        require(
+            -100 <= self.forget_bias <= 100,
+            f"{self.name}.forget_bias",
+            "expected a number in [-100, 100]",
+            self.forget_bias,
+        )
         try:
             spec = self.cell_spec()
         except ValueError as error:
@@ -127,7 +135,7 @@ class SequenceModelSettings(CellSettings):
 
     embedding_size: int = 64
     hidden_size: int = 256
-    num_layers: int = 1
+    num_layers: int = 1  # at most MAX_LAYERS
     dropout: float = 0.0  # between recurrent layers and on the last layer's output (training only)
     embedding_dropout: float = 0.0  # on the embedded input tokens
 
@@ -135,6 +143,7 @@ class SequenceModelSettings(CellSettings):
         super().__post_init__()
         for key in ("embedding_size", "hidden_size", "num_layers"):
             require(getattr(self, key) >= 1, f"model.{key}", "expected a positive integer", getattr(self, key))
+        require(self.num_layers <= MAX_LAYERS, "model.num_layers", f"expected 1 to {MAX_LAYERS}", self.num_layers)
         for key in ("dropout", "embedding_dropout"):
             require(0 <= getattr(self, key) < 1, f"model.{key}", "expected a probability in [0, 1)", getattr(self, key))
 
@@ -150,9 +159,11 @@ class LabelledDataSettings(Section):
     lowercase: bool = False  # words are looked up lowercased
     min_count: int = 1  # a word seen fewer times in training is <unk>
     max_vocabulary: int = 0  # at most this many words, <pad> and <unk> included; 0: no limit
+    max_length: int = 1000  # words of a sentence: a classifier truncates a longer one, a tagger splits it
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(1 <= self.max_length <= 1_000_000, "data.max_length", "expected 1 to 1000000 words", self.max_length)
         require(
             0 < self.train_fraction < 1, "data.train_fraction", "expected a fraction in (0, 1)", self.train_fraction
         )
@@ -169,7 +180,7 @@ class LabelledDataSettings(Section):
 class OptimConfig(Section):
     name: ClassVar[str] = "optim"
     optimizer: str = "adam"  # adam, adamw, sgd, adagrad, rmsprop
-    lr: float = 2e-3
+    lr: float = 2e-3  # in (0, 100]
     weight_decay: float = 0.0
     momentum: float = 0.0  # sgd and rmsprop
     beta1: float = 0.9  # adam, adamw
@@ -190,7 +201,7 @@ class OptimConfig(Section):
         choice("optim.optimizer", self.optimizer, OPTIMIZERS)
         choice("optim.schedule", self.schedule, SCHEDULES)
         choice("optim.clip", self.clip, CLIPPING)
-        require(self.lr > 0, "optim.lr", "expected a positive number", self.lr)
+        require(0 < self.lr <= MAX_LR, "optim.lr", f"expected a number in (0, {MAX_LR:g}]", self.lr)
         for key in ("beta1", "beta2"):
             require(0 <= getattr(self, key) < 1, f"optim.{key}", "expected a number in [0, 1)", getattr(self, key))
         require(self.eps > 0, "optim.eps", "expected a positive number", self.eps)

@@ -15,6 +15,7 @@ import numpy as np
 
 from rnnkit.data.tokenizers import stream_text
 from rnnkit.data.vocabulary import Vocabulary, describe_tokens
+from rnnkit.device import check_memory
 from rnnkit.errors import UsageError
 
 FEED_WINDOW = 256  # a long prime is fed this many tokens at a time, the state carried: memory stays bounded
@@ -112,6 +113,7 @@ def beam_search(
         return logp / size**length_penalty if size else logp
 
     logits, state = feed(step, context)
+    check_memory(16 * width * len(logits), f"--beam {width} over {len(logits):,} tokens needs")
     live = [([], 0.0, logits, state)]  # (ids, logp, next-token scores, state)
     finished: list[tuple[list[int], float]] = []
     for _ in range(length):

@@ -151,7 +151,10 @@ class MetricsLog:
             raise UsageError(f"cannot write {path}: {error.strerror}") from None
 
     def write(self, record: dict) -> None:
+        """Append the record; a NaN or infinite number in it (a diverged loss, an overflowing perplexity) is
+        written as null, since JSON has neither."""
         check_record(record)
+        record = {name: finite_or_none(value) if isinstance(value, float) else value for name, value in record.items()}
         try:
             self.file.write(json.dumps(record, allow_nan=False) + "\n")
             self.file.flush()

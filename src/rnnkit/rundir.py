@@ -24,8 +24,12 @@ imports the one the caller asks for.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
+import io
 import json
+import math
 import os
 import re
 import struct
@@ -45,6 +49,7 @@ BEST = "best"
 MODEL_WEIGHTS = "model.safetensors"
 TRAINER_TENSORS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"
+TRAINER_STATE_FORMAT = "rnnkit-trainer-state"
 CHECKPOINT_NAME = re.compile(r"step-\d+(\.\d+)?")  # step-00001200, or step-00001200.2 for a second save
 
 PICKLE_MAGIC = b"\x80"  # protocol 2 and later start with PROTO (0x80) and the protocol number
@@ -170,6 +175,20 @@ class RunLock:
             self.descriptor = None
 
 
+RUN_RECORDS = (CONFIG, LOCK, METRICS, SAMPLES, CHECKPOINTS)  # every other file at a run's top level is its task's
+
+
+def fingerprints(path: Path) -> dict[str, str]:
+    """The SHA-256 of each of the task's own files at the top of a run directory (vocabulary, label sets,
+    a BPE tokenizer): the files that give ids their meaning. Every checkpoint records them, and reading
+    the checkpoint checks them."""
+    return {
+        entry.name: hashlib.sha256(entry.read_bytes()).hexdigest()
+        for entry in sorted(Path(path).iterdir())
+        if entry.name not in RUN_RECORDS and not entry.name.startswith(".") and entry.is_file()
+    }
+
+
 def enclosing_run(path: Path) -> Path | None:
     """The run directory that contains `path` (not `path` itself), if any."""
     for parent in path.parents:
@@ -193,6 +212,30 @@ def looks_like_pickle(start: bytes) -> bool:
     return start.startswith(ZIP_MAGIC) or (start[:1] == PICKLE_MAGIC and start[1:2] in b"\x02\x03\x04\x05")
 
 
+_pinned: dict[Path, bytes] = {}  # the files of the checkpoints being read (pin_checkpoint), by path
+
+
+@contextlib.contextmanager
+def pin_checkpoint(checkpoint: Path):
+    """Within the block, the checkpoint's weights and trainer state are read from a copy in memory taken
+    on entry: a training process may replace and prune the checkpoint meanwhile, and the reader still
+    sees it whole. (A checkpoint pruned before entry reads as missing; the caller resolves again.)"""
+    files = {}
+    for name in (MODEL_WEIGHTS, TRAINER_STATE):
+        try:
+            files[checkpoint / name] = (checkpoint / name).read_bytes()
+        except FileNotFoundError:
+            continue  # reported by the reader that needs it (a shipped model has no trainer state)
+        except OSError as error:
+            raise UsageError(path_problem(checkpoint / name, error)) from None
+    _pinned.update(files)
+    try:
+        yield checkpoint
+    finally:
+        for path in files:
+            _pinned.pop(path, None)
+
+
 def check_safetensors_file(path: Path | str) -> None:
     """UsageError unless the file is a whole safetensors file; it is only inspected, never unpickled.
 
@@ -200,10 +243,11 @@ def check_safetensors_file(path: Path | str) -> None:
     data_offsets), then the data, which must end exactly where the largest offset says.
     """
     path = Path(path)
-    if not path.is_file():
+    pinned = _pinned.get(path)
+    if pinned is None and not path.is_file():
         raise UsageError(f"{path}: no such weights file")
-    size = path.stat().st_size
-    with path.open("rb") as file:
+    size = len(pinned) if pinned is not None else path.stat().st_size
+    with io.BytesIO(pinned) if pinned is not None else path.open("rb") as file:
         start = file.read(9)
         header_length = struct.unpack("<Q", start[:8])[0] if len(start) == 9 else -1
         if not (0 < header_length <= min(MAX_HEADER_BYTES, size - 8) and start[8:9] == b"{"):
@@ -224,6 +268,77 @@ def check_safetensors_file(path: Path | str) -> None:
         raise UsageError(f"{path}: truncated or corrupt weights file ({size} bytes, the header describes {expected})")
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# trainer.json: each field, a test of its value, and what the value should be.
+TRAINER_FIELDS = {
+    "step": (_is_count, "an integer >= 0"),
+    "tokens": (_is_count, "an integer >= 0"),
+    "elapsed_seconds": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "lr_scale": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    "rollbacks": (_is_count, "an integer >= 0"),
+    "data_position": (lambda v: isinstance(v, dict), "a table"),
+    "schedule": (
+        lambda v: (
+            isinstance(v, dict)
+            and _is_number(v.get("plateau_factor"))
+            and v["plateau_factor"] > 0
+            and (v.get("best_loss") is None or _is_number(v.get("best_loss")))
+            and _is_count(v.get("evaluations_without_improvement"))
+        ),
+        "a table of plateau_factor (> 0), best_loss and evaluations_without_improvement",
+    ),
+    "optimizer": (
+        lambda v: (
+            isinstance(v, dict) and isinstance(v.get("param_groups"), list) and isinstance(v.get("scalars"), dict)
+        ),
+        "a table of param_groups and scalars",
+    ),
+    "random": (
+        lambda v: isinstance(v, dict) and isinstance(v.get("numpy"), dict) and isinstance(v.get("python"), dict),
+        "a table of numpy and python generator states",
+    ),
+    "config": (lambda v: isinstance(v, dict), "a table"),
+}
+OPTIONAL_TRAINER_FIELDS = {  # absent from checkpoints written before best checkpoints existed
+    "best": (
+        lambda v: v is None or (isinstance(v, dict) and _is_number(v.get("value")) and _is_count(v.get("step"))),
+        "null or a table of value and step",
+    ),
+    "evaluations_since_best": (_is_count, "an integer >= 0"),
+    "files": (  # absent from checkpoints written before the task's files were fingerprinted
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(h, str) for k, h in v.items()),
+        "a table of file names and their SHA-256",
+    ),
+}
+
+
+def read_trainer_state(directory: Path) -> dict:
+    """A checkpoint's trainer.json, every field checked before anything uses it."""
+    path = directory / TRAINER_STATE
+    try:
+        state = json.loads(_pinned[path].decode("utf-8") if path in _pinned else path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: unreadable trainer state ({error})") from None
+    if not isinstance(state, dict) or state.get("format") != TRAINER_STATE_FORMAT:
+        raise UsageError(f"{path}: not an rnnkit trainer state")
+    for fields, required in ((TRAINER_FIELDS, True), (OPTIONAL_TRAINER_FIELDS, False)):
+        for name, (valid, expected) in fields.items():
+            if name not in state and not required:
+                continue
+            if name not in state:
+                raise UsageError(f"{path}: the field {name!r} is missing")
+            if not valid(state[name]):
+                raise UsageError(f"{path}: {name} must be {expected}, got {json.dumps(state[name])[:80]}")
+    return state
+
+
 FRAMEWORKS = ("numpy", "pt")  # what a tensor file is read as: NumPy arrays, or torch tensors
 SHOWN_PROBLEMS = 3  # how many mismatched tensors an error message names before "and N more"
 
@@ -232,12 +347,13 @@ def read_tensor_file(path: Path | str, framework: str = "numpy") -> dict:
     """A safetensors file's tensors as NumPy arrays (read without torch) or, with framework "pt", as
     torch tensors; checked whole first, never unpickled."""
     check_safetensors_file(path)
+    pinned = _pinned.get(Path(path))
     try:
         if framework == "pt":
-            from safetensors.torch import load_file
+            from safetensors.torch import load, load_file
         else:
-            from safetensors.numpy import load_file
-        return load_file(str(path))
+            from safetensors.numpy import load, load_file
+        return load(pinned) if pinned is not None else load_file(str(path))
     except Exception as error:  # safetensors reports every malformation with its own exception type
         raise UsageError(f"{path}: corrupt tensor file ({error})") from None
 

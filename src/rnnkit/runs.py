@@ -17,9 +17,10 @@ import os
 import random
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from rnnkit.atomic import fsync_directory, make_directory, make_temporary_directory
 from rnnkit.config import (
@@ -37,7 +38,20 @@ from rnnkit.config import (
 )
 from rnnkit.errors import UsageError
 from rnnkit.pretrained import resolve_run_path
-from rnnkit.rundir import CONFIG, LATEST, RunDirectory, enclosing_run, new_run_path, path_problem
+from rnnkit.rundir import (
+    BEST,
+    CONFIG,
+    LATEST,
+    TRAINER_STATE,
+    RunDirectory,
+    describe_problems,
+    enclosing_run,
+    fingerprints,
+    new_run_path,
+    path_problem,
+    pin_checkpoint,
+    read_trainer_state,
+)
 from rnnkit.tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -60,6 +74,7 @@ RESUMABLE_KEYS = (
     "train.keep_every",
 )
 STAGING_PREFIX = ".rnnkit-staging-"
+T = TypeVar("T")
 TRAINING_COPIES = 4  # weights, gradients and two optimiser moments
 
 
@@ -199,17 +214,24 @@ def start_run(config: RunConfig, out: str | None, progress_stream: TextIO | None
     return trainer
 
 
-def check_unchanged(run: OpenedRun, config: RunConfig, checkpoint: Path, resumable: tuple[str, ...]) -> None:
-    """config.json may have been edited since the checkpoint was written: every key that the
-    checkpoint depends on must still have the value it was trained with."""
-    from rnnkit.train.checkpoint import read_trainer_state
+def resumable_keys(task: Task) -> tuple[str, ...]:
+    return RESUMABLE_KEYS + tuple(task.resumable_keys)
 
-    saved_record = run.task.upgrade_record(read_trainer_state(checkpoint)["config"])
+
+def check_checkpoint_matches(run: OpenedRun, config: RunConfig, checkpoint: Path) -> None:
+    """config.json and the task's files (vocabulary, labels, tags, ...) may have been edited since the
+    checkpoint was written: every config key the checkpoint depends on must still have the value it was
+    trained with, and every file the fingerprint it had. A checkpoint that keeps no trainer state (a
+    shipped model's) or no fingerprints (written by an older version) is checked as far as it can be."""
+    if not (checkpoint / TRAINER_STATE).exists() and checkpoint.is_dir():
+        return
+    state = read_trainer_state(checkpoint)
+    saved_record = run.task.upgrade_record(state["config"])
     try:
         saved = config_to_dict(config_from_dict(saved_record, run.task.config_class))
     except UsageError as error:
         raise UsageError(f"{checkpoint}: its config is not valid ({error})") from None
-    current = config_to_dict(config)
+    current, resumable = config_to_dict(config), resumable_keys(run.task)
     changed = [
         f"{section}.{key} ({saved[section][key]!r} -> {value!r})"
         for section, values in current.items()
@@ -220,8 +242,46 @@ def check_unchanged(run: OpenedRun, config: RunConfig, checkpoint: Path, resumab
     if changed:
         raise UsageError(
             f"{run.directory.config_path} was changed after {checkpoint.name} was saved: "
-            f"{', '.join(changed)}; restore it to resume, or start a new run"
+            f"{describe_problems(changed)}; restore it, or start a new run"
         )
+    if "files" in state:
+        files = fingerprints(run.path)
+        edited = sorted(
+            name for name in set(files) | set(state["files"]) if files.get(name) != state["files"].get(name)
+        )
+        if edited:
+            raise UsageError(
+                f"{run.path}: {describe_problems(edited)} changed after {checkpoint.name} was saved (they give the "
+                "model's ids their meaning); restore them, or start a new run"
+            )
+
+
+READ_ATTEMPTS = 5  # resolutions of `latest` or `best` tried while a training process prunes what they named
+
+
+def read_checkpoint(run: OpenedRun, which: str | None, read: Callable[[Path], T]) -> T:
+    """read(the checkpoint directory that `which` names: latest, best, a kept step-N, or None for best else
+    latest), once it is checked to match the run's config and files. A run may be training meanwhile:
+    when the checkpoint that `latest` or `best` named is pruned while it is read, the pointer is
+    resolved again, so a reader always ends with a complete checkpoint."""
+    for attempt in range(READ_ATTEMPTS):
+        checkpoint = run.directory.checkpoint(which)
+        try:
+            with pin_checkpoint(checkpoint):
+                check_checkpoint_matches(run, run.config, checkpoint)
+                return read(checkpoint)
+        except UsageError:
+            if which not in (None, LATEST, BEST) or attempt == READ_ATTEMPTS - 1 or not moved(run, which, checkpoint):
+                raise
+    raise AssertionError("unreachable")
+
+
+def moved(run: OpenedRun, which: str | None, checkpoint: Path) -> bool:
+    """Whether the pointer names another checkpoint now (the one read was replaced, and may be half pruned)."""
+    try:
+        return run.directory.checkpoint(which) != checkpoint
+    except UsageError:
+        return False
 
 
 def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: TextIO | None = None) -> Trainer:
@@ -238,7 +298,7 @@ def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: 
     run = open_run(path)
     lock = run.directory.lock()
     try:
-        resumable = RESUMABLE_KEYS + tuple(run.task.resumable_keys)
+        resumable = resumable_keys(run.task)
         refused = [key for key in overrides if key not in resumable]
         if refused:
             raise UsageError(
@@ -248,7 +308,7 @@ def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: 
         config = with_values(run.config, overrides)
         checkpoint = run.directory.pointed_checkpoint(LATEST)
         if checkpoint is not None:
-            check_unchanged(run, config, checkpoint, resumable)
+            check_checkpoint_matches(run, config, checkpoint)
         config, data = run.task.prepare(config, run.path)
         device = resolve_device(config.train.device)
         use_threads(config.train.threads)

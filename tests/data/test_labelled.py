@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnnkit.data.batching import LengthBatches
-from rnnkit.data.labelled import read_examples
+from rnnkit.data.labelled import parse_tree, read_examples, tree_examples
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary
 from rnnkit.errors import UsageError
 
@@ -130,3 +130,11 @@ def test_length_batches_group_similar_lengths_and_restore_exactly():
     restored.restore(position)
     assert [restored.next_batch().tolist() for _ in range(150)] == expected
     assert LengthBatches(lengths, 10, seed=4).next_batch().tolist() != first_epoch[0].tolist()
+
+
+def test_a_tree_nested_thousands_deep_parses_without_recursion():
+    depth = 5_000
+    tree = parse_tree("(3 " * depth + "(4 good) (1 bad)" + ")" * depth, "deep")
+    assert tree.leaves() == ["good", "bad"]
+    assert sum(1 for _ in tree.nodes()) == depth + 2
+    assert [example.tokens for example in tree_examples([tree], phrases=True)] == [("good", "bad"), ("good",), ("bad",)]

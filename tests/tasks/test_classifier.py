@@ -363,3 +363,14 @@ def test_a_negative_adversarial_step_is_refused(capsys, tmp_path):
         ],
         "model.adversarial",
     )
+
+
+def test_one_huge_training_line_is_truncated_to_data_max_length(tmp_path, capsys):
+    """A line of 200,000 words trains like any other: a step's memory is bounded by the batch settings."""
+    train, dev = tiny_files(tmp_path)
+    with train.open("a") as file:
+        file.write("1 " + " ".join(["good"] * 200_000) + "\n")
+    run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=12", "data.max_length=50")
+    start = next(record for record in read_metrics(run) if record["event"] == "start")
+    assert start["long_examples"] == {"count": 1, "max_length": 50, "action": "truncated to their first words"}
+    assert "1 training or validation sentences are longer than data.max_length = 50 words" in capsys.readouterr().err

@@ -230,3 +230,17 @@ def test_a_conllu_file_whose_token_lines_disagree_with_its_words(tagger_run, tmp
     one_line = TaggedSentence(["a", "b"], [None, None], [line.format(1)], first_line=7)
     with pytest.raises(UsageError, match="at line 7: 1 token lines for 2 words"):
         conllu_output(one_line, ["X", "Y"], "upos")
+
+
+def test_one_huge_training_sentence_is_split_by_data_max_length(tmp_path, capsys):
+    train, dev = tiny_files(tmp_path)
+    with train.open("a") as file:  # a sentence of 300,000 tokens
+        file.write("".join(f"{i + 1}\tword\t_\tNOUN\t_\t_\t_\t_\t_\t_\n" for i in range(300_000)) + "\n")
+    run = train_tiny_tagger(tmp_path / "run", train, dev, "train.max_steps=4")
+    start = next(record for record in read_metrics(run) if record["event"] == "start")
+    assert start["long_examples"] == {
+        "count": 1,
+        "max_length": 1000,
+        "action": "split into pieces of at most 1,000 words",
+    }
+    assert "longer than data.max_length = 1,000 words" in capsys.readouterr().err

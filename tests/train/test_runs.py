@@ -5,13 +5,15 @@ import io
 import json
 import os
 import shutil
+import signal
 
 import pytest
 
+from cli_helpers import assert_usage_error, rnnkit_process, run_main
 from language_model_helpers import read_metrics, tiny_config, train_tiny_run, write_tiny_corpus
 from rnnkit import runs
 from rnnkit.errors import UsageError
-from rnnkit.rundir import BEST, CONFIG, LATEST, LOCK, RunDirectory
+from rnnkit.rundir import BEST, CONFIG, LATEST, LOCK, VOCABULARY, RunDirectory
 from rnnkit.runs import STAGING_PREFIX, check_new_run_path, open_run, resume_run, start_run
 
 
@@ -201,3 +203,65 @@ def test_a_config_edited_after_training_is_refused_on_resume(tmp_path, edit, mes
     opened = open_run(run)  # evaluation has no trainer state to compare: the weights name what differs
     with pytest.raises(UsageError, match=r"rnn.weight_ih_l0 has shape \(64, 8\), the config makes \(48, 8\)"):
         opened.task.evaluate(opened, opened.directory.checkpoint(), None)
+
+
+@pytest.mark.parametrize(
+    "command", [["eval"], ["sample", "--length", "5"], ["sample", "--length", "5", "--engine", "numpy"], ["score"]]
+)
+def test_reading_commands_refuse_a_config_edited_after_training(tmp_path, capsys, command, monkeypatch):
+    corpus = write_tiny_corpus(tmp_path)
+    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=3")
+    record = json.loads((run / CONFIG).read_text())
+    record["data"]["window"] = 4
+    (run / CONFIG).write_text(json.dumps(record))
+    monkeypatch.setattr("sys.stdin", io.StringIO("First Citizen:\n"))
+    assert_usage_error(
+        capsys, [command[0], str(run), *command[1:]], "config.json was changed after", "data.window (8 -> 4)"
+    )
+    record["data"]["window"], record["sample"]["length"] = 8, 7  # what sampling may change, as a resume may
+    (run / CONFIG).write_text(json.dumps(record))
+    monkeypatch.setattr("sys.stdin", io.StringIO("First Citizen:\n"))
+    assert run_main([command[0], str(run), *command[1:]]) == 0
+
+
+def test_a_task_file_edited_after_training_is_refused(tmp_path, capsys):
+    corpus = write_tiny_corpus(tmp_path)
+    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=3")
+    vocabulary = json.loads((run / VOCABULARY).read_text())
+    vocabulary["tokens"][1], vocabulary["tokens"][2] = vocabulary["tokens"][2], vocabulary["tokens"][1]
+    (run / VOCABULARY).write_text(json.dumps(vocabulary))
+    for argv in (["sample", str(run), "--engine", "numpy"], ["eval", str(run)], ["train", "--resume", str(run)]):
+        assert_usage_error(capsys, argv, "vocabulary.json changed after step-00000003 was saved")
+
+
+def test_readers_of_latest_survive_a_training_run_that_prunes(tmp_path, capsys):
+    """eval --checkpoint latest, ten times while the run trains and replaces its checkpoints many times
+    a second: each read ends on a complete checkpoint."""
+    corpus = write_tiny_corpus(tmp_path)
+    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=2")
+    trainer = rnnkit_process(
+        "train",
+        "--resume",
+        str(run),
+        "--max-steps",
+        "100000",
+        "--max-time",
+        "60",
+        "--set",
+        "train.checkpoint_every=0.001",
+        "--set",
+        "train.log_every=1000",
+    )
+    try:
+        while (
+            len(list(RunDirectory(run).checkpoints_path.glob("step-*"))) < 1
+            or not read_metrics(run)[-1:]
+            or read_metrics(run)[-1]["event"] != "resume"
+        ):
+            assert trainer.poll() is None, trainer.stderr.read()
+        for _ in range(10):
+            assert run_main(["eval", str(run), "--checkpoint", "latest"]) == 0, capsys.readouterr().err
+            assert json.loads(capsys.readouterr().out)["tokens"] > 0
+    finally:
+        trainer.send_signal(signal.SIGINT)
+        trainer.communicate(timeout=60)

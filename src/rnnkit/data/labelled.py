@@ -14,6 +14,7 @@ escapes \\/ and \\* become / and *, and a leaf of several words (`(2 8 1\\/2)`) 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,24 +38,40 @@ class Tree:
     words: tuple[str, ...] = ()  # a leaf's words
 
     def leaves(self) -> list[str]:
-        return list(self.words) if self.words else [word for child in self.children for word in child.leaves()]
+        """The words under the node, left to right (iteratively: a tree may be thousands deep)."""
+        words, stack = [], [self]
+        while stack:
+            node = stack.pop()
+            words.extend(node.words)
+            stack.extend(reversed(node.children))
+        return words
 
     def nodes(self):
-        yield self
-        for child in self.children:
-            yield from child.nodes()
+        """Every node, parents before their children, left to right."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
 
 
 def parse_tree(text: str, where: str) -> Tree:
-    """A PTB-bracketed tree, `(label child ...)` or `(label word)`; UsageError saying where it breaks."""
+    """A PTB-bracketed tree, `(label child ...)` or `(label word)`; UsageError saying where it breaks.
+    Parsed with an explicit stack of open nodes, so any depth reads in bounded stack space."""
     tokens = text.replace("(", " ( ").replace(")", " ) ").split()
     position = 0
+    open_nodes: list[tuple[int, list[Tree]]] = []  # (label, children so far) of each node not yet closed
 
     def fail(problem: str):
         raise UsageError(f"{where}: not a tree: {problem} (at token {position + 1} of {len(tokens)})")
 
-    def node() -> Tree:
+    def closing() -> None:
         nonlocal position
+        if position >= len(tokens) or tokens[position] != ")":
+            fail("expected ')'")
+        position += 1
+
+    while True:
         if position >= len(tokens) or tokens[position] != "(":
             fail("expected '('")
         position += 1
@@ -68,22 +85,45 @@ def parse_tree(text: str, where: str) -> Tree:
                 words.append(unescape(tokens[position]))
                 position += 1
             tree = Tree(label, words=tuple(words))
+            closing()
+        elif position < len(tokens) and tokens[position] == "(":
+            open_nodes.append((label, []))
+            continue  # its first child
         else:
-            children = []
-            while position < len(tokens) and tokens[position] == "(":
-                children.append(node())
-            if not children:
-                fail("a node has neither a word nor children")
+            fail("a node has neither a word nor children")
+        while open_nodes:  # the finished node joins its parent, which closes unless a sibling follows
+            open_nodes[-1][1].append(tree)
+            if position < len(tokens) and tokens[position] == "(":
+                break
+            label, children = open_nodes.pop()
+            closing()
             tree = Tree(label, tuple(children))
-        if position >= len(tokens) or tokens[position] != ")":
-            fail("expected ')'")
-        position += 1
-        return tree
-
-    tree = node()
+        else:
+            break  # the root is finished
     if position != len(tokens):
         fail("text after the tree's closing ')'")
     return tree
+
+
+def truncate_examples(examples: list[Example], max_length: int) -> tuple[list[Example], int]:
+    """The examples with at most max_length words each (a longer one keeps its first words), and how many
+    were longer: what keeps one huge line from taking a training step's memory past the batch's."""
+    longer = sum(len(example.tokens) > max_length for example in examples)
+    if not longer:
+        return examples, 0
+    return [Example(example.tokens[:max_length], example.label) for example in examples], longer
+
+
+def long_examples_record(count: int, max_length: int, action: str) -> dict:
+    """What the start record says of the sentences longer than data.max_length (and, when there are any,
+    one line on stderr saying what was done to them)."""
+    if count:
+        print(
+            f"rnnkit: {count:,} training or validation sentences are longer than data.max_length = {max_length:,} "
+            f"words; they were {action}",
+            file=sys.stderr,
+        )
+    return {"long_examples": {"count": count, "max_length": max_length, "action": action}}
 
 
 def unescape(word: str) -> str:
@@ -110,9 +150,13 @@ def tree_examples(trees: list[Tree], phrases: bool) -> list[Example]:
     """Sentences (the roots) of the trees, or with phrases every node, under the SST-2 rule."""
     examples, seen = [], set()
     for tree in trees:
-        for node in tree.nodes() if phrases else [tree]:
+        nodes = list(tree.nodes()) if phrases else [tree]
+        words: dict[int, tuple[str, ...]] = {}  # each node's words, built from its children's (children first)
+        for node in reversed(nodes) if phrases else ():
+            words[id(node)] = node.words or tuple(word for child in node.children for word in words[id(child)])
+        for node in nodes:
             label = binary_label(node.label)
-            tokens = tuple(node.leaves())
+            tokens = words[id(node)] if phrases else tuple(node.leaves())
             if label is not None and tokens not in seen:
                 seen.add(tokens)
                 examples.append(Example(tokens, label))

@@ -33,6 +33,26 @@ class TaggedSentence:
     first_line: int = 0  # the line number of the block's first line
 
 
+def split_sentences(sentences: list[TaggedSentence], max_length: int) -> tuple[list[TaggedSentence], int]:
+    """The sentences with a longer one cut into consecutive pieces of at most max_length tokens (every
+    token keeps its tag), and how many were cut: for training and validation, where a piece is an
+    example like any sentence."""
+    longer = sum(len(sentence.tokens) > max_length for sentence in sentences)
+    if not longer:
+        return sentences, 0
+    pieces = []
+    for sentence in sentences:
+        for start in range(0, len(sentence.tokens), max_length):
+            pieces.append(
+                TaggedSentence(
+                    sentence.tokens[start : start + max_length],
+                    sentence.tags[start : start + max_length],
+                    first_line=sentence.first_line,
+                )
+            )
+    return pieces, longer
+
+
 def detect_format(path: Path, text: str) -> str:
     if path.suffix == ".conllu":
         return "conllu"

@@ -14,7 +14,6 @@ changes nothing a later step computes, which is what makes a resumed run bit-ide
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 from pathlib import Path
@@ -31,17 +30,17 @@ from rnnkit.atomic import (
     write_failure,
     write_text_atomically,
 )
-from rnnkit.errors import UsageError
 from rnnkit.rundir import (
     CHECKPOINT_NAME,
     MODEL_WEIGHTS,
     TRAINER_STATE,
+    TRAINER_STATE_FORMAT,
     TRAINER_TENSORS,
     read_model_weights,
     read_tensor_file,
+    read_trainer_state,
 )
 
-FORMAT = "rnnkit-trainer-state"
 TEMPORARY_PREFIX = ".tmp-"
 
 
@@ -62,7 +61,7 @@ def write_checkpoint(
     try:
         write_bytes_atomically(temporary / MODEL_WEIGHTS, save(cpu_copies(model_tensors)))
         write_bytes_atomically(temporary / TRAINER_TENSORS, save(cpu_copies(trainer_tensors)))
-        record = {"format": FORMAT, "version": 1, **trainer_state}
+        record = {"format": TRAINER_STATE_FORMAT, "version": 1, **trainer_state}
         write_text_atomically(temporary / TRAINER_STATE, json.dumps(record, indent=1, allow_nan=False))
         name, number = f"step-{step:08d}", 1
         while (checkpoints / name).exists():  # the same step saved twice: never touch the one `latest` names
@@ -91,73 +90,6 @@ def prune_checkpoints(checkpoints: Path, keep: set[str]) -> None:
         ours = CHECKPOINT_NAME.fullmatch(entry.name) or entry.name.startswith(TEMPORARY_PREFIX)
         if ours and entry.is_dir() and not entry.is_symlink() and entry.name not in keep:
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# trainer.json: each field, a test of its value, and what the value should be.
-TRAINER_FIELDS = {
-    "step": (_is_count, "an integer >= 0"),
-    "tokens": (_is_count, "an integer >= 0"),
-    "elapsed_seconds": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "lr_scale": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
-    "rollbacks": (_is_count, "an integer >= 0"),
-    "data_position": (lambda v: isinstance(v, dict), "a table"),
-    "schedule": (
-        lambda v: (
-            isinstance(v, dict)
-            and _is_number(v.get("plateau_factor"))
-            and v["plateau_factor"] > 0
-            and (v.get("best_loss") is None or _is_number(v.get("best_loss")))
-            and _is_count(v.get("evaluations_without_improvement"))
-        ),
-        "a table of plateau_factor (> 0), best_loss and evaluations_without_improvement",
-    ),
-    "optimizer": (
-        lambda v: (
-            isinstance(v, dict) and isinstance(v.get("param_groups"), list) and isinstance(v.get("scalars"), dict)
-        ),
-        "a table of param_groups and scalars",
-    ),
-    "random": (
-        lambda v: isinstance(v, dict) and isinstance(v.get("numpy"), dict) and isinstance(v.get("python"), dict),
-        "a table of numpy and python generator states",
-    ),
-    "config": (lambda v: isinstance(v, dict), "a table"),
-}
-OPTIONAL_TRAINER_FIELDS = {  # absent from checkpoints written before best checkpoints existed
-    "best": (
-        lambda v: v is None or (isinstance(v, dict) and _is_number(v.get("value")) and _is_count(v.get("step"))),
-        "null or a table of value and step",
-    ),
-    "evaluations_since_best": (_is_count, "an integer >= 0"),
-}
-
-
-def read_trainer_state(directory: Path) -> dict:
-    """A checkpoint's trainer.json, every field checked before anything uses it."""
-    path = directory / TRAINER_STATE
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: unreadable trainer state ({error})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UsageError(f"{path}: not an rnnkit trainer state")
-    for fields, required in ((TRAINER_FIELDS, True), (OPTIONAL_TRAINER_FIELDS, False)):
-        for name, (valid, expected) in fields.items():
-            if name not in state and not required:
-                continue
-            if name not in state:
-                raise UsageError(f"{path}: the field {name!r} is missing")
-            if not valid(state[name]):
-                raise UsageError(f"{path}: {name} must be {expected}, got {json.dumps(state[name])[:80]}")
-    return state
 
 
 def read_checkpoint(directory: Path, expected: dict[str, tuple[int, ...]]) -> tuple[dict, dict, dict]:

@@ -28,7 +28,7 @@ from torch import Tensor
 from rnnkit.config import RunConfig, config_to_dict
 from rnnkit.errors import UsageError
 from rnnkit.metrics_log import MetricsLog, finite_or_none
-from rnnkit.rundir import BEST, LATEST, RunDirectory
+from rnnkit.rundir import BEST, LATEST, RunDirectory, fingerprints
 from rnnkit.train.checkpoint import (
     capture_random_state,
     flatten_optimizer_state,
@@ -109,6 +109,7 @@ class Trainer:
         self.best: dict | None = None  # {"value", "step"} of the best validation metric so far
         self.evaluations_since_best = 0
         self.last_evaluation: int | None = None
+        self.files = fingerprints(run.path)  # the task's files (vocabulary, labels): fixed for the run's life
         self.lock = None  # the run's RunLock, held while this trainer may write the run; released by run()
 
     # Time, progress and limits ---------------------------------------------------------------
@@ -178,6 +179,7 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "data_position": self.training.data_position(),
             "schedule": self.schedule.state_dict(),
+            "files": self.files,
             "best": self.best,
             "evaluations_since_best": self.evaluations_since_best,
             "optimizer": optimizer_record,

@@ -20,7 +20,7 @@ class ModelConfig(SequenceModelSettings):
     word_dropout: float = 0.0  # in training, a word becomes <unk> with this probability
     embeddings_file: str = ""  # pretrained word vectors (GloVe or word2vec text format); empty: none
     freeze_embeddings: bool = False  # keep the embeddings as initialised
-    embedding_init_scale: float = 0.0  # >0: embeddings start uniform in ±scale; 0: torch's normal N(0, 1)
+    embedding_init_scale: float = 0.0  # in (0, 10]: embeddings start uniform in ±scale; 0: torch's normal N(0, 1)
     adversarial: float = 0.0  # >0: also train on embeddings moved this far (L2, per sentence) up the loss gradient
 
     def __post_init__(self) -> None:
@@ -29,9 +29,9 @@ class ModelConfig(SequenceModelSettings):
         require(self.adversarial >= 0, "model.adversarial", "expected 0 or a positive number", self.adversarial)
         require(0 <= self.word_dropout < 1, "model.word_dropout", "expected a probability in [0, 1)", self.word_dropout)
         require(
-            self.embedding_init_scale >= 0,
+            0 <= self.embedding_init_scale <= 10,
             "model.embedding_init_scale",
-            "expected 0 or a positive number",
+            "expected 0 or a scale up to 10",
             self.embedding_init_scale,
         )
 

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from rnnkit.data.labelled import Example, read_examples
+from rnnkit.data.labelled import Example, long_examples_record, read_examples, truncate_examples
 from rnnkit.data.labels import load_labels, save_labels
 from rnnkit.data.text import with_absolute_paths
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary, describe_tokens
@@ -42,6 +42,7 @@ class ClassifierData:
     validation: Encoded | None
     vectors: dict[int, np.ndarray] | None = None  # pretrained vectors of a new run, by token id
     vector_lines: int = 0
+    long_examples: dict = field(default_factory=dict)  # the start record's word on sentences over data.max_length
 
 
 def load_vocabulary(path: Path) -> Vocabulary:
@@ -82,6 +83,8 @@ def prepare(config: ClassifierConfig, run_path: Path | None) -> tuple[Classifier
     validation = read_examples(data.validation, data.format, False, data.lowercase)[0] if data.validation else held_out
     if not validation:
         raise UsageError(f"{data.train}: too few sentences to hold out a validation part; give one with --val FILE")
+    train, long_train = truncate_examples(train, data.max_length)
+    validation, long_validation = truncate_examples(validation, data.max_length)
     if run_path is None:
         counts = Counter(token for example in train for token in example.tokens)
         vocabulary = Vocabulary.from_counts(counts, "word", (PAD, UNKNOWN), data.min_count, data.max_vocabulary)
@@ -93,6 +96,9 @@ def prepare(config: ClassifierConfig, run_path: Path | None) -> tuple[Classifier
         labels,
         encode(train, vocabulary, labels, data.train),
         encode(validation, vocabulary, labels, data.validation or data.train),
+        long_examples=long_examples_record(
+            long_train + long_validation, data.max_length, "truncated to their first words"
+        ),
     )
     if run_path is None and config.model.embeddings_file:
         from rnnkit.data.vectors import read_vectors

@@ -142,10 +142,11 @@ class ClassifierTraining(ExampleBatches):
         self.batches = LengthBatches(data.train.lengths, config.train.batch_size, config.train.seed)
 
     def start_record(self) -> dict:
-        """What metrics.jsonl's start event adds: how many words had pretrained vectors."""
+        """What metrics.jsonl's start event adds: the sentences over data.max_length, and how many words
+        had pretrained vectors."""
         if self.data.vectors is None:
-            return {}
-        return {
+            return self.data.long_examples
+        return self.data.long_examples | {
             "pretrained_vectors": {
                 "found": len(self.data.vectors),
                 "vocabulary": len(self.data.vocabulary),

@@ -76,7 +76,8 @@ def beam_run(step, vocabulary: Vocabulary, context: list[int], settings, options
     from rnnkit.generate import beam_search, start_ids
 
     end = start_ids(vocabulary)[-1]  # a line break's (last) token
-    results = beam_search(step, context, options["beam"], settings.length, end, options.get("length_penalty", 0.0))
+    width = min(options["beam"], len(vocabulary))  # the command's beam is never wider than the vocabulary
+    results = beam_search(step, context, width, settings.length, end, options.get("length_penalty", 0.0))
     for ids, logp, score in results:
         text = "".join(stream_text(vocabulary.tokenizer, vocabulary.decode(ids), settings.prime))
         record = {"text": settings.prime + text, "logprob": logp, "score": score, "tokens": len(ids)}
@@ -144,7 +145,7 @@ SAMPLE_CHECKS = (
     ("top_p", "--top-p", lambda p: 0 < p <= 1, "in (0, 1]"),
     ("num_samples", "--num-samples", lambda n: n >= 1, "1 or more"),
     ("beam", "--beam", lambda n: n >= 1, "1 or more"),
-    ("length_penalty", "--length-penalty", math.isfinite, "a finite number"),
+    ("length_penalty", "--length-penalty", lambda a: -10 <= a <= 10, "a number in [-10, 10]"),
 )
 
 
@@ -208,7 +209,7 @@ SAMPLE_OPTIONS = (
             "type": float,
             "default": 0.0,
             "metavar": "A",
-            "help": "beam search ranks by logp / length^A (default 0: the raw sum)",
+            "help": "beam search ranks by logp / length^A, A in [-10, 10] (default 0: the raw sum)",
         },
     ),
 )

@@ -4,14 +4,15 @@ own files (vocabulary.json of words, characters.json, tags.json). No torch."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.labelled import long_examples_record
 from rnnkit.data.labels import load_labels, save_labels
-from rnnkit.data.tagged import TaggedSentence, read_tagged
+from rnnkit.data.tagged import TaggedSentence, read_tagged, split_sentences
 from rnnkit.data.text import with_absolute_paths
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary
 from rnnkit.errors import UsageError
@@ -43,6 +44,7 @@ class TaggerData:
     tags: list[str]
     train: EncodedSentences | None
     validation: EncodedSentences | None
+    long_examples: dict = field(default_factory=dict)  # the start record's word on sentences over data.max_length
 
 
 def word_forms(tokens: list[str], lowercase: bool) -> list[str]:
@@ -87,6 +89,8 @@ def prepare(config: TaggerConfig, run_path: Path | None) -> tuple[TaggerConfig, 
         train, validation = train[:cut], train[cut:]
         if not train or not validation:
             raise UsageError(f"{data.train}: too few sentences to hold out a validation part; give one with --val FILE")
+    train, long_train = split_sentences(train, data.max_length)
+    validation, long_validation = split_sentences(validation, data.max_length)
     if run_path is None:
         words = Counter(word for sentence in train for word in word_forms(sentence.tokens, data.lowercase))
         letters = Counter(letter for sentence in train for token in sentence.tokens for letter in token)
@@ -101,6 +105,9 @@ def prepare(config: TaggerConfig, run_path: Path | None) -> tuple[TaggerConfig, 
         prepared = TaggerData(*load_run_files(run_path), None, None)
     prepared.train = encode(train, prepared, data.lowercase)
     prepared.validation = encode(validation, prepared, data.lowercase)
+    prepared.long_examples = long_examples_record(
+        long_train + long_validation, data.max_length, f"split into pieces of at most {data.max_length:,} words"
+    )
     return config, prepared
 
 

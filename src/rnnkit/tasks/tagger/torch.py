@@ -174,6 +174,9 @@ class TaggerTraining(ExampleBatches):
         self.model = Tagger(len(data.vocabulary), len(data.characters), len(data.tags), config.model).to(device)
         self.batches = LengthBatches(data.train.lengths, config.train.batch_size, config.train.seed)
 
+    def start_record(self) -> dict:
+        return self.data.long_examples
+
     def next_batch(self):
         return to_batch(self.data.train, self.batches.next_batch(), self.device)
 
