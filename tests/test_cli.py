@@ -105,3 +105,14 @@ def test_help_explains_every_option(command, capsys):
 def test_python_dash_m_is_the_same_command():
     result = run_rnnkit("--help")
     assert result.returncode == 0 and "train" in result.stdout and "sample" in result.stdout
+
+
+def test_options_may_come_before_positionals(capsys, trained, tmp_path):
+    text = tmp_path / "lines.txt"
+    text.write_text("First Citizen:\nBefore we proceed\n")
+    assert run_main(["score", str(trained[0]), "--carry", str(text)]) == 0
+    carried = capsys.readouterr().out
+    assert run_main(["score", "--carry", str(trained[0]), str(text), "--checkpoint", "latest"]) == 0
+    assert capsys.readouterr().out == carried and len(carried.splitlines()) == 2
+    assert run_main(["sample", "--length", "5", str(trained[0]), "--seed", "3"]) == 0
+    assert len(capsys.readouterr().out) > 5

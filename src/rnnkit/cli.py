@@ -25,8 +25,21 @@ EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 class OneLineParser(argparse.ArgumentParser):
     """Command-line mistakes are reported like every other bad input: one line on stderr, exit 2."""
 
+    _intermixing = False
+
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        """A command's options may stand before, between or after its positionals (`predict RUN
+        --checkpoint latest TEXT`), as users expect; a parser of subcommands parses as argparse does."""
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def config_keys_help() -> str:

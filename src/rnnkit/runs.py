@@ -139,6 +139,10 @@ def check_new_run_path(out: str | None) -> Path:
         raise UsageError("--out: the path is empty; give the directory for the new run")
     path = Path(out) if out else new_run_path()
     try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"--out {path!r}: the name holds bytes that are not UTF-8; choose a name in UTF-8") from None
+    try:
         outer = enclosing_run(Path(os.path.realpath(path)))
         if outer is not None:
             raise UsageError(f"{path}: is inside the run directory {outer}; choose an --out outside it")

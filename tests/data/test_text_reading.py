@@ -1,3 +1,5 @@
+import io
+
 import pytest
 
 from rnnkit.data.text import read_text, resolve_corpus
@@ -59,3 +61,25 @@ def test_an_existing_file_wins_over_a_packaged_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tinyshakespeare").write_text("mine")
     assert resolve_corpus("tinyshakespeare") == tmp_path / "tinyshakespeare"
+
+
+def test_a_byte_order_mark_is_never_data(tmp_path):
+    from rnnkit.data.labelled import read_examples
+    from rnnkit.data.tagged import read_tagged
+    from rnnkit.data.text import iter_lines, read_stdin, read_text
+
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes("\ufeff1 a good film\n0 a bad one\n".encode())
+    assert {example.label for example in read_examples(labels, "label", False, False)[0]} == {"0", "1"}
+    assert read_text(labels).startswith("1 a good") and next(iter_lines(labels)).startswith("1 a good")
+    conllu = tmp_path / "one.conllu"
+    conllu.write_bytes("\ufeff# text = Hi\n1\tHi\t_\tINTJ\t_\t_\t_\t_\t_\t_\n\n".encode())
+    assert read_tagged(conllu, "conllu", "upos")[0].tags == ["INTJ"]
+    assert read_stdin(io.TextIOWrapper(io.BytesIO("\ufeffcafé\n".encode()))) == "café\n"
+
+
+def test_standard_input_that_is_not_utf8_is_refused():
+    from rnnkit.data.text import read_stdin
+
+    with pytest.raises(UsageError, match=r"standard input, line 2: not valid UTF-8 \(byte 0xe9\)"):
+        read_stdin(io.TextIOWrapper(io.BytesIO(b"fine\ncaf\xe9\n")))

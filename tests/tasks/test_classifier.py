@@ -374,3 +374,23 @@ def test_one_huge_training_line_is_truncated_to_data_max_length(tmp_path, capsys
     start = next(record for record in read_metrics(run) if record["event"] == "start")
     assert start["long_examples"] == {"count": 1, "max_length": 50, "action": "truncated to their first words"}
     assert "1 training or validation sentences are longer than data.max_length = 50 words" in capsys.readouterr().err
+
+
+def test_predict_takes_options_between_its_positionals(capsys, classifier_run):
+    run = str(classifier_run[0])
+    assert (
+        run_main(["predict", run, "--checkpoint", "latest", "the film is good", "--engine", "numpy", "a bad one"]) == 0
+    )
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == [
+        "the film is good",
+        "a bad one",
+    ]
+
+
+def test_predict_reads_standard_input_as_utf8_without_its_byte_order_mark(capsys, classifier_run, monkeypatch):
+    run = str(classifier_run[0])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("\ufeffthe film is good\n".encode())))
+    assert run_main(["predict", run]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "the film is good"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9 good\n")))
+    assert_usage_error(capsys, ["predict", run], "standard input, line 1: not valid UTF-8")

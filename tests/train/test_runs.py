@@ -265,3 +265,9 @@ def test_readers_of_latest_survive_a_training_run_that_prunes(tmp_path, capsys):
     finally:
         trainer.send_signal(signal.SIGINT)
         trainer.communicate(timeout=60)
+
+
+def test_a_run_directory_name_that_is_not_utf8_is_refused_at_creation(tmp_path):
+    with pytest.raises(UsageError, match="the name holds bytes that are not UTF-8"):
+        check_new_run_path(str(tmp_path / "run-\udcff"))
+    assert list(tmp_path.iterdir()) == []

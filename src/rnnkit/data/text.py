@@ -56,6 +56,31 @@ def check_regular_file(path: Path) -> None:
         raise UsageError(f"{path}: not a regular file")
 
 
+BOM = "\ufeff"  # a UTF-8 byte-order mark: some editors start a file with one; it is never data
+
+
+def stdin_lines(stream):
+    """The lines of standard input (each with its line break), checked as a file is: UTF-8 (a line that
+    is not is an error naming it), a leading byte-order mark dropped. A text stream without bytes
+    beneath (as tests give) is taken as it is."""
+    raw = getattr(stream, "buffer", None)
+    for number, line in enumerate(raw if raw is not None else stream, 1):
+        if raw is not None:
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UsageError(
+                    f"standard input, line {number}: not valid UTF-8 (byte 0x{line[error.start]:02x}); "
+                    "convert it to UTF-8"
+                ) from None
+        yield line.removeprefix(BOM) if number == 1 else line
+
+
+def read_stdin(stream) -> str:
+    """All of standard input, as `stdin_lines` checks it."""
+    return "".join(stdin_lines(stream))
+
+
 def check_text_start(path: Path, start: bytes) -> None:
     """UsageError if a file's first bytes show it is UTF-16 or binary."""
     if looks_like_utf16(start):
@@ -79,7 +104,7 @@ def iter_lines(path: Path | str):
                         f"{path}: looks like binary data, not text (NUL byte at byte offset {offset + nul})"
                     )
                 try:
-                    yield line.decode("utf-8")
+                    yield line.decode("utf-8").removeprefix(BOM) if offset == 0 else line.decode("utf-8")
                 except UnicodeDecodeError as error:
                     raise UsageError(
                         f"{path}: not valid UTF-8 at byte offset {offset + error.start} "
@@ -111,6 +136,7 @@ def read_text(path: Path | str, minimum_characters: int = 1) -> str:
             f"{path}: not valid UTF-8 at byte offset {error.start} (byte 0x{data[error.start]:02x}); "
             "convert the file to UTF-8"
         ) from None
+    text = text.removeprefix(BOM)
     if len(text) < minimum_characters:
         raise UsageError(
             f"{path}: too short, {plural(len(text), 'character')}; at least {minimum_characters} are needed"

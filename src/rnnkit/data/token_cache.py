@@ -24,6 +24,9 @@ CACHE_VARIABLE = "RNNKIT_CACHE"
 CHUNK_LINES = 4096  # lines tokenised before their ids are written out
 
 
+READING = 2  # how files are read into tokens (2: a leading byte-order mark is dropped); part of every key
+
+
 def cache_directory() -> Path:
     root = os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "rnnkit"
     return Path(root) / "tokens"
@@ -50,7 +53,7 @@ def npy_header(count: int) -> bytes:
 def token_ids(path: str | Path, vocabulary: Vocabulary) -> tuple[np.ndarray, dict]:
     """(the file's token ids as a read-only uint32 memory map, {"tokens", "out_of_vocabulary"})."""
     path = Path(path)
-    key = hashlib.sha256(f"{file_digest(path)}|{vocabulary.fingerprint()}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"{file_digest(path)}|{vocabulary.fingerprint()}|{READING}".encode()).hexdigest()[:32]
     target, index = cache_directory() / f"{key}.npy", cache_directory() / f"{key}.json"
     if target.exists() and index.exists():
         try:

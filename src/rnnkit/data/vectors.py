@@ -18,7 +18,7 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary, dimension: int) -> tu
     found: dict[int, np.ndarray] = {}
     lines = 0
     try:
-        with path.open(encoding="utf-8") as file:
+        with path.open(encoding="utf-8-sig") as file:  # a leading byte-order mark is not data
             for number, line in enumerate(file, 1):
                 parts = line.rstrip("\n").rstrip(" ").split(" ")
                 if number == 1 and len(parts) == 2 and all(part.isdigit() for part in parts):

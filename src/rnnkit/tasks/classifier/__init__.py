@@ -19,6 +19,7 @@ from typing import TextIO
 import numpy as np
 
 from rnnkit.data.labelled import read_examples
+from rnnkit.data.text import stdin_lines
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.tasks import EVAL_DATA_OPTION, TEXTS_OPTION, eval_command
@@ -71,7 +72,7 @@ def read_inputs(texts: list[str] | None, stdin: TextIO):
     if texts:
         yield from ((f"input {number}", text) for number, text in enumerate(texts, 1))
         return
-    for number, line in enumerate(stdin, 1):
+    for number, line in enumerate(stdin_lines(stdin), 1):
         yield f"standard input, line {number}", line.rstrip("\n")
 
 

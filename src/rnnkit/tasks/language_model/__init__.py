@@ -90,13 +90,15 @@ def score_run(run, checkpoint: Path, source: str | None, options: dict, out: Tex
     token count (a line's end included) and the perplexity, as JSON lines; each line from a fresh
     state, or with `carry` the state carried across lines. Words outside the vocabulary are <unk>,
     and listed."""
-    from rnnkit.data.text import read_text
+    from rnnkit.data.text import read_stdin, read_text
     from rnnkit.generate import start_ids
     from rnnkit.tasks.language_model.torch import line_log_probabilities, load_checkpoint_model
 
     vocabulary = data.load_vocabulary(run.path)
     text = (
-        read_text(source, minimum_characters=0) if source not in (None, "-") else options.get("stdin", sys.stdin).read()
+        read_text(source, minimum_characters=0)
+        if source not in (None, "-")
+        else read_stdin(options.get("stdin", sys.stdin))
     )
     lines = text.splitlines()
     if not any(line.strip() for line in lines):

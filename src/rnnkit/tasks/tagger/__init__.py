@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rnnkit.data.tagged import COLUMN_INDEX, TaggedSentence, read_tagged, tsv_sentences
+from rnnkit.data.text import read_stdin, stdin_lines
 from rnnkit.errors import UsageError
 from rnnkit.tasks import EVAL_DATA_OPTION, TEXTS_OPTION, Option, eval_command
 from rnnkit.tasks.engines import ENGINE_OPTION, model_function
@@ -89,11 +90,13 @@ def predict_run(run, checkpoint: Path, texts: list[str] | None, options: dict, o
     if conllu_path:
         sentences = read_tagged(conllu_path, "conllu", config.data.column, require_tags=False)
     elif format == "tsv":
-        sentences = tsv_sentences(Path("standard input"), options.get("stdin", sys.stdin).read(), require_tags=False)
+        sentences = tsv_sentences(
+            Path("standard input"), read_stdin(options.get("stdin", sys.stdin)), require_tags=False
+        )
         if not sentences:
             raise UsageError("standard input: nothing to tag (no tokens)")
     else:
-        lines = texts or [line.rstrip("\n") for line in options.get("stdin", sys.stdin)]
+        lines = texts or [line.rstrip("\n") for line in stdin_lines(options.get("stdin", sys.stdin))]
         sentences = []
         for number, line in enumerate(lines, 1):
             if not line.split():
