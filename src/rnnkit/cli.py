@@ -284,9 +284,18 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def experiment(args: argparse.Namespace) -> int:
-    from rnnkit.experiments import experiment_module
+    from rnnkit.experiments import Interrupted, experiment_module, write_incomplete
 
-    return experiment_module(args.experiment).run(args)
+    try:
+        return experiment_module(args.experiment).run(args)
+    except (Interrupted, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        directory, runs = write_incomplete(args.experiment)
+        where = f"; the {runs} finished run(s) are in {directory}/results.json and report.md, marked incomplete"
+        print(
+            f"rnnkit experiment: stopped by {signal.Signals(signum).name}{where if directory else ''}", file=sys.stderr
+        )
+        return 128 + signum
 
 
 def models(args: argparse.Namespace) -> int:

@@ -55,3 +55,28 @@ def test_experiment_arguments(tmp_path, capsys):
         "--seeds must be 1 or more",
     )
     assert_usage_error(capsys, ["experiment", "nope"], "invalid choice: 'nope'")
+
+
+def test_an_interrupted_experiment_exits_130_and_reports_the_runs_that_finished(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from rnnkit.train.trainer import Trainer
+
+    calls, original = [], Trainer.run
+
+    def run(self, resumed=False):
+        calls.append(1)
+        if len(calls) == 2:  # Ctrl-C during the second run
+            self.stop_requested, self.stop_signal = True, signal.SIGINT
+        return original(self, resumed)
+
+    monkeypatch.setattr(Trainer, "run", run)
+    train, dev = tiny_files(tmp_path)
+    out = tmp_path / "out"
+    argv = ["experiment", "gate-ablation", "--data", str(train), "--val", str(dev), "--quick", "--out", str(out)]
+    assert run_main(argv) == 130
+    err = capsys.readouterr().err
+    assert "stopped by SIGINT; the 1 finished run(s)" in err.strip().splitlines()[-1] and "Traceback" not in err
+    results = json.loads((out / "results.json").read_text())
+    assert results["incomplete"] is True and len(results["runs"]) == 1 and results["runs"][0]["best"] is not None
+    assert "incomplete" in (out / "report.md").read_text()

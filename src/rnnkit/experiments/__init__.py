@@ -12,6 +12,7 @@ import importlib
 import io
 import json
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -32,6 +33,26 @@ EXPERIMENT_MODULES = {
 }
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM stopped one of the experiment's runs (which saved its checkpoint first)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Finished:
+    """The experiment's output directory and the runs that finished in it: what an interrupted experiment
+    still reports (`write_incomplete`)."""
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+        self.runs: list[dict] = []
+
+
+FINISHED = Finished()
+
+
 def experiment_module(name: str):
     if name not in EXPERIMENT_MODULES:
         raise UsageError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENT_MODULES)}")
@@ -47,6 +68,7 @@ def output_directory(out: str | None, name: str) -> Path:
         make_directory(path, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create {path}: {error.strerror}") from None
+    FINISHED.directory, FINISHED.runs = path, []
     return path
 
 
@@ -105,9 +127,10 @@ def train_once(preset: str | None, settings: list[str], values: dict, directory:
     from rnnkit.runs import new_config, start_run
 
     trainer = start_run(new_config(preset, settings, values), str(directory), progress_stream=io.StringIO())
-    trainer.run()
+    if trainer.run() == "interrupted":
+        raise Interrupted(trainer.stop_signal or signal.SIGINT)
     best = trainer.best or {"value": None, "step": None}
-    return {
+    outcome = {
         "best": best["value"],
         "best_step": best["step"],
         "steps": trainer.step,
@@ -117,6 +140,29 @@ def train_once(preset: str | None, settings: list[str], values: dict, directory:
         "parameters": sum(parameter.numel() for parameter in trainer.parameters),
         "run": str(trainer.run_directory.path),
     }
+    FINISHED.runs.append(outcome)
+    return outcome
+
+
+def write_incomplete(name: str) -> tuple[Path | None, int]:
+    """After an interruption: results.json and report.md of the runs that finished, marked incomplete.
+    Returns (the output directory, or None if the experiment had not made one, and the runs written)."""
+    if FINISHED.directory is None:
+        return None, 0
+    runs = FINISHED.runs
+    write_results(FINISHED.directory, {"experiment": name, "incomplete": True, "reason": "interrupted", "runs": runs})
+    lines = [
+        f"# {name}: incomplete",
+        "",
+        f"Interrupted after {len(runs)} finished run(s); the table below is only "
+        "what they measured, not the experiment's answer. Run it again for the whole.",
+        "",
+        "| run | best validation metric | steps | seconds |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {run['run']} | {run['best']} | {run['steps']} | {run['seconds']} |" for run in runs]
+    write_report(FINISHED.directory, "\n".join(lines) + "\n")
+    return FINISHED.directory, len(runs)
 
 
 def step_limit(steps: int) -> dict:
