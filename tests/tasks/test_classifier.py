@@ -394,3 +394,48 @@ def test_predict_reads_standard_input_as_utf8_without_its_byte_order_mark(capsys
     assert json.loads(capsys.readouterr().out)["text"] == "the film is good"
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9 good\n")))
     assert_usage_error(capsys, ["predict", run], "standard input, line 1: not valid UTF-8")
+
+
+def test_data_that_trains_to_a_meaningless_score_is_refused(tmp_path, capsys):
+    train, dev = tiny_files(tmp_path)
+    base = ["train", "--set", "task=classifier", "--val", str(dev), "--out", str(tmp_path / "x")]
+    one_label = tmp_path / "one-label.txt"
+    one_label.write_text("".join(f"1 {line.split(' ', 1)[1]}" for line in train.read_text().splitlines(True)))
+    assert_usage_error(capsys, [*base, "--data", str(one_label)], "every training example has the label '1'")
+    assert_usage_error(
+        capsys, [*base, "--data", str(train), "--set", "data.min_count=100000"], "leave no word in the vocabulary"
+    )
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("zzzz 0.1 0.2\nqqqq 0.3 0.4\n")
+    assert_usage_error(
+        capsys,
+        [*base, "--data", str(train), "--set", f"model.embeddings_file={vectors}", "--set", "model.embedding_size=2"],
+        "none of its 2 words is in the vocabulary",
+    )
+    assert not (tmp_path / "x").exists()
+
+
+def test_swapped_columns_are_named_in_one_short_line(tmp_path, capsys):
+    train, dev = tiny_files(tmp_path)
+    swapped = tmp_path / "swapped.tsv"
+    swapped.write_text(
+        "".join(f"{line.split(' ', 1)[0]}\t{line.split(' ', 1)[1]}" for line in train.read_text().splitlines(True))
+    )
+    argv = [
+        "train",
+        "--set",
+        "task=classifier",
+        "--set",
+        "data.format=tsv",
+        "--data",
+        str(swapped),
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    line = assert_usage_error(capsys, argv, "the columns look swapped")
+    assert len(line) < 400
+    many = tmp_path / "many-labels.txt"  # a label set of hundreds, listed in a message: the first few and a count
+    many.write_text("".join(f"L{i} a good film\n" for i in range(300)))
+    run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=1")
+    line = assert_usage_error(capsys, ["eval", str(run), "--data", str(many)], "labels not in the training set", "more")
+    assert len(line) < 400

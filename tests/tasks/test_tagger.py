@@ -244,3 +244,11 @@ def test_one_huge_training_sentence_is_split_by_data_max_length(tmp_path, capsys
         "action": "split into pieces of at most 1,000 words",
     }
     assert "longer than data.max_length = 1,000 words" in capsys.readouterr().err
+
+
+def test_one_tag_in_all_the_training_data_is_refused(tmp_path, capsys):
+    train, dev = tiny_files(tmp_path)
+    one_tag = tmp_path / "one-tag.tsv"
+    one_tag.write_text("the\tDET\ncat\tDET\n\na\tDET\ndog\tDET\n\n" * 20)
+    argv = ["train", "ud-pos", "--data", str(one_tag), "--val", str(dev), "--out", str(tmp_path / "x")]
+    assert_usage_error(capsys, argv, "every training example has the tag 'DET'")

@@ -114,6 +114,17 @@ def truncate_examples(examples: list[Example], max_length: int) -> tuple[list[Ex
     return [Example(example.tokens[:max_length], example.label) for example in examples], longer
 
 
+def check_columns(examples: int, labels: list[str], source: str, layout: str) -> None:
+    """A label column with nearly as many distinct values as there are examples holds the text: say, in
+    one line, that the columns look swapped (`layout` is what the format expects)."""
+    if len(labels) > max(50, examples // 2):
+        sample = next((label for label in labels if " " in label), labels[0])
+        raise UsageError(
+            f"{source}: {len(labels):,} distinct labels in {examples:,} examples (e.g. {sample[:40]!r}); the "
+            f"columns look swapped: expected {layout}"
+        )
+
+
 def long_examples_record(count: int, max_length: int, action: str) -> dict:
     """What the start record says of the sentences longer than data.max_length (and, when there are any,
     one line on stderr saying what was done to them)."""

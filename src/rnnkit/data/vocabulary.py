@@ -25,6 +25,12 @@ SHOWN_UNKNOWN = 10  # how many unknown tokens an error message lists before "and
 PAD, UNKNOWN = "<pad>", "<unk>"
 
 
+def describe_names(names: Sequence[str], shown: int = 10) -> str:
+    """The first few names, then how many more: an error message stays one readable line."""
+    text = ", ".join(names[:shown])
+    return text + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
+
+
 def describe_tokens(tokens: Sequence[str]) -> str:
     """'x' (U+0078), ... for an error message; code points make invisible characters visible."""
 
@@ -147,3 +153,18 @@ class Vocabulary:
             return cls.from_json(record, Path(path).parent)
         except UsageError as error:
             raise UsageError(f"{path}: {error}") from None
+
+
+def check_learnable(vocabulary: "Vocabulary", reserved: int, labels: list[str], source: str, what: str) -> None:
+    """UsageError for training data a model can only learn a meaningless 100% from: one label (or tag) in
+    all of it, or a vocabulary that data.min_count / data.max_vocabulary reduced to its reserved tokens."""
+    if len(labels) < 2:
+        raise UsageError(
+            f"{source}: every training example has the {what} {labels[0]!r}; a model needs two "
+            f"or more {what}s to learn anything"
+        )
+    if len(vocabulary) <= reserved:
+        raise UsageError(
+            f"{source}: data.min_count and data.max_vocabulary leave no word in the vocabulary "
+            f"(only {', '.join(vocabulary.tokens)}); lower data.min_count"
+        )

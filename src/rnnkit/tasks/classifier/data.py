@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.data.labelled import Example, long_examples_record, read_examples, truncate_examples
+from rnnkit.data.labelled import Example, check_columns, long_examples_record, read_examples, truncate_examples
 from rnnkit.data.labels import load_labels, save_labels
 from rnnkit.data.text import with_absolute_paths
-from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary, describe_tokens
+from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary, check_learnable, describe_names, describe_tokens
 from rnnkit.errors import UsageError
 from rnnkit.rundir import VOCABULARY
 from rnnkit.tasks.classifier.config import ClassifierConfig
@@ -57,7 +57,9 @@ def encode(examples: list[Example], vocabulary: Vocabulary, labels: list[str], s
     index = {label: number for number, label in enumerate(labels)}
     unknown = sorted({example.label for example in examples} - set(index))
     if unknown:
-        raise UsageError(f"{source}: labels not in the training set ({', '.join(labels)}): {describe_tokens(unknown)}")
+        raise UsageError(
+            f"{source}: labels not in the training set ({describe_names(labels)}): {describe_tokens(unknown)}"
+        )
     return Encoded(
         examples,
         [vocabulary.encode(example.tokens) for example in examples],
@@ -89,6 +91,10 @@ def prepare(config: ClassifierConfig, run_path: Path | None) -> tuple[Classifier
         counts = Counter(token for example in train for token in example.tokens)
         vocabulary = Vocabulary.from_counts(counts, "word", (PAD, UNKNOWN), data.min_count, data.max_vocabulary)
         labels = sorted({example.label for example in train})
+        check_columns(
+            len(train), labels, data.train, "a sentence, a tab, a label (tsv) or a label, a space, a sentence"
+        )
+        check_learnable(vocabulary, 2, labels, data.train, "label")
     else:
         vocabulary, labels = load_run_files(run_path)
     prepared = ClassifierData(
@@ -106,6 +112,11 @@ def prepare(config: ClassifierConfig, run_path: Path | None) -> tuple[Classifier
         prepared.vectors, prepared.vector_lines = read_vectors(
             config.model.embeddings_file, vocabulary, config.model.embedding_size
         )
+        if not prepared.vectors:
+            raise UsageError(
+                f"{config.model.embeddings_file}: none of its {prepared.vector_lines:,} words is in the vocabulary "
+                "(is it for another language, or do its words differ in case? see data.lowercase)"
+            )
     return config, prepared
 
 

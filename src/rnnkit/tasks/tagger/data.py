@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.data.labelled import long_examples_record
+from rnnkit.data.labelled import check_columns, long_examples_record
 from rnnkit.data.labels import load_labels, save_labels
 from rnnkit.data.tagged import TaggedSentence, read_tagged, split_sentences
 from rnnkit.data.text import with_absolute_paths
-from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary
+from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary, check_learnable
 from rnnkit.errors import UsageError
 from rnnkit.rundir import VOCABULARY
 from rnnkit.tasks.tagger.config import TaggerConfig
@@ -100,6 +100,10 @@ def prepare(config: TaggerConfig, run_path: Path | None) -> tuple[TaggerConfig, 
             sorted({tag for sentence in train for tag in sentence.tags}),
             None,
             None,
+        )
+        check_learnable(prepared.vocabulary, 2, prepared.tags, data.train, "tag")
+        check_columns(
+            sum(len(sentence.tokens) for sentence in train), prepared.tags, data.train, "a token, a tab, a tag"
         )
     else:
         prepared = TaggerData(*load_run_files(run_path), None, None)
