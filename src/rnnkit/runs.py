@@ -250,9 +250,8 @@ def check_checkpoint_matches(run: OpenedRun, config: RunConfig, checkpoint: Path
         )
     if "files" in state:
         files = fingerprints(run.path)
-        edited = sorted(
-            name for name in set(files) | set(state["files"]) if files.get(name) != state["files"].get(name)
-        )
+        # the files the checkpoint names (a file added to the run directory later is not the model's)
+        edited = sorted(name for name in state["files"] if files.get(name) != state["files"][name])
         if edited:
             raise UsageError(
                 f"{run.path}: {describe_problems(edited)} changed after {checkpoint.name} was saved (they give the "

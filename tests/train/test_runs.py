@@ -271,3 +271,12 @@ def test_a_run_directory_name_that_is_not_utf8_is_refused_at_creation(tmp_path):
     with pytest.raises(UsageError, match="the name holds bytes that are not UTF-8"):
         check_new_run_path(str(tmp_path / "run-\udcff"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_of_ones_own_in_the_run_directory_is_not_the_model_s(tmp_path, capsys):
+    corpus = write_tiny_corpus(tmp_path)
+    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=3")
+    (run / "notes.txt").write_text("tried lr 2e-3\n")
+    assert run_main(["eval", str(run)]) == 0
+    (run / VOCABULARY).unlink()
+    assert_usage_error(capsys, ["eval", str(run)], "vocabulary.json changed after step-00000003 was saved")
