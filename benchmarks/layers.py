@@ -11,6 +11,10 @@ Sections:
 - variants: every cell variant (rnnkit.spec.EVERY_VARIANT) and the standard GRU at H in {50, 128, 256,
   512}, 1 and 2 layers, batch 32, window 64; ratio to torch.nn.LSTM of the same size (targets: LSTM
   variants >= 0.9, GRU variants >= 1.0), and the standard GRU's ratio to torch.nn.GRU (target >= 1.5).
+- floor: every variant on rnnkit's kernel at H in {128, 256, 512}, batch 32, window 64: the time of a
+  forward+backward step, the time of just the matrix products that step must do (input projection,
+  the T recurrent products forward and back, the weight and input gradients) timed alone with the same
+  library calls, and their ratio (target <= 1.3 at H >= 256).
 - memory: what one forward over a window of 512 holds for its backward, kernel against equations.
 - sampling: `rnnkit sample --length 5000` tokens/s of small char LMs, the kernel against the equations.
 - experiment: `rnnkit experiment gate-ablation --seeds 1` end to end, the kernel against the equations.
@@ -41,7 +45,7 @@ from rnnkit.spec import EVERY_VARIANT, CellSpec
 TORCH = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 OURS = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SECTIONS = ("standard", "variants", "memory", "sampling", "experiment")
+SECTIONS = ("standard", "variants", "floor", "memory", "sampling", "experiment")
 
 
 def seconds_per_call(layer: torch.nn.Module, x: torch.Tensor) -> float:
@@ -123,6 +127,59 @@ def variants(args) -> None:
             + ("" if min(values) >= target else "   below"),
             flush=True,
         )
+
+
+def best_seconds(call, repeats: int) -> float:
+    call()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def products(T: int, B: int, H: int, G: int):
+    """The matrix products a forward+backward of one layer and direction must do, with the library calls
+    the step makes (input size H): the input projection, T recurrent products forward and T back, and
+    the three products of the weight and input gradients, on tensors of the step's shapes."""
+    x, w_ih, b_ih = torch.randn(T * B, H), torch.randn(G * H, H), torch.randn(G * H)
+    w_hh, h, da = torch.randn(G * H, H), torch.randn(B, H), torch.randn(B, G * H)
+    d_all, h_all = torch.randn(T * B, G * H), torch.randn(T * B, H)
+
+    def call() -> None:
+        torch.addmm(b_ih, x, w_ih.t())  # xw = W_ih x + b_ih, every step at once
+        for _ in range(T):
+            torch.mm(h, w_hh.t())  # the recurrent product of each step, forward
+        for _ in range(T):
+            torch.mm(da, w_hh)  # dh_prev = da W_hh of each step, backward
+        torch.mm(d_all.t(), h_all)  # dW_hh
+        torch.mm(d_all.t(), x)  # dW_ih
+        torch.mm(d_all, w_ih)  # dx
+
+    return call
+
+
+def floor(args) -> None:
+    """How close the fused kernel's step comes to the matrix products it cannot avoid."""
+    T, B = 64, 32
+    specs = [spec for spec in EVERY_VARIANT if not rnn.layers.uses_torch_kernel(spec, torch.device("cpu"))]
+    print(f"\n## the kernel's floor: one layer, batch {B}, window {T}, input = hidden; best of {args.repeats}")
+    print("step: forward+backward through rnnkit's kernel; products: only its matrix products, timed alone")
+    print(f"{'variant':<30}" + "".join(f"{f'H{h} step ms':>13}{'products':>10}{'ratio':>7}" for h in FLOOR_HIDDEN))
+    for spec in specs:
+        row = f"{spec.variant_name:<30}"
+        for hidden in FLOOR_HIDDEN:
+            torch.manual_seed(0)
+            layer = OURS[spec.kind](hidden, hidden, **spec.keywords())
+            x = torch.randn(T, B, hidden, requires_grad=True)  # as in a stacked layer: dx is computed too
+            step = best_seconds(lambda: seconds_per_call(layer, x), args.repeats)
+            matrix = best_seconds(products(T, B, hidden, len(spec.blocks)), args.repeats)
+            row += f"{1000 * step:>13.2f}{1000 * matrix:>10.2f}{step / matrix:>7.2f}"
+        print(row, flush=True)
+
+
+FLOOR_HIDDEN = (128, 256, 512)
 
 
 MEMORY_PROBE = """
