@@ -80,3 +80,62 @@ def test_an_interrupted_experiment_exits_130_and_reports_the_runs_that_finished(
     results = json.loads((out / "results.json").read_text())
     assert results["incomplete"] is True and len(results["runs"]) == 1 and results["runs"][0]["best"] is not None
     assert "incomplete" in (out / "report.md").read_text()
+
+
+def write_trees(path, count: int):
+    """SST-style trees of the tiny sentences, right-branching: every inner node and the sentiment words
+    carry the sentence's label (0 or 4), the other words are neutral (2)."""
+    import random
+
+    from classifier_helpers import NEGATIVE, POSITIVE, sentence
+
+    rng, lines = random.Random(0), []
+    for _ in range(count):
+        text, label = sentence(rng)
+        root = "4" if label == "1" else "0"
+        words = text.split()
+        tree = f"({root if words[-1] in POSITIVE + NEGATIVE else 2} {words[-1]})"
+        for word in reversed(words[:-1]):
+            tree = f"({root} ({root if word in POSITIVE + NEGATIVE else 2} {word}) {tree})"
+        lines.append(tree)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_phrases_train_on_every_labelled_node_of_the_trees(tmp_path, capsys):
+    from rnnkit.data.labelled import read_examples
+    from rnnkit.experiments.gate_ablation import QUICK
+
+    trees, (_, dev) = write_trees(tmp_path / "trees.txt", 300), tiny_files(tmp_path)
+    out = tmp_path / "out"
+    argv = ["experiment", "gate-ablation", "--data", str(trees), "--val", str(dev), "--phrases", "--quick"]
+    assert run_main([*argv, "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["phrases"] is True
+    quick = out / "data" / "trees.txt"
+    phrases, sentences = (len(read_examples(quick, phrases=value)[0]) for value in (True, False))
+    assert sentences == QUICK["train_lines"] and phrases > 3 * sentences
+    for run in results["runs"]:  # one epoch over every phrase
+        directory = out / "runs" / run["run"].rsplit("/", 1)[1]
+        assert json.loads((directory / "config.json").read_text())["data"]["phrases"] is True
+        end = json.loads((directory / "metrics.jsonl").read_text().splitlines()[-1])
+        assert end["event"] == "end" and end["sentences"] == phrases
+    assert "every labelled phrase of the training trees" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert_usage_error(
+        capsys,
+        [
+            "experiment",
+            "gate-ablation",
+            "--data",
+            str(dev),
+            "--val",
+            str(dev),
+            "--phrases",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        "data.phrases needs a file of trees",
+    )
+    assert_usage_error(capsys, [*argv, "--epochs", "0"], "--epochs must be in (0, 1000]")
+    assert_usage_error(capsys, [*argv, "--epochs", "nan"], "--epochs must be in (0, 1000]")
