@@ -40,18 +40,19 @@ demo: $(STAMP)
 	$(VENV)/bin/rnnkit train --out runs/demo --max-time $(DEMO_SECONDS)
 	$(VENV)/bin/rnnkit sample runs/demo --prime "ROMEO:" --length 400 --temperature 0.8 --seed 1
 
-# The model shipped as `rnnkit sample shakespeare`: the default preset, wider and on longer windows
-# (SHIP_SETTINGS), trained for SHIP_SECONDS, packaged into src/rnnkit/pretrained/shakespeare with its card
-# (tools/ship_model.py).
-SHIP_SECONDS ?= 1500
-SHIP_SETTINGS := --set model.hidden_size=448 --set model.dropout=0.15 --set data.window=128 \
-	--set train.batch_size=32 --set optim.lr=3e-3 --set optim.warmup_steps=100
+# The model shipped as `rnnkit sample shakespeare`: a two-layer character LSTM on tinyshakespeare
+# (SHIP_SETTINGS), trained for SHIP_STEPS steps on one thread, packaged into
+# src/rnnkit/pretrained/shakespeare with its card (tools/ship_model.py).
+SHIP_STEPS ?= 5000
+SHIP_SETTINGS := --set model.hidden_size=320 --set model.num_layers=2 --set model.dropout=0.25 \
+	--set data.window=128 --set train.batch_size=32 --set optim.lr=3e-3 --set optim.warmup_steps=100 \
+	--set data.eval_tokens=0 --set train.eval_every=500 --set train.max_time=0 --set train.threads=1
 shipped-model: $(STAMP)
 	rm -rf runs/shipped-shakespeare
-	$(VENV)/bin/rnnkit train --out runs/shipped-shakespeare --max-time $(SHIP_SECONDS) $(SHIP_SETTINGS)
+	$(VENV)/bin/rnnkit train --out runs/shipped-shakespeare --max-steps $(SHIP_STEPS) $(SHIP_SETTINGS)
 	$(PY) tools/ship_model.py runs/shipped-shakespeare shakespeare \
-		--description "character LSTM on tinyshakespeare (the default preset, 448 units, windows of 128)" \
-		--command "rnnkit train --max-time $(SHIP_SECONDS) $(SHIP_SETTINGS)"
+		--description "character LSTM on tinyshakespeare (two layers of 320, dropout 0.25, windows of 128)" \
+		--command "rnnkit train --max-steps $(SHIP_STEPS) $(SHIP_SETTINGS)"
 
 gradcheck: $(STAMP)
 	$(VENV)/bin/rnnkit gradcheck

@@ -13,10 +13,10 @@ GREEDY = ["--prime", "ROMEO:\n", "--length", "120", "--temperature", "0"]
 def test_the_shakespeare_model_ships_small_with_its_card():
     directory = shipped_models()["shakespeare"]
     size = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
-    assert size <= 5_000_000
+    assert size <= 5_500_000  # about 5 MB
     about = card("shakespeare")
     assert about["command"].startswith("rnnkit train") and about["training_seconds"] > 600
-    assert 1.0 < about["validation_nll"] < 1.8
+    assert 1.0 < about["validation_nll"] <= 1.45
     assert abs(about["validation_bpc"] - about["validation_nll"] / math.log(2)) < 1e-3
     config = json.loads((directory / "config.json").read_text())
     assert config["task"] == "language_model" and config["data"]["corpus"] == "tinyshakespeare"

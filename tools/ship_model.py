@@ -23,7 +23,7 @@ from rnnkit.runs import open_run
 from rnnkit.tasks.language_model import evaluate_run
 
 TARGET = Path(__file__).resolve().parents[1] / "src" / "rnnkit" / "pretrained"
-LIMIT_BYTES = 5_000_000
+LIMIT_BYTES = 5_500_000  # "about 5 MB": small enough to ship inside the package
 
 
 def main() -> int:

@@ -26,3 +26,15 @@ def test_the_one_way_layer_gets_the_two_way_layer_s_parameter_budget():
     hidden = matched_hidden(model, 128)
     two_way = recurrent_parameters(model, 128, True)
     assert hidden > 128 and abs(recurrent_parameters(model, hidden, False) - two_way) < 0.01 * two_way
+
+
+def test_depth_seeds_can_run_apart(tmp_path, capsys):
+    """--first-seed S runs seeds S, S+1, ...: the same runs as one --seeds call, in separate processes."""
+    train, dev = tiny_files(tmp_path)
+    out = tmp_path / "out"
+    arguments = ["experiment", "depth", "--data", str(train), "--val", str(dev), "--quick"]
+    assert run_main([*arguments, "--first-seed", "3", "--out", str(out)]) == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert {run["seed"] for run in runs} == {3} and all(run["run"].endswith("-seed3") for run in runs)
+    assert run_main([*arguments, "--first-seed", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--first-seed must be in [0, 2**31 - seeds], got -1" in capsys.readouterr().err

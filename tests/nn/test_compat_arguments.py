@@ -291,3 +291,16 @@ def test_variant_arguments(build, error, message):
     with pytest.raises(error) as raised:
         build()
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [("LSTM", {"proj_size": 2}), ("LSTM", {"fused": 1}), ("LSTMCell", {"fused": 1}), ("GRUCell", {"fused": 1})],
+)
+def test_a_refused_layer_still_has_a_repr(name, kwargs):
+    """A traceback (pytest's, a debugger's) prints the half-made module: its repr must not fail too."""
+    cls = getattr(rnn, name)
+    layer = cls.__new__(cls)
+    with pytest.raises((ValueError, TypeError)):
+        layer.__init__(3, 4, **kwargs)
+    assert repr(layer).startswith(name + "(3, 4")

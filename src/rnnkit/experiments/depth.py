@@ -6,7 +6,7 @@ It runs on the tagger rather than the character LM: a tagger's dev accuracy resp
 within a few epochs on this CPU, and a stack whose gradients vanish shows it at once as accuracy
 lost, while a char LM needs far longer training for depth to matter at all.
 
-    rnnkit experiment depth --data TRAIN.conllu --val DEV.conllu [--epochs 2] [--seeds 1] [--quick] [--out DIR]
+    rnnkit experiment depth --data TRAIN.conllu --val DEV.conllu [--epochs 2] [--seeds 1] [--first-seed 0] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -55,11 +55,20 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--epochs", type=float, default=2.0, metavar="N", help="training epochs per run (default 2)")
     parser.add_argument("--seeds", type=int, default=1, metavar="N", help="runs per configuration (default 1)")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="the runs' seeds are S, S+1, ... (default 0); seeds run apart give the same runs as --seeds together",
+    )
 
 
 def run(args) -> int:
     if args.seeds < 1 or not args.epochs > 0:
         raise UsageError(f"--seeds must be 1 or more and --epochs positive, got {args.seeds} and {args.epochs:g}")
+    if not 0 <= args.first_seed <= 2**31 - args.seeds:
+        raise UsageError(f"--first-seed must be in [0, 2**31 - seeds], got {args.first_seed}")
     pyplot()
     directory = output_directory(args.out, NAME)
     files, settings, depths = {"train": args.data, "dev": args.val}, list(SETTINGS), DEPTHS
@@ -74,7 +83,7 @@ def run(args) -> int:
     runs = []
     for residual in (False, True):
         for depth in depths:
-            for seed in range(args.seeds if not args.quick else 1):
+            for seed in range(args.first_seed, args.first_seed + (args.seeds if not args.quick else 1)):
                 values = {
                     "data.train": files["train"],
                     "data.validation": files["dev"],

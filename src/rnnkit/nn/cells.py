@@ -113,7 +113,8 @@ class RecurrentCell(HasTorchTwin, nn.RNNCellBase):
                 )
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + variant_repr(self.spec, self.fused)
+        # getattr: a repr of a layer whose construction was refused (a traceback shows one) must not fail
+        return super().extra_repr() + variant_repr(self.spec, getattr(self, "fused", True))
 
 
 class RNNCell(RecurrentCell):

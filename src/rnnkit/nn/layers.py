@@ -310,7 +310,8 @@ class RecurrentLayer(HasTorchTwin, nn.RNNBase):
         return output, state
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + variant_repr(self.spec, self.fused)
+        # getattr: a repr of a layer whose construction was refused (a traceback shows one) must not fail
+        return super().extra_repr() + variant_repr(self.spec, getattr(self, "fused", True))
 
 
 def variant_repr(spec: CellSpec, fused: bool) -> str:
