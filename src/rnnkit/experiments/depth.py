@@ -6,7 +6,8 @@ It runs on the tagger rather than the character LM: a tagger's dev accuracy resp
 within a few epochs on this CPU, and a stack whose gradients vanish shows it at once as accuracy
 lost, while a char LM needs far longer training for depth to matter at all.
 
-    rnnkit experiment depth --data TRAIN.conllu --val DEV.conllu [--epochs 2] [--seeds 1] [--first-seed 0] [--quick] [--out DIR]
+    rnnkit experiment depth --data TRAIN.conllu --val DEV.conllu [--epochs 2] [--seeds 1] [--first-seed 0]
+        [--quick] [--out DIR]
 """
 
 from __future__ import annotations
