@@ -139,3 +139,24 @@ def test_phrases_train_on_every_labelled_node_of_the_trees(tmp_path, capsys):
     )
     assert_usage_error(capsys, [*argv, "--epochs", "0"], "--epochs must be in (0, 1000]")
     assert_usage_error(capsys, [*argv, "--epochs", "nan"], "--epochs must be in (0, 1000]")
+
+
+def test_one_seed_claims_no_spread():
+    """With one run per row there is no standard deviation: the report shows none and judges no
+    reversal against one; with two runs per row it does both."""
+    from rnnkit.experiments.gate_ablation import report, summarise
+
+    def runs(seeds):
+        # ours reverse the deck's order of rows, each seed 1 point apart
+        return [
+            {"row": name, "dev_accuracy": (90 - 2 * index + seed) / 100, "seconds": 1.0}
+            for index, (name, *_) in enumerate(reversed(ROWS))
+            for seed in range(seeds)
+        ]
+
+    single = report(summarise(runs(1)), runs(1), 1, 2, True, False)
+    assert "±" not in single.split("| row |", 1)[1].split("**Agreement.**")[0]
+    assert "standard deviation" not in single and "one run per row" in single.lower()
+    double = report(summarise(runs(2)), runs(2), 2, 2, True, False)
+    assert "| 90.5 ± 0.7 |" in double
+    assert "by more than their standard deviations" in double

@@ -158,6 +158,7 @@ def agreement(summary: list[dict]) -> str:
         and abs(a["dev_mean"] - b["dev_mean"]) > a["dev_sd"] + b["dev_sd"]
     ]
     spread = ours[0]["dev_mean"] - ours[-1]["dev_mean"]
+    single = all(row["runs"] == 1 for row in summary)
     text = (
         f"{alike} of the {len(pairs)} pairs of rows are ordered as in the deck (Kendall's tau {tau:.2f}). "
         f"The deck's best row ({deck[0]['row']}) is {'also ours' if ours[0] is deck[0] else 'not ours'} "
@@ -165,11 +166,17 @@ def agreement(summary: list[dict]) -> str:
         f"{'also ours' if ours[-1] is deck[-1] else 'not ours'} (ours: {ours[-1]['row']}). "
         f"Our rows span {spread:.1f} points where the deck's span {deck[0]['deck'] - deck[-1]['deck']:.1f}. "
     )
-    if inverted:
+    if single:
+        text += "With one run per row there is no spread to tell a reversal from noise."
+    elif inverted:
         text += f"Pairs ordered against the deck by more than their standard deviations: {'; '.join(inverted)}."
     else:
         text += "No pair is ordered against the deck by more than the two rows' standard deviations."
     return text
+
+
+def with_sd(mean: float, sd: float, seeds: int) -> str:
+    return f"{mean:.1f} ± {sd:.1f}" if seeds > 1 else f"{mean:.1f}"
 
 
 def report(summary: list[dict], runs: list[dict], seeds: int, epochs: float, phrases: bool, quick: bool) -> str:
@@ -191,15 +198,16 @@ def report(summary: list[dict], runs: list[dict], seeds: int, epochs: float, phr
         "use peephole=True, which in rnnkit gives every gate of the row a peephole (the deck's forget gate reads "
         "c_{t-1}); the peepholes column says which.",
         "",
-        "| row | gates | peepholes | deck | ours: dev accuracy, mean ± sd |" + (" ours: test |" if has_test else ""),
+        f"| row | gates | peepholes | deck | ours: dev accuracy{', mean ± sd' if seeds > 1 else ''} |"
+        + (" ours: test |" if has_test else ""),
         "|---|---|---|---:|---:|" + ("---:|" if has_test else ""),
     ]
     for row in summary:
         line = (
             f"| {row['row']} | `{row['gates'] or '-'}` | {row['peepholes']} | {row['deck']:.1f} | "
-            f"{row['dev_mean']:.1f} ± {row['dev_sd']:.1f} |"
+            f"{with_sd(row['dev_mean'], row['dev_sd'], seeds)} |"
         )
-        lines.append(line + (f" {row['test_mean']:.1f} ± {row['test_sd']:.1f} |" if has_test else ""))
+        lines.append(line + (f" {with_sd(row['test_mean'], row['test_sd'], seeds)} |" if has_test else ""))
     seconds = sum(run["seconds"] for run in runs)
     lines += [
         "",
