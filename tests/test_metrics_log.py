@@ -12,7 +12,16 @@ from rnnkit.metrics_log import EVENTS, MetricsLog, check_record, read_metrics
 def test_metrics_are_json_lines(tmp_path):
     log = MetricsLog(tmp_path / "metrics.jsonl")
     log.write(
-        {"event": "train", "step": 1, "epoch": 0.5, "loss": 2.0, "lr": 1e-3, "tokens_per_second": 10.0, "elapsed": 0.1}
+        {
+            "event": "train",
+            "step": 1,
+            "epoch": 0.5,
+            "loss": 2.0,
+            "lr": 1e-3,
+            "gradient_norm": 0.7,
+            "tokens_per_second": 10.0,
+            "elapsed": 0.1,
+        }
     )
     log.write({"event": "eval", "step": 1, "loss": 1.5, "nll": 1.5, "elapsed": 0.2})
     log.close()

@@ -249,6 +249,7 @@ class TrainConfig(Section):
     max_bad_steps: int = 3  # consecutive non-finite steps before rolling back to the last checkpoint
     rollback_lr_factor: float = 0.5  # the lr is multiplied by this at each rollback
     max_rollbacks: int = 10  # then training stops: it diverges whatever the lr
+    tensorboard: bool = False  # also write TensorBoard event files into the run's tensorboard/ (an extra)
 
     def __post_init__(self) -> None:
         super().__post_init__()

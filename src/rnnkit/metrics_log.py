@@ -71,6 +71,7 @@ EVENTS = {
                 "epoch": "passes over the training data done",
                 "loss": "the mean training loss of those steps (null if every one was skipped)",
                 "lr": "the learning rate",
+                "gradient_norm": "the mean global gradient norm of those steps, before clipping (null if none)",
             },
             task_fields="<unit>_per_second: training speed in the task's count unit (tokens, sentences)",
         ),

@@ -175,7 +175,9 @@ class RunLock:
             self.descriptor = None
 
 
-RUN_RECORDS = (CONFIG, LOCK, METRICS, SAMPLES, CHECKPOINTS)  # every other file at a run's top level is its task's
+TENSORBOARD = "tensorboard"  # train.tensorboard's event files
+# every other file at a run's top level is its task's
+RUN_RECORDS = (CONFIG, LOCK, METRICS, SAMPLES, CHECKPOINTS, TENSORBOARD)
 
 
 def fingerprints(path: Path) -> dict[str, str]:

@@ -66,6 +66,7 @@ RESUMABLE_KEYS = (
     "train.device",
     "train.threads",
     "train.log_every",
+    "train.tensorboard",
     "train.eval_every",
     "train.eval_batch_size",
     "train.patience",

@@ -3,6 +3,7 @@ results.json, report.md and its plots, and their bad inputs end in one line and 
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,21 @@ def test_interpretable_cells_refuses_a_classifier_run(tmp_path, capsys):
         "is a sentence classifier run; interpretable-cells reads a character language model",
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_lstm_vs_gru_trains_all_three_at_the_given_learning_rate(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_main(["experiment", "lstm-vs-gru", "--quick", "--lr", "0.001", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [row["lr"] for row in rows] == [0.001] * 3
+    for row in rows:
+        assert json.loads((Path(row["run"]) / "config.json").read_text())["optim"]["lr"] == 0.001
+    assert "Adam at lr 0.001" in (out / "report.md").read_text()
+    capsys.readouterr()
+    for bad in ("0", "-1", "nan", "1e9"):
+        assert_usage_error(
+            capsys,
+            ["experiment", "lstm-vs-gru", "--quick", "--lr", bad, "--out", str(tmp_path / bad)],
+            "--lr must be in (0, 100]",
+        )
+        assert not (tmp_path / bad).exists()

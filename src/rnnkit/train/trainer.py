@@ -42,6 +42,7 @@ from rnnkit.train.checkpoint import (
 from rnnkit.train.optimizers import build_optimizer, clip_gradients
 from rnnkit.train.progress import ProgressLine
 from rnnkit.train.schedules import LearningRateSchedule
+from rnnkit.train.tensorboard_log import TensorBoardLog, summary_writer_class
 
 CARRY_PREFIX = "carry."
 RAW_PREFIX = "raw."  # with NT-ASGD averaging, model.safetensors holds the average and these the raw weights
@@ -97,6 +98,9 @@ class Trainer:
         self.schedule = LearningRateSchedule(config.optim)
         self.progress = ProgressLine(progress_stream)
         self.metrics: MetricsLog | None = None
+        self.board: TensorBoardLog | None = None  # with train.tensorboard, while run() runs
+        if config.train.tensorboard:
+            summary_writer_class()  # a missing package stops the run before it starts
         self.step, self.tokens, self.lr_scale, self.rollbacks = 0, 0, 1.0, 0
         self.carry = training.initial_carry()
         self.elapsed_before = 0.0  # seconds of training in earlier sessions of this run
@@ -105,6 +109,7 @@ class Trainer:
         self.stop_requested, self.saving, self.stop_reason = False, False, None
         self.stop_signal: int | None = None  # the signal that asked to stop (SIGINT or SIGTERM)
         self.lr = config.optim.lr
+        self.gradient_norm = math.nan  # the last step's, before clipping
         self.saved_at: tuple[int, int] | None = None  # (step, rollbacks) of the newest checkpoint
         self.best: dict | None = None  # {"value", "step"} of the best validation metric so far
         self.evaluations_since_best = 0
@@ -282,6 +287,7 @@ class Trainer:
         if math.isfinite(loss_value):
             loss.backward()
             gradient_norm = clip_gradients(self.parameters, self.config.optim)
+        self.gradient_norm = gradient_norm
         self.step, self.tokens = self.step + 1, self.tokens + count
         if math.isfinite(loss_value) and math.isfinite(gradient_norm):
             self.optimizer.step()
@@ -318,6 +324,8 @@ class Trainer:
     def log(self, record: dict) -> None:
         if self.metrics is not None:
             self.metrics.write({**record, "elapsed": round(self.elapsed(), 3)})
+        if self.board is not None:
+            self.board.write(record)
 
     def evaluate(self) -> None:
         with self.averaged():
@@ -358,6 +366,8 @@ class Trainer:
                     file.write(f"=== step {self.step} ===\n{text}\n")
             except OSError as error:
                 raise UsageError(f"cannot write {self.run_directory.samples_path}: {error.strerror}") from None
+            if self.board is not None:
+                self.board.sample(self.step, text)
 
     # The loop ----------------------------------------------------------------------------------
 
@@ -371,6 +381,10 @@ class Trainer:
     def run(self, resumed: bool = False) -> str:
         """Train until a limit, patience or a signal; returns why it stopped."""
         self.metrics = MetricsLog(self.run_directory.metrics_path)
+        if self.config.train.tensorboard:
+            self.board = TensorBoardLog(
+                self.run_directory.path, self.step, config_to_dict(self.config), self.training.best_metric
+            )
         handlers = {signum: signal.signal(signum, self.request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.session_start = time.monotonic()  # setting up is not training time
@@ -391,6 +405,9 @@ class Trainer:
             self.progress.close()
             self.metrics.close()
             self.metrics = None
+            if self.board is not None:
+                self.board.close()
+                self.board = None
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
@@ -398,7 +415,7 @@ class Trainer:
     def loop(self) -> str:
         limits = self.config.train
         self.last_checkpoint = time.monotonic()
-        interval_losses, interval_start, interval_tokens = [], time.monotonic(), self.tokens
+        interval_losses, interval_norms, interval_start, interval_tokens = [], [], time.monotonic(), self.tokens
         session_progress, session_clock = self.progress_fraction(), time.monotonic()
         while not (
             reason := self.limit_reached() or self.stop_reason or ("interrupted" if self.stop_requested else None)
@@ -406,6 +423,7 @@ class Trainer:
             loss = self.train_step()
             if math.isfinite(loss):
                 interval_losses.append(loss)
+                interval_norms.append(self.gradient_norm)
             logging_step = self.step % limits.log_every == 0
             now, progress = time.monotonic(), self.progress_fraction()
             rate = max(0, self.tokens - interval_tokens) / max(now - interval_start, 1e-9)  # a rollback rewinds tokens
@@ -426,10 +444,13 @@ class Trainer:
                         "epoch": round(self.training.epochs_done, 4),
                         "loss": finite_or_none(mean_loss),
                         "lr": self.lr,
+                        "gradient_norm": finite_or_none(
+                            sum(interval_norms) / len(interval_norms) if interval_norms else math.nan
+                        ),
                         f"{self.training.count_unit}_per_second": round(rate, 1),
                     }
                 )
-                interval_losses, interval_start, interval_tokens = [], now, self.tokens
+                interval_losses, interval_norms, interval_start, interval_tokens = [], [], now, self.tokens
             if limits.eval_every and self.step % limits.eval_every == 0:
                 self.evaluate()
             if self.training.sample_every and self.step % self.training.sample_every == 0:
