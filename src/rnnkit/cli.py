@@ -213,9 +213,31 @@ def limit_values(args: argparse.Namespace) -> dict[str, object]:
 
 
 def train(args: argparse.Namespace) -> int:
+    """One process, or one rank of several under torchrun: then only the leader (rank 0) speaks, and a
+    rank that stops because another failed or was lost says so in one line."""
+    from rnnkit.train.distributed import LeaderFailed, LostRank, world_from_environment
+
+    leader = world_from_environment().leader
+    try:
+        return train_run(args)
+    except LeaderFailed as error:
+        if leader:
+            print(f"rnnkit train: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError:
+        if not leader:
+            return EXIT_USAGE  # the leader meets the same problem and reports it
+        raise
+    except LostRank as error:
+        print(f"rnnkit train: lost contact with another rank ({error}); stopping", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def train_run(args: argparse.Namespace) -> int:
     from rnnkit.config import check_seed_option, parse_assignment, with_values
-    from rnnkit.runs import new_config, open_run, resume_run, start_run
+    from rnnkit.runs import new_config, open_run, resume_run, start_parallel_run, start_run
     from rnnkit.tasks import get_task
+    from rnnkit.train.distributed import join_world, leave_world
     from rnnkit.train.trainer import TrainingDiverged
 
     check_seed_option("--seed", args.seed)
@@ -233,21 +255,31 @@ def train(args: argparse.Namespace) -> int:
         ]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be combined with --resume: the run keeps its config")
-        schema = type(open_run(args.resume).config)  # --set is checked against the run's own task
+        saved = open_run(args.resume).config
+        schema = type(saved)  # --set is checked against the run's own task
         assignments = dict(parse_assignment(assignment, schema) for assignment in args.set)
-        trainer = resume_run(args.resume, {**assignments, **limit_values(args)})
+        overrides = {**assignments, **limit_values(args)}
+        world = join_world(with_values(saved, overrides).train.device)
+        trainer = resume_run(args.resume, overrides, world=world)
     else:
         config = new_config(args.preset, args.set, limit_values(args))
         keys = get_task(config.task).data_keys
         flags = {keys["train"]: args.data, keys["validation"]: args.val, "train.seed": args.seed}
         config = with_values(config, {key: value for key, value in flags.items() if value is not None})
-        trainer = start_run(config, args.out)
-    print(f"rnnkit train: run directory {trainer.run_directory.path}", file=sys.stderr)
+        world = join_world(config.train.device)
+        trainer = start_run(config, args.out) if not world.distributed else start_parallel_run(config, args.out, world)
+    if world.leader:
+        print(f"rnnkit train: run directory {trainer.run_directory.path}", file=sys.stderr)
     try:
         reason = trainer.run(resumed=args.resume is not None)
     except TrainingDiverged as error:
         print(f"rnnkit train: {error}; the last good checkpoint is in {trainer.run_directory.path}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        trainer.parallel = None  # torch's DistributedDataParallel must go before its process group
+        leave_world()
+    if not world.leader:
+        return 0 if reason != "interrupted" else 128 + (trainer.stop_signal or signal.SIGINT)
     if reason == "interrupted":
         name = signal.Signals(trainer.stop_signal).name if trainer.stop_signal else "a signal"
         print(

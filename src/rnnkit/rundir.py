@@ -318,6 +318,7 @@ OPTIONAL_TRAINER_FIELDS = {  # absent from checkpoints written before best check
         lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(h, str) for k, h in v.items()),
         "a table of file names and their SHA-256",
     ),
+    "world_size": (lambda v: _is_count(v) and v >= 1, "an integer >= 1"),  # the ranks that trained it (torchrun)
 }
 
 

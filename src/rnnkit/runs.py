@@ -55,6 +55,7 @@ from rnnkit.rundir import (
 from rnnkit.tasks import Task, get_task
 
 if TYPE_CHECKING:
+    from rnnkit.train.distributed import World
     from rnnkit.train.trainer import Trainer
 
 # What a resumed run may change: how long and where it trains and how often it reports, never the
@@ -288,20 +289,28 @@ def moved(run: OpenedRun, which: str | None, checkpoint: Path) -> bool:
         return False
 
 
-def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: TextIO | None = None) -> Trainer:
+def resume_run(
+    path: str | Path, overrides: dict[str, object], progress_stream: TextIO | None = None, world: World | None = None
+) -> Trainer:
     """A trainer that continues the run from its latest checkpoint (or starts it from step 0 with
-    its saved config, if it has none), optionally with new limits; it holds the run's lock."""
+    its saved config, if it has none), optionally with new limits; it holds the run's lock. With
+    several ranks (torchrun) every rank calls it: the leader holds the lock and writes, and the ranks
+    go on only if every one of them could open the run."""
     from rnnkit.device import check_model_size, resolve_device, use_threads
+    from rnnkit.train.distributed import ALONE, go_on_together
     from rnnkit.train.trainer import Trainer
+
+    world = world or ALONE
 
     if resolve_run_path(path) != Path(path):
         raise UsageError(
             f"{path}: no such run directory ({path} names a model shipped with rnnkit, which is read, "
             "never trained further)"
         )
-    run = open_run(path)
-    lock = run.directory.lock()
+    lock, ready = None, False
     try:
+        run = open_run(path)
+        lock = run.directory.lock() if world.leader else None
         resumable = resumable_keys(run.task)
         refused = [key for key in overrides if key not in resumable]
         if refused:
@@ -320,13 +329,44 @@ def resume_run(path: str | Path, overrides: dict[str, object], progress_stream: 
         if checkpoint is None:
             seed_everything(config.train.seed)
         trainer = Trainer(run.task.build_training(config, data, device), config, run.directory, progress_stream)
+        ready = True
+        go_on_together(world)
+        trainer.join_world(world)
         if checkpoint is None:
             trainer.save_checkpoint()
         else:
             trainer.resume()
-        save_config(config, run.directory.config_path)
-    except BaseException:
-        lock.release()
+        if world.leader:
+            save_config(config, run.directory.config_path)
+    except BaseException as error:
+        if lock is not None:
+            lock.release()
+        if not ready:
+            go_on_together(world, error)
         raise
     trainer.lock = lock
     return trainer
+
+
+def start_parallel_run(
+    config: RunConfig, out: str | None, world: World, progress_stream: TextIO | None = None
+) -> Trainer:
+    """torchrun's ranks start one new run: the leader creates it as one process would (its directory,
+    files and first checkpoint), then every rank opens it at that checkpoint and joins the others."""
+    from rnnkit.device import resolve_device
+    from rnnkit.train.distributed import Agreement, LeaderFailed
+
+    agreement = Agreement(world, resolve_device(config.train.device))
+    path, problem = None, None
+    if world.leader:
+        try:
+            trainer = start_run(config, out, progress_stream)
+            path = str(trainer.run_directory.path)
+        except BaseException as error:
+            agreement.broadcast((None, str(error)))
+            raise
+        trainer.lock.release()  # taken again at once by the leader's resume_run below
+    path, problem = agreement.broadcast((path, problem))
+    if path is None:
+        raise LeaderFailed(problem)
+    return resume_run(path, {}, progress_stream, world)

@@ -60,6 +60,18 @@ class TokenStreams:
             )
         self.windows_per_epoch = math.ceil(self.stream_length / window)  # of fixed length
         self.epoch, self.offset = 0, 0
+        self.first, self.count = 0, batch_size  # the streams this reader returns: all, unless sharded
+
+    def shard(self, rank: int, size: int) -> None:
+        """Read only rank `rank`'s contiguous share of the streams, of `size` ranks: every rank keeps the
+        same position, so together they read exactly the windows one reader of all streams would."""
+        if size > self.batch_size or self.batch_size % size:
+            raise UsageError(
+                f"train.batch_size {self.batch_size} cannot be shared by {size} ranks: each rank reads "
+                f"batch_size / ranks whole streams, so use a multiple of {size}"
+            )
+        self.count = self.batch_size // size
+        self.first = rank * self.count
 
     @property
     def epochs_done(self) -> float:
@@ -74,8 +86,8 @@ class TokenStreams:
         return max(5, int(rng.normal(centre, 5)))
 
     def rows(self, start: int, stop: int, shift: int) -> np.ndarray:
-        """Steps start..stop of every stream, shifted by `shift` tokens: (stop - start, B) int64."""
-        starts = np.arange(self.batch_size) * self.stream_length + start + shift
+        """Steps start..stop of every stream read, shifted by `shift` tokens: (stop - start, B) int64."""
+        starts = np.arange(self.first, self.first + self.count) * self.stream_length + start + shift
         return np.stack([np.asarray(self.ids[a : a + stop - start], dtype=np.int64) for a in starts], axis=1)
 
     def next_window(self) -> Window:

@@ -152,6 +152,14 @@ def capture_random_state() -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, record
 
 
+def seed_generators(*numbers: int) -> None:
+    """Start torch's, numpy's and python's generators from a seed drawn from the numbers."""
+    seed = int(np.random.SeedSequence(list(numbers)).generate_state(1, np.uint64)[0] % 2**63)
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 def restore_random_state(tensors: dict[str, torch.Tensor], record: dict) -> None:
     torch.set_rng_state(tensors["random.torch"])
     cuda_keys = sorted(

@@ -23,9 +23,20 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+class Silence:
+    """Where the progress of a rank other than the leader goes: nowhere."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 class ProgressLine:
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, ranks: int = 1) -> None:
         self.stream = stream or sys.stderr  # looked up now: sys.stderr may have been replaced since import
+        self.ranks = ranks  # processes training together (torchrun); the rate is theirs together
         self.is_terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.last_draw = 0.0
         self.drawn = False  # a partial line is on the terminal
@@ -43,8 +54,9 @@ class ProgressLine:
     ) -> None:
         """Redraw the line; `rate` counts `unit` per second ("tokens", "sentences", ...)."""
         percent = f"{100 * progress:5.1f}%" if progress > 0 else "  -  "
+        ranks = f" | {self.ranks} ranks" if self.ranks > 1 else ""
         line = (
-            f"step {step:>7} | loss {loss:.4f} | lr {lr:.2e} | {rate:,.0f} {unit}/s "
+            f"step {step:>7} | loss {loss:.4f} | lr {lr:.2e} | {rate:,.0f} {unit}/s{ranks} "
             f"| {percent} | ETA {format_duration(eta_seconds)}"
         )
         if self.is_terminal:

@@ -36,15 +36,18 @@ from rnnkit.train.checkpoint import (
     prune_checkpoints,
     read_checkpoint,
     restore_random_state,
+    seed_generators,
     unflatten_optimizer_state,
     write_checkpoint,
 )
+from rnnkit.train.distributed import ALONE, Agreement, World
 from rnnkit.train.optimizers import build_optimizer, clip_gradients
-from rnnkit.train.progress import ProgressLine
+from rnnkit.train.progress import ProgressLine, Silence
 from rnnkit.train.schedules import LearningRateSchedule
 from rnnkit.train.tensorboard_log import TensorBoardLog, summary_writer_class
 
 CARRY_PREFIX = "carry."
+RANK_PREFIX = "rank"  # rank N's random generators in a checkpoint of several ranks: "rankN.random.torch"
 RAW_PREFIX = "raw."  # with NT-ASGD averaging, model.safetensors holds the average and these the raw weights
 
 
@@ -65,7 +68,9 @@ class Training(Protocol):
 
     def next_batch(self) -> object: ...
 
-    def initial_carry(self) -> dict[str, Tensor]: ...  # state carried between batches ({} if none)
+    def initial_carry(self) -> dict[str, Tensor]: ...  # state carried between batches ({} if none), (L, B, H)
+
+    def shard(self, rank: int, size: int) -> None: ...  # read only this rank's part of every global batch
 
     def loss(self, batch: object, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]: ...
 
@@ -82,6 +87,33 @@ class TrainingDiverged(Exception):
     """Rolled back `max_rollbacks` times and still non-finite."""
 
 
+class TrainingLoss(torch.nn.Module):
+    """The task's loss as a module whose parameters are the model's, so that DistributedDataParallel
+    can run it: each backward through it averages the gradients over the ranks."""
+
+    def __init__(self, training: Training) -> None:
+        super().__init__()
+        self.model, self.compute = training.model, training.loss
+
+    def forward(self, batch, carry):
+        return self.compute(batch, carry)
+
+
+def parallel_model(training: Training, device: torch.device):
+    """DistributedDataParallel over the task's loss. A task whose model can leave a parameter without a
+    gradient in a step (an adaptive softmax's cluster that no target of the batch falls in) says so with
+    `may_skip_parameters`, and gets torch's `find_unused_parameters`; the others do without its search
+    of the graph at every step. The graph changes between steps, so `static_graph` does not apply."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        TrainingLoss(training),
+        device_ids=[device] if device.type == "cuda" else None,
+        find_unused_parameters=bool(getattr(training, "may_skip_parameters", False)),
+        forward_sync_buffers=False,  # the models hold no buffer that training changes
+    )
+
+
 def all_finite(tensors) -> bool:
     return all(bool(torch.isfinite(tensor).all()) for tensor in tensors)
 
@@ -90,12 +122,15 @@ class Trainer:
     def __init__(
         self, training: Training, config: RunConfig, run: RunDirectory, progress_stream: TextIO | None = None
     ) -> None:
-        self.training, self.config, self.run_directory = training, config, run
+        self.training, self.config, self.run_directory, self.world = training, config, run, ALONE
         self.model = training.model
         self.parameters = list(self.model.parameters())
         self.device = self.parameters[0].device
+        self.agreement = Agreement(ALONE, self.device)
+        self.parallel = None  # the DistributedDataParallel wrapper the steps go through, with several ranks
         self.optimizer = build_optimizer(self.parameters, config.optim)
         self.schedule = LearningRateSchedule(config.optim)
+        self.progress_stream = progress_stream
         self.progress = ProgressLine(progress_stream)
         self.metrics: MetricsLog | None = None
         self.board: TensorBoardLog | None = None  # with train.tensorboard, while run() runs
@@ -108,6 +143,7 @@ class Trainer:
         self.bad_steps = 0
         self.stop_requested, self.saving, self.stop_reason = False, False, None
         self.stop_signal: int | None = None  # the signal that asked to stop (SIGINT or SIGTERM)
+        self.stop_agreed, self.time_up = False, False  # with several ranks: what they agreed on last
         self.lr = config.optim.lr
         self.gradient_norm = math.nan  # the last step's, before clipping
         self.saved_at: tuple[int, int] | None = None  # (step, rollbacks) of the newest checkpoint
@@ -116,6 +152,19 @@ class Trainer:
         self.last_evaluation: int | None = None
         self.files = fingerprints(run.path)  # the task's files (vocabulary, labels): fixed for the run's life
         self.lock = None  # the run's RunLock, held while this trainer may write the run; released by run()
+
+    def join_world(self, world: World) -> None:
+        """Train as one rank of several (torchrun): read this rank's share of each global batch, average
+        the gradients with DistributedDataParallel, and leave the run directory to the leader."""
+        if not world.distributed:
+            return
+        if not hasattr(self.training, "shard"):
+            raise UsageError(f"the {self.config.task} task cannot train on several ranks")
+        self.world, self.agreement = world, Agreement(world, self.device)
+        self.training.shard(world.rank, world.size)
+        self.carry = {name: self.rank_part(tensor) for name, tensor in self.carry.items()}
+        self.parallel = parallel_model(self.training, self.device)
+        self.progress = ProgressLine(self.progress_stream if world.leader else Silence(), world.size)
 
     # Time, progress and limits ---------------------------------------------------------------
 
@@ -138,9 +187,26 @@ class Trainer:
             return "max_steps"
         if limits.max_epochs and self.training.epochs_done >= limits.max_epochs:
             return "max_epochs"
-        if limits.max_time and self.elapsed() >= limits.max_time:
+        if limits.max_time and (self.time_up if self.world.distributed else self.elapsed() >= limits.max_time):
             return "max_time"
         return None
+
+    def agree(self, checkpoint_due: bool) -> bool:
+        """With several ranks, one small all-reduce of what each rank's signals and clock say, so that
+        they stop, save and reach the time limit together; returns whether a checkpoint is due."""
+        if not self.world.distributed:
+            return checkpoint_due
+        limit = self.config.train.max_time
+        stop, due, self.time_up = self.agreement.any(
+            [self.stop_requested, checkpoint_due, bool(limit) and self.elapsed() >= limit]
+        )
+        if stop and not self.stop_agreed:
+            self.stop_agreed = True
+            self.stop_signal = self.stop_signal or signal.SIGTERM  # the rank the signal reached knows which
+        return due
+
+    def stopping(self) -> bool:
+        return self.stop_agreed if self.world.distributed else self.stop_requested
 
     # Checkpoints ------------------------------------------------------------------------------
 
@@ -155,7 +221,9 @@ class Trainer:
             return  # no step since the newest checkpoint (e.g. Ctrl-C right after a periodic save)
         self.saving = True
         try:
-            self._write_checkpoint(best)
+            ranks = self.agreement.gather(self.rank_state())  # every rank's part, on the leader
+            if self.world.leader:
+                self._write_checkpoint(best, ranks)
         finally:
             self.saving = False
         self.last_checkpoint, self.saved_at = time.monotonic(), (self.step, self.rollbacks)
@@ -165,10 +233,22 @@ class Trainer:
         """A context in which the model holds the weights it is evaluated with (NT-ASGD's average)."""
         return getattr(self.optimizer, "averaged", contextlib.nullcontext)()
 
-    def _write_checkpoint(self, best: bool) -> None:
-        optimizer_tensors, optimizer_record = flatten_optimizer_state(self.optimizer.state_dict())
+    def rank_state(self) -> tuple[dict, dict, dict]:
+        """What each rank saves of its own: its random generators and its part of the carried state."""
         random_tensors, random_record = capture_random_state()
-        carry_tensors = {CARRY_PREFIX + name: tensor for name, tensor in self.carry.items()}
+        carry = self.carry if not self.world.distributed else {name: t.cpu() for name, t in self.carry.items()}
+        return random_tensors, random_record, carry
+
+    def _write_checkpoint(self, best: bool, ranks: list[tuple[dict, dict, dict]]) -> None:
+        """The leader's write. The carried state is saved whole (the ranks' parts joined along the batch),
+        so that any number of ranks can take it up again; the generators are saved per rank."""
+        optimizer_tensors, optimizer_record = flatten_optimizer_state(self.optimizer.state_dict())
+        random_tensors, random_record, _ = ranks[0]
+        for rank, (tensors, record, _) in enumerate(ranks[1:], 1):
+            random_tensors |= {f"{RANK_PREFIX}{rank}.{name}": tensor for name, tensor in tensors.items()}
+            random_record = {**random_record, f"{RANK_PREFIX}{rank}": record}
+        carry = {name: torch.cat([part[2][name] for part in ranks], dim=1) for name in ranks[0][2]}
+        carry_tensors = {CARRY_PREFIX + name: tensor for name, tensor in carry.items()}
         raw_tensors = {}
         if getattr(self.optimizer, "averaging", False):  # eval and sample read the average; resume the raw weights
             raw_tensors = {
@@ -190,6 +270,7 @@ class Trainer:
             "optimizer": optimizer_record,
             "random": random_record,
             "config": config_to_dict(self.config),
+            "world_size": self.world.size,
         }
         checkpoints = self.run_directory.checkpoints_path
         name = write_checkpoint(
@@ -237,7 +318,7 @@ class Trainer:
             self.optimizer.load_state_dict(unflatten_optimizer_state(trainer_tensors, state["optimizer"]))
             self.schedule.load_state_dict(state["schedule"])
             self.training.restore_data_position(state["data_position"])
-            restore_random_state(trainer_tensors, state["random"])
+            self.restore_rank_random_state(trainer_tensors, state)
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
             raise UsageError(f"{directory}: the checkpoint does not fit this run ({error})") from None
         self.step, self.tokens = state["step"], state["tokens"]
@@ -246,11 +327,29 @@ class Trainer:
         self.evaluations_since_best = state.get("evaluations_since_best", 0)
         self.saved_at = (self.step, self.rollbacks)
         self.carry = {
-            name[len(CARRY_PREFIX) :]: tensor.to(self.device)
+            name[len(CARRY_PREFIX) :]: self.rank_part(tensor).to(self.device)
             for name, tensor in trainer_tensors.items()
             if name.startswith(CARRY_PREFIX)
         }
         return state
+
+    def rank_part(self, carried: Tensor) -> Tensor:
+        """This rank's streams of a carried state saved whole, (L, B, H) -> (L, B / ranks, H)."""
+        if not self.world.distributed:
+            return carried
+        return carried.chunk(self.world.size, dim=1)[self.world.rank].contiguous()
+
+    def restore_rank_random_state(self, tensors: dict, state: dict) -> None:
+        """Each rank's own generators, as saved; a rank the checkpoint has none for (it was saved by
+        fewer ranks) starts its generators from the seed, the step and its rank."""
+        rank, prefix = self.world.rank, f"{RANK_PREFIX}{self.world.rank}."
+        if rank == 0:
+            restore_random_state(tensors, state["random"])
+        elif f"{RANK_PREFIX}{rank}" in state["random"]:
+            own = {name[len(prefix) :]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}
+            restore_random_state(own, state["random"][f"{RANK_PREFIX}{rank}"])
+        else:
+            seed_generators(self.config.train.seed, state["step"], rank)
 
     def resume(self) -> None:
         state = self.load_checkpoint()
@@ -281,10 +380,20 @@ class Trainer:
         self.lr *= getattr(batch, "lr_factor", 1.0)  # a variable-length BPTT window scales its step
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
-        loss, count, carry = self.training.loss(batch, self.carry)
+        if self.parallel is None:
+            loss, count, carry = self.training.loss(batch, self.carry)
+        else:
+            loss, count, carry = self.parallel(batch, self.carry)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value, gradient_norm = float(loss.detach()), math.nan
-        if math.isfinite(loss_value):
+        if self.parallel is not None:
+            # every rank takes part in every backward (its all-reduce), and all see the same mean loss,
+            # gradient and count, so they skip or step together
+            total, count = self.agreement.sums([loss_value, count])
+            loss_value, count = total / self.world.size, int(count)
+            loss.backward()
+            gradient_norm = clip_gradients(self.parameters, self.config.optim)
+        elif math.isfinite(loss_value):
             loss.backward()
             gradient_norm = clip_gradients(self.parameters, self.config.optim)
         self.gradient_norm = gradient_norm
@@ -359,6 +468,8 @@ class Trainer:
             self.stop_reason = "patience"
 
     def write_sample(self) -> None:
+        if not self.world.leader:
+            return
         text = self.training.generate(seed=self.config.train.seed + self.step)
         if text is not None:
             try:
@@ -380,8 +491,8 @@ class Trainer:
 
     def run(self, resumed: bool = False) -> str:
         """Train until a limit, patience or a signal; returns why it stopped."""
-        self.metrics = MetricsLog(self.run_directory.metrics_path)
-        if self.config.train.tensorboard:
+        self.metrics = MetricsLog(self.run_directory.metrics_path) if self.world.leader else None
+        if self.config.train.tensorboard and self.world.leader:
             self.board = TensorBoardLog(
                 self.run_directory.path, self.step, config_to_dict(self.config), self.training.best_metric
             )
@@ -403,7 +514,8 @@ class Trainer:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
             self.progress.close()
-            self.metrics.close()
+            if self.metrics is not None:
+                self.metrics.close()
             self.metrics = None
             if self.board is not None:
                 self.board.close()
@@ -417,9 +529,8 @@ class Trainer:
         self.last_checkpoint = time.monotonic()
         interval_losses, interval_norms, interval_start, interval_tokens = [], [], time.monotonic(), self.tokens
         session_progress, session_clock = self.progress_fraction(), time.monotonic()
-        while not (
-            reason := self.limit_reached() or self.stop_reason or ("interrupted" if self.stop_requested else None)
-        ):
+        self.agree(False)
+        while not (reason := self.limit_reached() or self.stop_reason or ("interrupted" if self.stopping() else None)):
             loss = self.train_step()
             if math.isfinite(loss):
                 interval_losses.append(loss)
@@ -456,7 +567,7 @@ class Trainer:
             if self.training.sample_every and self.step % self.training.sample_every == 0:
                 self.write_sample()
             kept_step = limits.keep_every and self.step % limits.keep_every == 0
-            if kept_step or time.monotonic() - self.last_checkpoint >= limits.checkpoint_every:
+            if self.agree(bool(kept_step) or time.monotonic() - self.last_checkpoint >= limits.checkpoint_every):
                 self.save_checkpoint()
         if reason not in ("interrupted", "patience") and limits.eval_every and self.last_evaluation != self.step:
             self.evaluate()

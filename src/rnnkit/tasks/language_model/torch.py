@@ -240,6 +240,9 @@ class LanguageModelTraining:
             seed=config.train.seed,
         )
         self.sample_every = config.sample.every
+        self.batch_size = config.train.batch_size  # the streams this process reads: the global batch, or its share
+        # an adaptive softmax's clusters get no gradient in a step where no target falls in them
+        self.may_skip_parameters = config.model.softmax == "adaptive"
 
     @property
     def epochs_done(self) -> float:
@@ -252,7 +255,11 @@ class LanguageModelTraining:
         self.streams.restore(position)
 
     def initial_carry(self) -> dict[str, Tensor]:
-        return self.model.initial_state(self.config.train.batch_size, self.device)
+        return self.model.initial_state(self.batch_size, self.device)
+
+    def shard(self, rank: int, size: int) -> None:
+        self.streams.shard(rank, size)
+        self.batch_size = self.streams.count
 
     def start_record(self) -> dict:
         return {}
