@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rnnkit import nn as rnn_layers
 from rnnkit.config import SequenceModelSettings
 from rnnkit.device import resolve_device, use_threads
+from rnnkit.errors import UsageError
 from rnnkit.nn.regularisers import WeightDropGRU, WeightDropLSTM, WeightDropRNN
 from rnnkit.rundir import read_model_weights
 
@@ -60,9 +62,41 @@ def load_model(run, checkpoint: Path, build: Callable[[], nn.Module]) -> tuple[n
 
 class ExampleBatches:
     """The trainer's Training methods of a task whose examples are independent sentences read in
-    LengthBatches (`self.batches`): no state is carried between batches and no text is generated."""
+    LengthBatches (`self.batches`): no state is carried between batches and no text is generated.
+
+    With several ranks (`shard`), every rank reads the same seeded order of global batches and takes
+    its slice of each. Its loss, a mean over its slice, is scaled by its share of the batch's units
+    (what the task's loss averages over: sentences or words) times the ranks, so that the gradients
+    DistributedDataParallel averages are those of the whole batch's mean. A rank whose slice is empty
+    (a last batch smaller than the ranks) computes one sentence at weight 0.
+    """
 
     sample_every = 0
+    rank, ranks = 0, 1
+
+    def units(self, indices: np.ndarray) -> int:
+        """What the task's loss averages over, in these examples (sentences, or their words)."""
+        return len(indices)
+
+    def shard(self, rank: int, size: int) -> None:
+        examples, batch_size = len(self.batches.lengths), self.batches.batch_size
+        if size > min(batch_size, examples):
+            raise UsageError(
+                f"{size} ranks cannot share batches of {min(batch_size, examples)} examples "
+                f"(train.batch_size {batch_size}, {examples} training examples): use at most that many ranks"
+            )
+        self.rank, self.ranks = rank, size
+
+    def next_share(self) -> tuple[np.ndarray, float]:
+        """This rank's examples of the next global batch, and the factor its mean loss is scaled by (1
+        alone; 0 for an empty slice, which then computes the batch's first example)."""
+        indices = self.batches.next_batch()
+        if self.ranks == 1:
+            return indices, 1.0
+        mine = np.array_split(indices, self.ranks)[self.rank]
+        if len(mine) == 0:
+            return indices[:1], 0.0
+        return mine, self.units(mine) * self.ranks / self.units(indices)
 
     @property
     def epochs_done(self) -> float:

@@ -114,7 +114,7 @@ def logits_of(model: SentenceClassifier, encoded: Encoded, device: torch.device,
     was_training = model.training
     model.eval()
     order = np.argsort(encoded.lengths, kind="stable")
-    logits = torch.empty(len(order), model.output.out_features)
+    logits = torch.empty(len(order), model.output.out_features, dtype=torch.float32)
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
         ids, lengths, _ = to_batch(encoded, indices, device)
@@ -155,11 +155,13 @@ class ClassifierTraining(ExampleBatches):
         }
 
     def next_batch(self):
-        return to_batch(self.data.train, self.batches.next_batch(), self.device)
+        indices, factor = self.next_share()
+        return (*to_batch(self.data.train, indices, self.device), factor)
 
     def loss(self, batch, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]:
-        ids, lengths, labels = batch
-        return training_loss(self.model, ids, lengths, labels, self.config.model.adversarial), len(labels), {}
+        ids, lengths, labels, factor = batch
+        loss = training_loss(self.model, ids, lengths, labels, self.config.model.adversarial)
+        return (loss if factor == 1.0 else loss * factor), len(labels) if factor else 0, {}
 
     def validate(self) -> dict:
         encoded = self.data.validation

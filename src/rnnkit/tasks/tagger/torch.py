@@ -177,13 +177,18 @@ class TaggerTraining(ExampleBatches):
     def start_record(self) -> dict:
         return self.data.long_examples
 
+    def units(self, indices: np.ndarray) -> int:
+        return int(self.data.train.lengths[indices].sum())  # the loss is a mean over words
+
     def next_batch(self):
-        return to_batch(self.data.train, self.batches.next_batch(), self.device)
+        indices, factor = self.next_share()
+        return (*to_batch(self.data.train, indices, self.device), factor)
 
     def loss(self, batch, carry: dict[str, Tensor]) -> tuple[Tensor, int, dict[str, Tensor]]:
-        words, characters, character_lengths, lengths, tags = batch
+        words, characters, character_lengths, lengths, tags, factor = batch
         emissions = self.model.emissions(words, characters, character_lengths, lengths)
-        return self.model.loss(emissions, tags, lengths), int(lengths.sum()), {}
+        loss = self.model.loss(emissions, tags, lengths)
+        return (loss if factor == 1.0 else loss * factor), int(lengths.sum()) if factor else 0, {}
 
     def validate(self) -> dict:
         encoded = self.data.validation
