@@ -90,3 +90,21 @@ def test_two_ranks_train_as_one_process_does(task, tmp_path):
             [r[metric] for r in records(tmp_path / "one", event)], rel=1e-9
         )
     assert "2 ranks" in two.stderr and two.stderr.count("rnnkit train: stopped at step") == 1
+
+
+def test_two_ranks_resume_bit_exact_and_one_process_takes_over(tmp_path):
+    """With dropout (each rank draws its own masks), 20 steps at once and 10 + 10 resumed are bit-identical
+    on 2 ranks; a run saved by 2 ranks goes on as 1 process, re-sharded, and says so."""
+    corpus = write_tiny_corpus(tmp_path)
+    argv = ["--data", str(corpus), *CHAR_LM, *COMMON, *settings("model.dropout=0.3", "optim.schedule=constant")]
+    whole = train([*argv, "--max-steps", "20", "--out", str(tmp_path / "whole")], ranks=2)
+    assert whole.returncode == 0, whole.stderr
+    half = train([*argv, "--max-steps", "10", "--out", str(tmp_path / "halves")], ranks=2)
+    assert half.returncode == 0, half.stderr
+    rest = train(["--resume", str(tmp_path / "halves"), "--max-steps", "20"], ranks=2)
+    assert rest.returncode == 0, rest.stderr and "re-sharded" not in rest.stderr
+    assert largest_difference(latest_weights(tmp_path / "whole"), latest_weights(tmp_path / "halves")) == 0.0
+    alone = train(["--resume", str(tmp_path / "halves"), "--max-steps", "30"])
+    assert alone.returncode == 0, alone.stderr
+    assert "saved by 2 rank(s) and goes on with 1: the data position was re-sharded" in alone.stderr
+    assert records(tmp_path / "halves", "end")[-1]["step"] == 30

@@ -353,6 +353,12 @@ class Trainer:
 
     def resume(self) -> None:
         state = self.load_checkpoint()
+        saved_by = state.get("world_size", 1)
+        if saved_by != self.world.size:
+            self.progress.message(
+                f"rnnkit train: step {self.step} was saved by {saved_by} rank(s) and goes on with {self.world.size}: "
+                "the data position was re-sharded (the global batch and its order are unchanged)"
+            )
         self.elapsed_before = float(state["elapsed_seconds"])
         self.session_start = time.monotonic()
 
