@@ -228,16 +228,24 @@ def train(args: argparse.Namespace) -> int:
         if not leader:
             return EXIT_USAGE  # the leader meets the same problem and reports it
         raise
-    except LostRank as error:
-        print(f"rnnkit train: lost contact with another rank ({error}); stopping", file=sys.stderr)
+    except LostRank:
+        report_lost_rank()
         return EXIT_FAILED
+
+
+def report_lost_rank() -> None:
+    from rnnkit.train.distributed import lost_ranks
+
+    lost = lost_ranks()
+    print(f"rnnkit train: {lost}; stopping (the last checkpoint stays: continue with --resume)", file=sys.stderr)
+    sys.stderr.flush()
 
 
 def train_run(args: argparse.Namespace) -> int:
     from rnnkit.config import check_seed_option, parse_assignment, with_values
     from rnnkit.runs import new_config, open_run, resume_run, start_parallel_run, start_run
     from rnnkit.tasks import get_task
-    from rnnkit.train.distributed import join_world, leave_world
+    from rnnkit.train.distributed import LostRank, join_world, leave_world
     from rnnkit.train.trainer import TrainingDiverged
 
     check_seed_option("--seed", args.seed)
@@ -275,9 +283,12 @@ def train_run(args: argparse.Namespace) -> int:
     except TrainingDiverged as error:
         print(f"rnnkit train: {error}; the last good checkpoint is in {trainer.run_directory.path}", file=sys.stderr)
         return EXIT_FAILED
+    except LostRank:
+        report_lost_rank()  # at once: leaving the process group may take a while, and the launcher is waiting
+        return EXIT_FAILED
     finally:
         trainer.parallel = None  # torch's DistributedDataParallel must go before its process group
-        leave_world()
+        leave_world(wait=sys.exc_info()[0] is None)
     if not world.leader:
         return 0 if reason != "interrupted" else 128 + (trainer.stop_signal or signal.SIGINT)
     if reason == "interrupted":

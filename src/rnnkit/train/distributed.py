@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 from dataclasses import dataclass
 
 import torch
@@ -99,24 +100,67 @@ def join(world: World, device: torch.device, timeout: float = TIMEOUT_SECONDS) -
         )
     except (RuntimeError, ValueError) as error:
         raise UsageError(f"cannot join the other ranks: {str(error).splitlines()[0]}") from None
+    PEERS[:] = [None] * world.size
+    collective(dist.all_gather_object, PEERS, (socket.gethostname(), os.getpid()))
 
 
-def leave_world() -> None:
-    """Wait for the others, then leave the process group (once every DistributedDataParallel is gone)."""
+PEERS: list = []  # (host, process id) of every rank, once joined: to name a rank that is lost
+
+
+def running(pid: int) -> bool:
+    """Whether a process of this machine still runs (one that has ended but is not yet reaped has not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def lost_ranks() -> str:
+    """Which ranks are gone, as far as this machine can tell: those on it whose process has ended."""
+    host, gone, elsewhere = socket.gethostname(), [], 0
+    for rank, (peer_host, pid) in enumerate(PEERS):
+        if peer_host != host:
+            elsewhere += 1
+            continue
+        if not running(pid):
+            gone.append(f"rank {rank} (process {pid}) has ended")
+    if gone:
+        return "; ".join(gone)
+    return "a rank on another machine stopped answering" if elsewhere else "a rank stopped answering"
+
+
+def leave_world(wait: bool = True) -> None:
+    """Leave the process group (once every DistributedDataParallel is gone), after waiting for the
+    others unless a rank was lost or this one is failing."""
     if dist.is_initialized():
-        try:
-            dist.barrier()
-        except (RuntimeError, dist.DistBackendError):
-            pass  # a lost rank was reported already
+        if wait:
+            try:
+                dist.barrier()
+            except (RuntimeError, dist.DistBackendError):
+                pass  # a lost rank is reported by whoever meets it
         dist.destroy_process_group()
 
 
+COMMUNICATION_ERRORS = ("gloo", "nccl", "connection", "timed out", "socket", "broken pipe")
+
+
 def collective(operation, *args, **kwargs):
-    """A collective operation; a rank that has died turns its error into LostRank."""
+    """A collective operation (or a step whose backward is one: DistributedDataParallel's all-reduce);
+    a failure to communicate, as when a rank has died, becomes LostRank."""
     try:
         return operation(*args, **kwargs)
-    except (RuntimeError, dist.DistBackendError) as error:
-        raise LostRank(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    except RuntimeError as error:
+        text = str(error)
+        if isinstance(error, dist.DistError) or any(marker in text.lower() for marker in COMMUNICATION_ERRORS):
+            raise LostRank(text.splitlines()[0] if text else type(error).__name__) from None
+        raise
 
 
 class Agreement:

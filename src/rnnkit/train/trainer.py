@@ -40,7 +40,7 @@ from rnnkit.train.checkpoint import (
     unflatten_optimizer_state,
     write_checkpoint,
 )
-from rnnkit.train.distributed import ALONE, Agreement, World
+from rnnkit.train.distributed import ALONE, Agreement, World, collective
 from rnnkit.train.optimizers import build_optimizer, clip_gradients
 from rnnkit.train.progress import ProgressLine, Silence
 from rnnkit.train.schedules import LearningRateSchedule
@@ -354,7 +354,7 @@ class Trainer:
     def resume(self) -> None:
         state = self.load_checkpoint()
         saved_by = state.get("world_size", 1)
-        if saved_by != self.world.size:
+        if saved_by != self.world.size and self.step > 0:  # a new run's first checkpoint has read nothing
             self.progress.message(
                 f"rnnkit train: step {self.step} was saved by {saved_by} rank(s) and goes on with {self.world.size}: "
                 "the data position was re-sharded (the global batch and its order are unchanged)"
@@ -389,7 +389,7 @@ class Trainer:
         if self.parallel is None:
             loss, count, carry = self.training.loss(batch, self.carry)
         else:
-            loss, count, carry = self.parallel(batch, self.carry)
+            loss, count, carry = collective(self.parallel, batch, self.carry)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value, gradient_norm = float(loss.detach()), math.nan
         if self.parallel is not None:
@@ -397,7 +397,7 @@ class Trainer:
             # gradient and count, so they skip or step together
             total, count = self.agreement.sums([loss_value, count])
             loss_value, count = total / self.world.size, int(count)
-            loss.backward()
+            collective(loss.backward)
             gradient_norm = clip_gradients(self.parameters, self.config.optim)
         elif math.isfinite(loss_value):
             loss.backward()
