@@ -6,9 +6,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pytest
 from distributed_helpers import torchrun
 
 from language_model_helpers import write_tiny_corpus
+from rnnkit.data.streams import TokenStreams
+from rnnkit.errors import UsageError
 from rnnkit.metrics_log import read_metrics
 from rnnkit.rundir import RunDirectory
 
@@ -87,3 +91,32 @@ def test_sigterm_to_the_launcher_saves_once_from_the_leader_and_exits_like_one_p
     assert records[-1]["event"] == "end" and records[-1]["reason"] == "interrupted"
     assert len([r for r in records if r["event"] == "checkpoint"]) >= saved
     resumes(run)
+
+
+def test_bad_worlds_get_one_line_and_a_non_zero_exit(tmp_path):
+    corpus = write_tiny_corpus(tmp_path)
+    base = [str(corpus), "--max-steps", "3", *TINY]
+    cases = {
+        "more ranks than streams": (["--set", "train.batch_size=1"], "cannot be shared by 2 ranks"),
+        "a device the machine lacks": (["--set", "train.device=cuda"], "train.device = 'cuda'"),
+    }
+    for name, (extra, message) in cases.items():
+        out = tmp_path / name.replace(" ", "-")
+        command = torchrun(2) + ["-m", "rnnkit", "train", "--data", *base, *extra, "--out", str(out)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE, env=os.environ)
+        ours = [line for line in result.stderr.splitlines() if line.startswith("rnnkit train:")]
+        assert result.returncode != 0 and len(ours) == 1 and message in ours[0], (name, result.stderr)
+        assert "rnnkit/" not in result.stderr, (name, result.stderr)
+
+
+def test_a_rank_takes_whole_streams_and_a_slice_of_every_batch():
+    ids = np.arange(101)
+    whole = TokenStreams(ids, 4, 5).next_window()
+    parts = []
+    for rank in range(2):
+        streams = TokenStreams(ids, 4, 5)
+        streams.shard(rank, 2)
+        parts.append(streams.next_window().inputs)
+    assert (np.concatenate(parts, axis=1) == whole.inputs).all()
+    with pytest.raises(UsageError, match="use a multiple of 3"):
+        TokenStreams(ids, 4, 5).shard(0, 3)
