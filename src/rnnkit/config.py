@@ -244,6 +244,7 @@ class TrainConfig(Section):
     eval_batch_size: int = 16  # batch size of the periodic validation
     patience: int = 0  # stop after this many validations without a new best; 0: never
     checkpoint_every: float = 30.0  # seconds of training between checkpoints
+    checkpoint_steps: int = 0  # also a checkpoint every this many steps (pruned like the others); 0: by time only
     keep_checkpoints: int = 0  # keep this many recent checkpoints besides latest and best
     keep_every: int = 0  # also save and keep a checkpoint every this many steps, for later analysis; 0: none
     max_bad_steps: int = 3  # consecutive non-finite steps before rolling back to the last checkpoint
@@ -263,6 +264,7 @@ class TrainConfig(Section):
             "patience",
             "keep_checkpoints",
             "keep_every",
+            "checkpoint_steps",
             "max_rollbacks",
         ):
             require(

@@ -68,6 +68,7 @@ RESUMABLE_KEYS = (
     "train.threads",
     "train.log_every",
     "train.tensorboard",
+    "train.checkpoint_steps",
     "train.eval_every",
     "train.eval_batch_size",
     "train.patience",

@@ -110,6 +110,17 @@ def test_pruning_keeps_latest_best_the_newest_and_every_kth(tmp_path):
     ]
 
 
+def test_checkpoint_steps_saves_every_nth_step_and_prunes_them(tmp_path):
+    corpus = write_tiny_corpus(tmp_path)
+    run = train_tiny_run(
+        tmp_path / "run", corpus, "train.max_steps=23", "train.checkpoint_steps=5", "train.keep_checkpoints=1"
+    )
+    saved = [record["step"] for record in read_metrics(run) if record["event"] == "checkpoint"]
+    assert saved == [5, 10, 15, 20, 23]  # the step-0 checkpoint is written before training (no record)
+    kept = sorted(entry.name for entry in (run / "checkpoints").iterdir())
+    assert kept == [LATEST, "step-00000020", "step-00000023"]
+
+
 def test_resume_of_a_run_without_checkpoint_starts_it_from_step_zero(tmp_path):
     corpus = write_tiny_corpus(tmp_path)
     straight = train_tiny_run(tmp_path / "straight", corpus, "train.max_steps=4")

@@ -573,7 +573,9 @@ class Trainer:
             if self.training.sample_every and self.step % self.training.sample_every == 0:
                 self.write_sample()
             kept_step = limits.keep_every and self.step % limits.keep_every == 0
-            if self.agree(bool(kept_step) or time.monotonic() - self.last_checkpoint >= limits.checkpoint_every):
+            counted = limits.checkpoint_steps and self.step % limits.checkpoint_steps == 0
+            due = kept_step or counted or time.monotonic() - self.last_checkpoint >= limits.checkpoint_every
+            if self.agree(bool(due)):
                 self.save_checkpoint()
         if reason not in ("interrupted", "patience") and limits.eval_every and self.last_evaluation != self.step:
             self.evaluate()
