@@ -133,6 +133,14 @@ RUN_COMMAND_TEXTS = {
         "with the summed natural-log probability of its tokens (its line end included), the token count, the "
         "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry.",
     ),
+    "export": (
+        "write a trained model as an ONNX file, checked with onnxruntime",
+        "Write the run's model (its best checkpoint, or --checkpoint) as an ONNX file with torch's exporter "
+        "(the onnx extra), then run it with onnxruntime at several batch sizes and lengths it was not traced "
+        "with and compare with torch. Prints one JSON line: the file, what its outputs are, its operators and "
+        "the largest absolute difference. A language model maps token ids and the state in to next-token "
+        "log-probabilities and the state out.",
+    ),
 }
 
 

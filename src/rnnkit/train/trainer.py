@@ -108,7 +108,7 @@ def parallel_model(training: Training, device: torch.device):
 
     return DistributedDataParallel(
         TrainingLoss(training),
-        device_ids=[device] if device.type == "cuda" else None,
+        device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None,  # this rank's GPU
         find_unused_parameters=bool(getattr(training, "may_skip_parameters", False)),
         forward_sync_buffers=False,  # the models hold no buffer that training changes
     )

@@ -215,6 +215,33 @@ SAMPLE_OPTIONS = (
         },
     ),
 )
+
+
+def export_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    """`rnnkit export`: the checkpoint's model as an ONNX file, checked with onnxruntime; a JSON line
+    says where it is, its operators and the largest difference from torch."""
+    from rnnkit.export import CHECKED, export_onnx, operators
+    from rnnkit.tasks.language_model.torch import exported_model
+
+    path = Path(options.get("out") or f"{run.path.name}.onnx")
+    exported = exported_model(run, checkpoint, data.load_vocabulary(run.path))
+    difference = export_onnx(exported, path)
+    record = {
+        "file": str(path),
+        "format": "onnx",
+        "checkpoint": checkpoint.name,
+        "outputs": exported.describes,
+        "operators": operators(path),
+        "checked_sizes": [list(size) for size in CHECKED],
+        "largest_difference": difference,
+    }
+    print(json.dumps(record), file=out)
+
+
+EXPORT_OPTIONS = (
+    Option(("--format",), {"choices": ["onnx"], "default": "onnx", "help": "the file format (default onnx)"}),
+    Option(("--out",), {"metavar": "FILE", "help": "where to write it (default: RUN's name + .onnx, here)"}),
+)
 SCORE_OPTIONS = (
     Option(("file",), {"nargs": "?", "metavar": "FILE", "help": "the text to score; - or nothing: standard input"}),
     Option(("--carry",), {"action": "store_true", "help": "carry the state from each line into the next"}),
@@ -237,8 +264,13 @@ class LanguageModelTask:
         "sample.prime",
         "sample.every",
     )
-    commands = {"eval": eval_command, "sample": sample_command, "score": score_command}
-    options = {"eval": (EVAL_DATA_OPTION,), "sample": SAMPLE_OPTIONS, "score": SCORE_OPTIONS}
+    commands = {"eval": eval_command, "sample": sample_command, "score": score_command, "export": export_command}
+    options = {
+        "eval": (EVAL_DATA_OPTION,),
+        "sample": SAMPLE_OPTIONS,
+        "score": SCORE_OPTIONS,
+        "export": EXPORT_OPTIONS,
+    }
     upgrade_record = staticmethod(upgrade_record)
     prepare = staticmethod(data.prepare)
     evaluate = staticmethod(evaluate_run)

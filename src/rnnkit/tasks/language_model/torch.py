@@ -27,7 +27,10 @@ from torch.nn import functional as F
 from rnnkit.data.corpus import LanguageCorpus
 from rnnkit.data.streams import TokenStreams, Window
 from rnnkit.data.vocabulary import Vocabulary
+from rnnkit.errors import UsageError
+from rnnkit.export import Exported
 from rnnkit.generate import generate_text
+from rnnkit.nn.interop import to_torch
 from rnnkit.nn.regularisers import LockedDropout, embedding_dropout
 from rnnkit.tasks.language_model.config import LanguageModelConfig, ModelConfig
 from rnnkit.tasks.language_model.data import load_vocabulary
@@ -308,3 +311,47 @@ def load_run_model(run, which: str | None = None) -> tuple[LanguageModel, torch.
     its device and vocabulary: what analysis tools read."""
     vocabulary = load_vocabulary(run.path)
     return *load_checkpoint_model(run, run.directory.checkpoint(which), vocabulary), vocabulary
+
+
+class ExportedLanguageModel(nn.Module):
+    """The language model as ONNX gets it: token ids (T, B) and the state in, the next-token
+    log-probabilities (T, B, V) and the state out, with torch.nn's recurrent layers in place of
+    rnnkit's (same tensors), which the exporter writes as ONNX's own operators."""
+
+    def __init__(self, model: LanguageModel) -> None:
+        super().__init__()
+        self.names = list(model.initial_state(1, torch.device("cpu")))
+        self.adaptive = model.config.softmax == "adaptive"
+        self.model = to_torch(model).eval()
+
+    def forward(self, ids: Tensor, *states: Tensor):
+        scores, state = self.model(ids, dict(zip(self.names, states)))
+        log_probabilities = scores if self.adaptive else torch.log_softmax(scores, dim=-1)
+        return (log_probabilities, *(state[name] for name in self.names))
+
+
+def exported_model(run, checkpoint: Path, vocabulary: Vocabulary) -> Exported:
+    model, device = load_checkpoint_model(run, checkpoint, vocabulary)
+    try:
+        module = ExportedLanguageModel(model)
+    except ValueError as error:
+        raise UsageError(f"ONNX export covers the standard RNN, LSTM and GRU so far: {error}") from None
+    sizes = {name: tensor.shape for name, tensor in model.initial_state(1, device).items()}
+
+    def inputs(batch: int, length: int) -> tuple:
+        generator = torch.Generator().manual_seed(1000 * batch + length)
+        ids = torch.randint(0, len(vocabulary), (length, batch), generator=generator)
+        states = [0.5 * torch.randn(shape[0], batch, shape[2], generator=generator) for shape in sizes.values()]
+        return tuple(tensor.to(device) for tensor in (ids, *states))
+
+    states_in, states_out = [f"{name}_in" for name in sizes], [f"{name}_out" for name in sizes]
+    return Exported(
+        module,
+        ["tokens", *states_in],
+        ["log_probabilities", *states_out],
+        {"tokens": {0: "length", 1: "batch"}, "log_probabilities": {0: "length", 1: "batch"}}
+        | {name: {1: "batch"} for name in states_in + states_out},
+        inputs,
+        "next-token log-probabilities (length, batch, vocabulary) from token ids (length, batch), "
+        f"with the state in and out ({', '.join(sizes)}: layers, batch, hidden)",
+    )

@@ -1,0 +1,87 @@
+"""ONNX export (`rnnkit export RUN --format onnx`): a task's model, in evaluation mode, written with
+torch's ONNX exporter and checked with onnxruntime against torch itself.
+
+A task gives an `Exported`: the module to trace (whose recurrent layers are torch.nn's, so that the
+exporter writes ONNX's own LSTM, GRU and RNN operators, the GRU with linear_before_reset = 1), the
+names of its inputs and outputs, which of their axes are dynamic, and a function that makes inputs of
+any batch size and length. The file is traced at one size and verified at several others, so a size
+baked into the graph by mistake is caught. The largest absolute difference over every output and
+size is printed.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rnnkit.atomic import write_bytes_atomically
+from rnnkit.errors import UsageError
+
+OPSET = 17
+TRACED = (2, 6)  # (batch, length) of the example the graph is traced with
+CHECKED = ((1, 1), (3, 5), (2, 17), (5, 40))  # the sizes onnxruntime is checked at: none of them traced
+
+
+@dataclass
+class Exported:
+    module: torch.nn.Module
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+    inputs: Callable[[int, int], tuple]  # (batch, length) -> the module's inputs
+    describes: str  # what the outputs are, for the line printed
+
+
+def require(package: str):
+    try:
+        return __import__(package)
+    except ImportError:
+        raise UsageError(f"export needs the {package} package: pip install 'rnnkit[onnx]'") from None
+
+
+def export_onnx(exported: Exported, path: Path) -> float:
+    """Write the ONNX file (whole, or not at all) and return the largest difference onnxruntime shows
+    against torch at the checked sizes."""
+    require("onnx")
+    onnxruntime = require("onnxruntime")
+    module = exported.module.eval()
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's advice about its own future
+        torch.onnx.export(
+            module,
+            exported.inputs(*TRACED),
+            buffer,
+            input_names=exported.input_names,
+            output_names=exported.output_names,
+            dynamic_axes=exported.dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    data = buffer.getvalue()
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    largest = 0.0
+    with torch.no_grad():
+        for batch, length in CHECKED:
+            inputs = exported.inputs(batch, length)
+            expected = module(*inputs)
+            feed = {name: value.cpu().numpy() for name, value in zip(exported.input_names, inputs)}
+            for got, want in zip(session.run(None, feed), expected):
+                largest = max(largest, float(abs(got - want.cpu().numpy()).max()) if want.numel() else 0.0)
+    write_bytes_atomically(path, data)
+    return largest
+
+
+def operators(path: Path) -> list[str]:
+    """The distinct operator types of an ONNX file's graph, in order of first use."""
+    onnx = require("onnx")
+    seen = []
+    for node in onnx.load(str(path)).graph.node:
+        if node.op_type not in seen:
+            seen.append(node.op_type)
+    return seen
