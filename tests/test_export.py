@@ -58,7 +58,7 @@ def test_a_language_model_exports_to_onnx_and_runs_as_torch_does(name, corpus, t
     expected = scores if "adaptive" in name else torch.log_softmax(scores, dim=-1)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {"tokens": ids.numpy()} | {f"{key}_in": value.numpy() for key, value in state.items()}
-    got = session.run(None, feed)
+    got = session.run(None, {name: feed[name] for name in record["inputs"]})
     assert np.abs(got[0] - expected.numpy()).max() < 1e-4
     assert np.abs(got[1] - final[next(iter(final))].numpy()).max() < 1e-4
 
@@ -74,3 +74,95 @@ def test_without_onnx_one_line_names_the_package(corpus, tmp_path, capsys, monke
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert_usage_error(capsys, ["export", str(run), "--out", str(tmp_path / "m.onnx")], "onnxruntime package")
     assert not (tmp_path / "m.onnx").exists()
+
+
+CLASSIFIERS = {
+    "lstm, max pooling": ["model.pooling=max"],
+    "lstm, last state": ["model.pooling=last"],
+    "bidirectional lstm, last state": ["model.bidirectional=true", "model.pooling=last"],
+    "bidirectional gru, mean pooling": ["model.cell=gru", "model.bidirectional=true", "model.pooling=mean"],
+    "two layers of rnn": ["model.cell=rnn", "model.num_layers=2", "model.pooling=last"],
+}
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_a_classifier_exports_its_logits(name, tmp_path, capsys):
+    from classifier_helpers import tiny_files, train_tiny_classifier
+
+    train, dev = tiny_files(tmp_path)
+    run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=3", *CLASSIFIERS[name])
+    path = tmp_path / "classifier.onnx"
+    assert run_main(["export", str(run), "--out", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    print(f"{name}: largest difference onnxruntime - torch {record['largest_difference']:.3g}", file=sys.stderr)
+    assert record["largest_difference"] < 1e-4 and record["inputs"] == ["tokens", "lengths"]
+    # sentences in any order of length, against the run's own predictions
+    from rnnkit.runs import open_run
+    from rnnkit.tasks.classifier.data import load_run_files
+    from rnnkit.tasks.classifier.torch import load_checkpoint_model
+
+    opened = open_run(run)
+    model, _ = load_checkpoint_model(opened, opened.directory.checkpoint(None), *load_run_files(run))
+    lengths = torch.tensor([3, 9, 1, 9, 5])
+    ids = torch.randint(2, 20, (5, 9), generator=torch.Generator().manual_seed(3))
+    ids[torch.arange(9)[None, :] >= lengths[:, None]] = 0
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"tokens": ids.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        assert np.abs(logits - model(ids, lengths).numpy()).max() < 1e-4
+
+
+TAGGERS = {
+    "bilstm, crf, characters": ["model.crf=true"],
+    "softmax output, residual layers": ["model.crf=false", "model.num_layers=2", "model.residual=true"],
+    "gru, no character encoder": ["model.cell=gru", "model.char_encoder=none"],
+}
+
+
+@pytest.mark.parametrize("name", TAGGERS)
+def test_a_tagger_exports_its_scores_and_crf(name, tmp_path, capsys):
+    from rnnkit.runs import open_run
+    from rnnkit.tasks.tagger.data import TaggerData, encode, load_run_files
+    from rnnkit.tasks.tagger.torch import Tagger, to_batch
+    from rnnkit.tasks.torch_layers import load_model
+    from tagger_helpers import tiny_files, train_tiny_tagger
+
+    train, dev = tiny_files(tmp_path)
+    run = train_tiny_tagger(tmp_path / "run", train, dev, "train.max_steps=3", *TAGGERS[name])
+    path = tmp_path / "tagger.onnx"
+    assert run_main(["export", str(run), "--out", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    print(f"{name}: largest difference onnxruntime - torch {record['largest_difference']:.3g}", file=sys.stderr)
+    assert record["largest_difference"] < 1e-4
+    # real sentences of dev, as the tagger's own batches carry them, against its emissions
+    opened = open_run(run)
+    words, characters, tags = load_run_files(run)
+    model, _ = load_model(
+        opened,
+        opened.directory.checkpoint(None),
+        lambda: Tagger(len(words), len(characters), len(tags), opened.config.model),
+    )
+    from rnnkit.data.tagged import read_tagged
+
+    lowercase = opened.config.data.lowercase
+    encoded = encode(read_tagged(dev), TaggerData(words, characters, tags, None, None), lowercase)
+    indices = np.array([3, 0, 7, 1])
+    word_ids, spellings, spelling_lengths, lengths, _ = to_batch(encoded, indices, torch.device("cpu"))
+    batch, length = word_ids.shape
+    grid = np.zeros((batch, length, spellings.shape[1]), dtype=np.int64)
+    grid_lengths = np.zeros((batch, length), dtype=np.int64)
+    real = (word_ids != 0).numpy()
+    grid[real], grid_lengths[real] = spellings.numpy(), spelling_lengths.numpy()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {
+        "words": word_ids.numpy(),
+        "characters": grid,
+        "character_lengths": grid_lengths,
+        "lengths": lengths.numpy(),
+    }
+    got = session.run(None, {name: feed[name] for name in record["inputs"]})
+    with torch.no_grad():
+        emissions = model.emissions(word_ids, spellings, spelling_lengths, lengths).transpose(0, 1).numpy()
+    assert np.abs(got[0][real] - emissions[real]).max() < 1e-4
+    if model.crf is not None:
+        assert np.array_equal(got[1], model.crf.transitions.detach().numpy()) and len(got) == 4

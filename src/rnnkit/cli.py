@@ -139,7 +139,8 @@ RUN_COMMAND_TEXTS = {
         "(the onnx extra), then run it with onnxruntime at several batch sizes and lengths it was not traced "
         "with and compare with torch. Prints one JSON line: the file, what its outputs are, its operators and "
         "the largest absolute difference. A language model maps token ids and the state in to next-token "
-        "log-probabilities and the state out.",
+        "log-probabilities and the state out; a classifier, token ids and lengths to logits; a tagger, words, "
+        "their characters and lengths to tag scores, with the CRF's transitions beside them.",
     ),
 }
 

@@ -100,6 +100,34 @@ def all_tasks() -> list[Task]:
     return [get_task(name) for name in TASK_PACKAGES]
 
 
+EXPORT_OPTIONS = (
+    Option(("--format",), {"choices": ["onnx"], "default": "onnx", "help": "the file format (default onnx)"}),
+    Option(("--out",), {"metavar": "FILE", "help": "where to write it (default: RUN's name + .onnx, here)"}),
+)
+
+
+def export_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    """`rnnkit export`, the same for every task (its `exported_model` says what the file computes): the
+    ONNX file written and checked with onnxruntime, and one JSON line on it."""
+    from rnnkit.export import CHECKED, export_onnx, graph_inputs, operators
+
+    path = Path(options.get("out") or f"{run.path.name}.onnx")
+    exported = run.task.exported_model(run, checkpoint)
+    difference = export_onnx(exported, path)
+    record = {
+        "file": str(path),
+        "format": "onnx",
+        "checkpoint": checkpoint.name,
+        "inputs": graph_inputs(path),
+        "outputs": exported.describes,
+        "operators": operators(path),
+        "checked_sizes": [list(size) for size in CHECKED],
+        "largest_difference": difference,
+    }
+    out.write(json.dumps(record) + "\n")
+    out.flush()
+
+
 def eval_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     """`rnnkit eval`, the same for every task: its metrics as one JSON object (a NaN or infinity is null)."""
     metrics = run.task.evaluate(run, checkpoint, options.get("data"))

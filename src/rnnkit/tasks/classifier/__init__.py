@@ -22,7 +22,7 @@ from rnnkit.data.labelled import read_examples
 from rnnkit.data.text import stdin_lines
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
-from rnnkit.tasks import EVAL_DATA_OPTION, TEXTS_OPTION, eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, EXPORT_OPTIONS, TEXTS_OPTION, eval_command, export_command
 from rnnkit.tasks.classifier import data
 from rnnkit.tasks.classifier.config import ClassifierConfig
 from rnnkit.tasks.classifier.data import encode, load_run_files
@@ -120,8 +120,8 @@ class ClassifierTask:
     config_class = ClassifierConfig
     data_keys = {"train": "data.train", "validation": "data.validation"}
     resumable_keys = ()
-    commands = {"eval": eval_command, "predict": predict_command}
-    options = {"eval": (EVAL_DATA_OPTION,), "predict": (TEXTS_OPTION, ENGINE_OPTION)}
+    commands = {"eval": eval_command, "predict": predict_command, "export": export_command}
+    options = {"eval": (EVAL_DATA_OPTION,), "predict": (TEXTS_OPTION, ENGINE_OPTION), "export": EXPORT_OPTIONS}
     prepare = staticmethod(data.prepare)
     evaluate = staticmethod(evaluate_run)
     save = staticmethod(data.save)
@@ -141,6 +141,12 @@ class ClassifierTask:
         from rnnkit.tasks.classifier.torch import ClassifierTraining
 
         return ClassifierTraining(config, prepared, device)
+
+    @staticmethod
+    def exported_model(run, checkpoint: Path):
+        from rnnkit.tasks.classifier.torch import exported_model
+
+        return exported_model(run, checkpoint, *load_run_files(run.path))
 
 
 TASK = ClassifierTask()

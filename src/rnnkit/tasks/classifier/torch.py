@@ -25,6 +25,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
+from rnnkit.errors import UsageError
+from rnnkit.export import Exported
+from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.classifier.config import ClassifierConfig, ModelConfig
 from rnnkit.tasks.classifier.data import ClassifierData, Encoded
 from rnnkit.tasks.classifier.metrics import classification_metrics
@@ -195,3 +198,61 @@ def model_function(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[s
         return torch.softmax(logits, dim=1).numpy()
 
     return probabilities
+
+
+class ExportedClassifier(nn.Module):
+    """The classifier as ONNX gets it: padded token ids (B, T) and the sentences' lengths (B,) in, logits
+    (B, K) out, with torch.nn's recurrent layer in place of rnnkit's. The lengths reach ONNX's RNN
+    operator as its sequence lengths, which it takes in any order, so the graph sorts nothing; tracing
+    it needs examples sorted by length."""
+
+    def __init__(self, model: SentenceClassifier) -> None:
+        super().__init__()
+        self.pooling, self.directions = model.config.pooling, 2 if model.config.bidirectional else 1
+        self.model = to_torch(model).eval()
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        model = self.model
+        packed = pack_padded_sequence(model.embedding(ids.t()), lengths, enforce_sorted=torch.onnx.is_in_onnx_export())
+        output, _ = model.rnn(packed)
+        padded, _ = pad_packed_sequence(output)  # (T, B, D*H)
+        if self.pooling == "last":  # the top layer's final states, read from its outputs (the exporter needs them used)
+            hidden = padded.shape[-1] // self.directions
+            last = padded[lengths - 1, torch.arange(padded.shape[1])]  # (B, D*H): the forward direction ends here
+            final = (
+                last[:, :hidden] if self.directions == 1 else torch.cat([last[:, :hidden], padded[0, :, hidden:]], -1)
+            )
+            return model.output(final)
+        mask = (torch.arange(padded.shape[0])[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
+        if self.pooling == "max":
+            return model.output(padded.masked_fill(~mask, -math.inf).max(dim=0).values)
+        return model.output(padded.sum(dim=0) / lengths[:, None].to(padded.dtype))
+
+
+def exported_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]) -> Exported:
+    model, device = load_checkpoint_model(run, checkpoint, vocabulary, labels)
+    try:
+        module = ExportedClassifier(model.cpu())
+    except ValueError as error:
+        raise UsageError(f"ONNX export covers the standard RNN, LSTM and GRU so far: {error}") from None
+
+    def inputs(batch: int, length: int, descending: bool = False) -> tuple:
+        generator = torch.Generator().manual_seed(1000 * batch + length)
+        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+        lengths[batch // 2] = length  # the longest sentence fills the padded length
+        if descending:
+            lengths = lengths.sort(descending=True).values
+        ids = torch.randint(2, max(3, len(vocabulary)), (batch, length), generator=generator)
+        ids[torch.arange(length)[None, :] >= lengths[:, None]] = PADDING_ID
+        return ids, lengths
+
+    return Exported(
+        module,
+        ["tokens", "lengths"],
+        ["logits"],
+        {"tokens": {0: "batch", 1: "length"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
+        inputs,
+        f"logits (batch, {len(labels)} labels: {', '.join(labels[:5])}{', ...' if len(labels) > 5 else ''}) of "
+        "padded token ids (batch, length) and the sentences' lengths (batch)",
+        traced_inputs=lambda batch, length: inputs(batch, length, descending=True),
+    )

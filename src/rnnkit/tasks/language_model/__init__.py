@@ -19,7 +19,7 @@ from rnnkit.config import check_seed_option
 from rnnkit.data.tokenizers import stream_text
 from rnnkit.data.vocabulary import Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
-from rnnkit.tasks import EVAL_DATA_OPTION, Option, eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, EXPORT_OPTIONS, Option, eval_command, export_command
 from rnnkit.tasks.engines import ENGINE_OPTION, model_function
 from rnnkit.tasks.language_model import data
 from rnnkit.tasks.language_model.config import LanguageModelConfig, upgrade_record
@@ -217,31 +217,6 @@ SAMPLE_OPTIONS = (
 )
 
 
-def export_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
-    """`rnnkit export`: the checkpoint's model as an ONNX file, checked with onnxruntime; a JSON line
-    says where it is, its operators and the largest difference from torch."""
-    from rnnkit.export import CHECKED, export_onnx, operators
-    from rnnkit.tasks.language_model.torch import exported_model
-
-    path = Path(options.get("out") or f"{run.path.name}.onnx")
-    exported = exported_model(run, checkpoint, data.load_vocabulary(run.path))
-    difference = export_onnx(exported, path)
-    record = {
-        "file": str(path),
-        "format": "onnx",
-        "checkpoint": checkpoint.name,
-        "outputs": exported.describes,
-        "operators": operators(path),
-        "checked_sizes": [list(size) for size in CHECKED],
-        "largest_difference": difference,
-    }
-    print(json.dumps(record), file=out)
-
-
-EXPORT_OPTIONS = (
-    Option(("--format",), {"choices": ["onnx"], "default": "onnx", "help": "the file format (default onnx)"}),
-    Option(("--out",), {"metavar": "FILE", "help": "where to write it (default: RUN's name + .onnx, here)"}),
-)
 SCORE_OPTIONS = (
     Option(("file",), {"nargs": "?", "metavar": "FILE", "help": "the text to score; - or nothing: standard input"}),
     Option(("--carry",), {"action": "store_true", "help": "carry the state from each line into the next"}),
@@ -287,6 +262,12 @@ class LanguageModelTask:
         from rnnkit.tasks.language_model.torch import LanguageModelTraining
 
         return LanguageModelTraining(config, corpus, device)
+
+    @staticmethod
+    def exported_model(run, checkpoint: Path):
+        from rnnkit.tasks.language_model.torch import exported_model
+
+        return exported_model(run, checkpoint, data.load_vocabulary(run.path))
 
 
 TASK = LanguageModelTask()

@@ -19,7 +19,7 @@ from typing import TextIO
 from rnnkit.data.tagged import COLUMN_INDEX, TaggedSentence, read_tagged, tsv_sentences
 from rnnkit.data.text import read_stdin, stdin_lines
 from rnnkit.errors import UsageError
-from rnnkit.tasks import EVAL_DATA_OPTION, TEXTS_OPTION, Option, eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, EXPORT_OPTIONS, TEXTS_OPTION, Option, eval_command, export_command
 from rnnkit.tasks.engines import ENGINE_OPTION, model_function
 from rnnkit.tasks.tagger import data
 from rnnkit.tasks.tagger.config import TaggerConfig
@@ -147,8 +147,8 @@ class TaggerTask:
     config_class = TaggerConfig
     data_keys = {"train": "data.train", "validation": "data.validation"}
     resumable_keys = ()
-    commands = {"eval": eval_command, "predict": predict_command}
-    options = {"eval": (EVAL_DATA_OPTION,), "predict": PREDICT_OPTIONS}
+    commands = {"eval": eval_command, "predict": predict_command, "export": export_command}
+    options = {"eval": (EVAL_DATA_OPTION,), "predict": PREDICT_OPTIONS, "export": EXPORT_OPTIONS}
     prepare = staticmethod(data.prepare)
     evaluate = staticmethod(evaluate_run)
     save = staticmethod(data.save)
@@ -168,6 +168,12 @@ class TaggerTask:
         from rnnkit.tasks.tagger.torch import TaggerTraining
 
         return TaggerTraining(config, prepared, device)
+
+    @staticmethod
+    def exported_model(run, checkpoint: Path):
+        from rnnkit.tasks.tagger.torch import exported_model
+
+        return exported_model(run, checkpoint, *load_run_files(run.path))
 
 
 TASK = TaggerTask()

@@ -25,6 +25,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import nn as rnn_layers
 from rnnkit.data.batching import LengthBatches
+from rnnkit.data.vocabulary import Vocabulary
+from rnnkit.errors import UsageError
+from rnnkit.export import Exported
+from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.tagger.config import ModelConfig, TaggerConfig
 from rnnkit.tasks.tagger.data import EncodedSentences, TaggerData
 from rnnkit.tasks.torch_layers import ExampleBatches, build_recurrent_layer, load_model, word_dropout
@@ -206,3 +210,86 @@ def model_function(run, checkpoint: Path, prepared: TaggerData):
         lambda: Tagger(len(prepared.vocabulary), len(prepared.characters), len(prepared.tags), run.config.model),
     )
     return lambda encoded: tag_sentences(model, encoded, device, run.config.train.eval_batch_size)[0]
+
+
+class ExportedTagger(nn.Module):
+    """The tagger as ONNX gets it: word ids (B, T), each word's character ids (B, T, C) and lengths
+    (B, T), and the sentences' lengths (B,) in; the tag scores (B, T, K) out (the emissions, before the
+    CRF if there is one), and the CRF's transitions (K, K), start and end scores (K,) for Viterbi beside
+    them. torch.nn's recurrent layers stand in for rnnkit's; the lengths reach ONNX's RNN operators as
+    sequence lengths, in any order (tracing needs examples sorted by length)."""
+
+    def __init__(self, model: Tagger) -> None:
+        super().__init__()
+        self.model = to_torch(model).eval()
+
+    def packed(self, layer: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
+        sorted_for_export = torch.onnx.is_in_onnx_export()
+        output, _ = layer(pack_padded_sequence(x, lengths, enforce_sorted=sorted_for_export))
+        return pad_packed_sequence(output, total_length=x.shape[0])[0]
+
+    def forward(self, words: Tensor, characters: Tensor, character_lengths: Tensor, lengths: Tensor):
+        model = self.model
+        batch, length = words.shape
+        x = model.word_embedding(words.t())  # (T, B, E)
+        if model.characters is not None:
+            flat = characters.reshape(batch * length, -1)  # every position's spelling, padding included
+            embedded = model.characters.embedding(flat.t())  # (C, B*T, Ec)
+            spelling_lengths = character_lengths.reshape(-1).clamp(min=1)
+            output, _ = model.characters.rnn(pack_padded_sequence(embedded, spelling_lengths, enforce_sorted=False))
+            padded = pad_packed_sequence(output)[0]  # (C, B*T, 2Hc); the final states read from it, as the
+            hidden = padded.shape[-1] // 2  # exporter needs the outputs used: forward at the last letter, reverse at 0
+            forward = padded[spelling_lengths - 1, torch.arange(padded.shape[1])][:, :hidden]
+            spelled = torch.cat([forward, padded[0, :, hidden:]], dim=-1).reshape(batch, length, -1)  # (B, T, F)
+            x = torch.cat([x, spelled.transpose(0, 1)], dim=-1)
+        if model.config.residual:
+            for k, layer in enumerate(model.layers):
+                y = self.packed(layer, x, lengths)
+                x = y + x if k > 0 else y
+        else:
+            x = self.packed(model.rnn, x, lengths)
+        scores = model.output(x).transpose(0, 1)  # (B, T, K)
+        if model.crf is None:
+            return (scores,)
+        return scores, model.crf.transitions, model.crf.start, model.crf.end
+
+
+def exported_model(run, checkpoint: Path, words: Vocabulary, characters: Vocabulary, tags: list[str]) -> Exported:
+    model, _ = load_model(run, checkpoint, lambda: Tagger(len(words), len(characters), len(tags), run.config.model))
+    try:
+        module = ExportedTagger(model.cpu())
+    except ValueError as error:
+        raise UsageError(f"ONNX export covers the standard RNN, LSTM and GRU so far: {error}") from None
+
+    def inputs(batch: int, length: int, descending: bool = False) -> tuple:
+        generator = torch.Generator().manual_seed(1000 * batch + length)
+        lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+        lengths[batch // 2] = length
+        if descending:
+            lengths = lengths.sort(descending=True).values
+        padding = torch.arange(length)[None, :] >= lengths[:, None]  # (B, T)
+        word_ids = torch.randint(2, max(3, len(words)), (batch, length), generator=generator).masked_fill(padding, 0)
+        character_lengths = torch.randint(1, 8, (batch, length), generator=generator).masked_fill(padding, 0)
+        character_ids = torch.randint(2, max(3, len(characters)), (batch, length, 7), generator=generator)
+        character_ids[torch.arange(7)[None, None, :] >= character_lengths[..., None]] = 0
+        return word_ids, character_ids, character_lengths, lengths
+
+    crf = model.crf is not None
+    outputs = ["scores", *(["transitions", "start", "end"] if crf else [])]
+    return Exported(
+        module,
+        ["words", "characters", "character_lengths", "lengths"],
+        outputs,
+        {
+            "words": {0: "batch", 1: "length"},
+            "characters": {0: "batch", 1: "length", 2: "spelling"},
+            "character_lengths": {0: "batch", 1: "length"},
+            "lengths": {0: "batch"},
+            "scores": {0: "batch", 1: "length"},
+        },
+        inputs,
+        f"tag scores (batch, length, {len(tags)} tags) of word ids (batch, length), their character ids "
+        "(batch, length, spelling) and lengths (batch, length), and the sentences' lengths (batch)"
+        + ("; the CRF's transitions (from, to), start and end scores beside them, for Viterbi" if crf else ""),
+        traced_inputs=lambda batch, length: inputs(batch, length, descending=True),
+    )
