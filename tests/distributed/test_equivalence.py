@@ -2,9 +2,13 @@
 global batch and seed: after 20 steps in float64 the weights agree to 1e-6."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
-from distributed_helpers import largest_difference, latest_weights, train
+from distributed_helpers import FLOAT64_TRAIN, TIMEOUT, largest_difference, latest_weights, train
 
 from classifier_helpers import write_labelled
 from language_model_helpers import write_tiny_corpus
@@ -127,3 +131,25 @@ def test_awd_lstm_regularisers_and_nt_asgd_train_on_two_ranks(tmp_path):
     evals = records(tmp_path / "run", "eval")
     assert len(evals) == 6 and all(0 < record["nll"] < 20 for record in evals)
     assert records(tmp_path / "run", "averaging"), "NT-ASGD never switched to averaging"
+
+
+def test_two_machines_by_rendezvous_train_as_one_process_does(tmp_path):
+    """torchrun's multi-node form (--nnodes, c10d rendezvous), played by two launchers on this machine
+    with one process each, against one process."""
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["train", "--data", str(write_tiny_corpus(tmp_path)), "--max-steps", "20", *CHAR_LM, *COMMON]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
+    launcher += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "rnnkit-test"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen([*launcher, FLOAT64_TRAIN, *argv, "--out", str(tmp_path / "two")], env=environment,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [node.communicate(timeout=TIMEOUT) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), outputs
+    one = train([*argv[1:], "--out", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr
+    assert largest_difference(latest_weights(tmp_path / "one"), latest_weights(tmp_path / "two")) <= 1e-6
