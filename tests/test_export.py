@@ -20,6 +20,7 @@ LANGUAGE_MODELS = {
     "rnn tanh": (["model.cell=rnn"], "RNN"),
     "rnn relu": (["model.cell=rnn", "model.nonlinearity=relu"], "RNN"),
     "two layers of lstm": (["model.num_layers=2"], "LSTM"),
+    "forget bias (a standard lstm's initialisation)": (["model.forget_bias=1.0"], "LSTM"),
     "per-layer sizes, tied, weight drop": (
         ["model.hidden_sizes=[16, 8]", "model.num_layers=2", "model.tie_weights=true", "model.weight_drop=0.3"],
         "LSTM",
@@ -63,10 +64,34 @@ def test_a_language_model_exports_to_onnx_and_runs_as_torch_does(name, corpus, t
     assert np.abs(got[1] - final[next(iter(final))].numpy()).max() < 1e-4
 
 
-def test_a_variant_is_refused_in_one_line(corpus, tmp_path, capsys):
-    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=2", "model.peephole=true")
-    line = assert_usage_error(capsys, ["export", str(run), "--out", str(tmp_path / "m.onnx")], "ONNX export")
-    assert "peephole" in line and not (tmp_path / "m.onnx").exists()
+VARIANTS = {
+    "peephole": ["model.peephole=true"],
+    "coupled": ["model.coupled=true"],
+    "peephole coupled": ["model.peephole=true", "model.coupled=true"],
+    "gateless": ["model.gates="],
+    "gates i": ["model.gates=i"],
+    "gates f, peephole": ["model.gates=f", "model.peephole=true"],
+    "gates o": ["model.gates=o"],
+    "gates if": ["model.gates=if"],
+    "gates io": ["model.gates=io"],
+    "gates fo": ["model.gates=fo"],
+    "gru reset before": ["model.cell=gru", "model.reset=before"],
+    "gru without reset gate": ["model.cell=gru", "model.reset_gate=false"],
+    "two layers of peephole": ["model.peephole=true", "model.num_layers=2"],
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_variant_exports_as_one_step_run_token_by_token(name, corpus, tmp_path, capsys):
+    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=2", *VARIANTS[name])
+    path = tmp_path / "m.onnx"
+    assert run_main(["export", str(run), "--out", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    print(f"{name}: largest difference onnxruntime - torch {record['largest_difference']:.3g}", file=sys.stderr)
+    assert record["largest_difference"] < 1e-4 and record["checked_token_by_token"] == [[3, 5], [2, 17], [5, 40]]
+    assert not {"LSTM", "GRU", "RNN"} & set(record["operators"])  # the equations, not an operator that differs
+    model = onnx.load(str(path))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1  # one step
 
 
 def test_without_onnx_one_line_names_the_package(corpus, tmp_path, capsys, monkeypatch):

@@ -4,7 +4,9 @@ torch's ONNX exporter and checked with onnxruntime against torch itself.
 A task gives an `Exported`: the module to trace (whose recurrent layers are torch.nn's, so that the
 exporter writes ONNX's own LSTM, GRU and RNN operators, the GRU with linear_before_reset = 1), the
 names of its inputs and outputs, which of their axes are dynamic, and a function that makes inputs of
-any batch size and length. The file is traced at one size and verified at several others, so a size
+any batch size and length. A variant has no ONNX operator: a language model of one is traced through
+rnnkit's equations for one step, a graph that a caller runs token by token with the state in and out;
+it is checked so, over whole sequences. The file is traced at one size and verified at several others, so a size
 baked into the graph by mistake is caught. The largest absolute difference over every output and
 size is printed.
 """
@@ -36,6 +38,8 @@ class Exported:
     inputs: Callable[[int, int], tuple]  # (batch, length) -> the module's inputs
     describes: str  # what the outputs are, for the line printed
     traced_inputs: Callable[[int, int], tuple] | None = None  # what tracing needs, if not `inputs`
+    one_step: bool = False  # a graph of one step (length 1): its state outputs follow its first output,
+    # in the order of its state inputs (after its first input), so that a caller can run it token by token
 
 
 def require(package: str):
@@ -69,14 +73,34 @@ def export_onnx(exported: Exported, path: Path) -> float:
     used = {argument.name for argument in session.get_inputs()}  # the exporter drops inputs nothing reads
     largest = 0.0
     with torch.no_grad():
-        for batch, length in CHECKED:
+        for batch, length in CHECKED if not exported.one_step else [(batch, 1) for batch, _ in CHECKED]:
             inputs = exported.inputs(batch, length)
             expected = module(*inputs)
             expected = (expected,) if isinstance(expected, torch.Tensor) else expected
             feed = {name: value.cpu().numpy() for name, value in zip(exported.input_names, inputs) if name in used}
             for got, want in zip(session.run(None, feed), expected):
                 largest = max(largest, float(abs(got - want.cpu().numpy()).max()) if want.numel() else 0.0)
+    if exported.one_step:
+        largest = max(largest, chained_difference(exported, module, session, used))
     write_bytes_atomically(path, data)
+    return largest
+
+
+def chained_difference(exported: Exported, module: torch.nn.Module, session, used: set[str]) -> float:
+    """A one-step graph run token by token over a whole sequence, its state carried from each step to the
+    next, against torch over the same sequence at once."""
+    largest = 0.0
+    with torch.no_grad():
+        for batch, length in CHECKED[1:]:
+            tokens, *state = exported.inputs(batch, length)
+            expected = module(tokens, *state)
+            for t in range(length):
+                feed = dict(zip(exported.input_names, [tokens[t : t + 1], *state]))
+                got = session.run(None, {name: value.cpu().numpy() for name, value in feed.items() if name in used})
+                largest = max(largest, float(abs(got[0][0] - expected[0][t].cpu().numpy()).max()))
+                state = [torch.from_numpy(value).to(tokens.device) for value in got[1:]]
+            for got_state, want in zip(state, expected[1:]):
+                largest = max(largest, float(abs(got_state - want).max()))
     return largest
 
 

@@ -17,6 +17,7 @@ through the whole stream.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,6 @@ from torch.nn import functional as F
 from rnnkit.data.corpus import LanguageCorpus
 from rnnkit.data.streams import TokenStreams, Window
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.errors import UsageError
 from rnnkit.export import Exported
 from rnnkit.generate import generate_text
 from rnnkit.nn.interop import to_torch
@@ -318,11 +318,17 @@ class ExportedLanguageModel(nn.Module):
     log-probabilities (T, B, V) and the state out, with torch.nn's recurrent layers in place of
     rnnkit's (same tensors), which the exporter writes as ONNX's own operators."""
 
-    def __init__(self, model: LanguageModel) -> None:
+    def __init__(self, model: LanguageModel, equations: bool = False) -> None:
         super().__init__()
         self.names = list(model.initial_state(1, torch.device("cpu")))
         self.adaptive = model.config.softmax == "adaptive"
-        self.model = to_torch(model).eval()
+        if equations:  # a variant: rnnkit's own layers, on their equations (plain torch operations)
+            self.model = copy.deepcopy(model).eval()
+            for module in self.model.modules():
+                if hasattr(module, "fused"):
+                    module.fused = False
+        else:
+            self.model = to_torch(model).eval()
 
     def forward(self, ids: Tensor, *states: Tensor):
         scores, state = self.model(ids, dict(zip(self.names, states)))
@@ -333,9 +339,9 @@ class ExportedLanguageModel(nn.Module):
 def exported_model(run, checkpoint: Path, vocabulary: Vocabulary) -> Exported:
     model, device = load_checkpoint_model(run, checkpoint, vocabulary)
     try:
-        module = ExportedLanguageModel(model)
-    except ValueError as error:
-        raise UsageError(f"ONNX export covers the standard RNN, LSTM and GRU so far: {error}") from None
+        module, variant = ExportedLanguageModel(model), False
+    except ValueError:  # a variant, which torch.nn (and ONNX) has no operator for
+        module, variant = ExportedLanguageModel(model, equations=True), True
     sizes = {name: tensor.shape for name, tensor in model.initial_state(1, device).items()}
 
     def inputs(batch: int, length: int) -> tuple:
@@ -345,13 +351,17 @@ def exported_model(run, checkpoint: Path, vocabulary: Vocabulary) -> Exported:
         return tuple(tensor.to(device) for tensor in (ids, *states))
 
     states_in, states_out = [f"{name}_in" for name in sizes], [f"{name}_out" for name in sizes]
+    length = {} if variant else {0: "length"}
     return Exported(
         module,
         ["tokens", *states_in],
         ["log_probabilities", *states_out],
-        {"tokens": {0: "length", 1: "batch"}, "log_probabilities": {0: "length", 1: "batch"}}
+        {"tokens": {**length, 1: "batch"}, "log_probabilities": {**length, 1: "batch"}}
         | {name: {1: "batch"} for name in states_in + states_out},
         inputs,
         "next-token log-probabilities (length, batch, vocabulary) from token ids (length, batch), "
-        f"with the state in and out ({', '.join(sizes)}: layers, batch, hidden)",
+        f"with the state in and out ({', '.join(sizes)}: layers, batch, hidden)"
+        + ("; a variant's graph is one step (length 1), run token by token with the state" if variant else ""),
+        traced_inputs=(lambda batch, length: inputs(batch, 1)) if variant else None,
+        one_step=variant,
     )
