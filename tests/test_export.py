@@ -191,3 +191,17 @@ def test_a_tagger_exports_its_scores_and_crf(name, tmp_path, capsys):
     assert np.abs(got[0][real] - emissions[real]).max() < 1e-4
     if model.crf is not None:
         assert np.array_equal(got[1], model.crf.transitions.detach().numpy()) and len(got) == 4
+
+
+def test_export_of_nothing_to_export_is_one_line(corpus, tmp_path, capsys, monkeypatch):
+    assert_usage_error(capsys, ["export", "no-such-model", "--out", str(tmp_path / "m.onnx")], "no-such-model")
+    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=2")
+    dead_end = tmp_path / "dead-end"  # a run directory whose checkpoints are gone
+    dead_end.mkdir()
+    (dead_end / "config.json").write_bytes((run / "config.json").read_bytes())
+    (dead_end / "vocabulary.json").write_bytes((run / "vocabulary.json").read_bytes())
+    assert_usage_error(capsys, ["export", str(dead_end), "--out", str(tmp_path / "m.onnx")], "checkpoint")
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    assert_usage_error(capsys, ["export", str(run), "--out", str(tmp_path / "m.onnx")], "the onnx package")
+    assert_usage_error(capsys, ["export", str(run), "--format", "pt"], "invalid choice: 'pt'")
+    assert not (tmp_path / "m.onnx").exists()
