@@ -100,6 +100,7 @@ def test_two_ranks_train_as_one_process_does(task, tmp_path):
     assert "2 ranks" in two.stderr and two.stderr.count("rnnkit train: stopped at step") == 1
 
 
+@pytest.mark.slow
 def test_two_ranks_resume_bit_exact_and_one_process_takes_over(tmp_path):
     """With dropout (each rank draws its own masks), 20 steps at once and 10 + 10 resumed are bit-identical
     on 2 ranks; a run saved by 2 ranks goes on as 1 process, re-sharded, and says so."""
@@ -118,6 +119,7 @@ def test_two_ranks_resume_bit_exact_and_one_process_takes_over(tmp_path):
     assert records(tmp_path / "halves", "end")[-1]["step"] == 30
 
 
+@pytest.mark.slow
 def test_awd_lstm_regularisers_and_nt_asgd_train_on_two_ranks(tmp_path):
     """DropConnect, locked and embedding dropout, AR/TAR and NT-ASGD's switch to averaging, as the
     awd-lstm-ptb preset trains, on 2 ranks: each draws its own masks, and the run ends as one would."""
@@ -133,6 +135,7 @@ def test_awd_lstm_regularisers_and_nt_asgd_train_on_two_ranks(tmp_path):
     assert records(tmp_path / "run", "averaging"), "NT-ASGD never switched to averaging"
 
 
+@pytest.mark.slow
 def test_two_machines_by_rendezvous_train_as_one_process_does(tmp_path):
     """torchrun's multi-node form (--nnodes, c10d rendezvous), played by two launchers on this machine
     with one process each, against one process."""
@@ -143,10 +146,11 @@ def test_two_machines_by_rendezvous_train_as_one_process_does(tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
     launcher += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "rnnkit-test"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    nodes = [
-        subprocess.Popen([*launcher, FLOAT64_TRAIN, *argv, "--out", str(tmp_path / "two")], env=environment,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+    nodes = [  # the first machine hosts the rendezvous, the second joins it
+        subprocess.Popen([*launcher, "--rdzv-conf", f"is_host={host}", FLOAT64_TRAIN, *argv, "--out",
+                          str(tmp_path / "two")], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for host in ("true", "false")
     ]  # fmt: skip
     outputs = [node.communicate(timeout=TIMEOUT) for node in nodes]
     assert all(node.returncode == 0 for node in nodes), outputs

@@ -81,6 +81,7 @@ def test_a_killed_rank_stops_the_others_with_one_line_naming_it(tmp_path):
     resumes(run)
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_launcher_saves_once_from_the_leader_and_exits_like_one_process(tmp_path):
     launcher, run = start(tmp_path)
     saved = len(read_metrics(RunDirectory(run).metrics_path, "checkpoint"))
