@@ -64,10 +64,34 @@ def test_a_language_model_exports_to_onnx_and_runs_as_torch_does(name, corpus, t
     assert np.abs(got[1] - final[next(iter(final))].numpy()).max() < 1e-4
 
 
-VARIANTS = {
+OPERATOR_VARIANTS = {
     "peephole": ["model.peephole=true"],
     "coupled": ["model.coupled=true"],
     "peephole coupled": ["model.peephole=true", "model.coupled=true"],
+    "two layers of peephole": ["model.peephole=true", "model.num_layers=2"],
+    "per-layer sizes, peephole": ["model.peephole=true", "model.hidden_sizes=[16, 8]", "model.num_layers=2"],
+}
+
+
+@pytest.mark.parametrize("name", OPERATOR_VARIANTS)
+def test_peephole_and_coupled_lstms_export_to_onnx_s_lstm_operator(name, corpus, tmp_path, capsys):
+    """ONNX's LSTM operator with its peephole input P and input_forget computes these exactly: the
+    file runs at any length, and matches the run's own model (rnnkit's equations)."""
+    settings = OPERATOR_VARIANTS[name]
+    run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=3", *settings)
+    path = tmp_path / "m.onnx"
+    assert run_main(["export", str(run), "--out", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    print(f"{name}: largest difference onnxruntime - rnnkit {record['largest_difference']:.3g}", file=sys.stderr)
+    assert record["largest_difference"] < 1e-4 and "LSTM" in record["operators"]
+    assert "checked_token_by_token" not in record  # the whole sequence at once
+    for node in (node for node in onnx.load(str(path)).graph.node if node.op_type == "LSTM"):
+        attributes = {attribute.name: attribute.i for attribute in node.attribute}
+        assert attributes.get("input_forget", 0) == ("model.coupled=true" in settings)
+        assert (len(node.input) == 8 and node.input[7] != "") == ("model.peephole=true" in settings)
+
+
+VARIANTS = {
     "gateless": ["model.gates="],
     "gates i": ["model.gates=i"],
     "gates f, peephole": ["model.gates=f", "model.peephole=true"],
@@ -77,7 +101,7 @@ VARIANTS = {
     "gates fo": ["model.gates=fo"],
     "gru reset before": ["model.cell=gru", "model.reset=before"],
     "gru without reset gate": ["model.cell=gru", "model.reset_gate=false"],
-    "two layers of peephole": ["model.peephole=true", "model.num_layers=2"],
+    "coupled, gates fo": ["model.gates=fo", "model.coupled=false", "model.peephole=true"],
 }
 
 

@@ -13,6 +13,7 @@ size is printed.
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from collections.abc import Callable
@@ -20,9 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from rnnkit.atomic import write_bytes_atomically
 from rnnkit.errors import UsageError
+from rnnkit.nn.interop import to_torch
+from rnnkit.nn.layers import LSTM
 
 OPSET = 17
 TRACED = (2, 6)  # (batch, length) of the example the graph is traced with
@@ -40,6 +44,8 @@ class Exported:
     traced_inputs: Callable[[int, int], tuple] | None = None  # what tracing needs, if not `inputs`
     one_step: bool = False  # a graph of one step (length 1): its state outputs follow its first output,
     # in the order of its state inputs (after its first input), so that a caller can run it token by token
+    reference: torch.nn.Module | None = None  # what the file must compute, if not `module` (which is traced)
+    rewrite: Callable[[bytes], bytes] | None = None  # applied to the exported file before it is checked
 
 
 def require(package: str):
@@ -68,7 +74,8 @@ def export_onnx(exported: Exported, path: Path) -> float:
             opset_version=OPSET,
             dynamo=False,
         )
-    data = buffer.getvalue()
+    data = buffer.getvalue() if exported.rewrite is None else exported.rewrite(buffer.getvalue())
+    module = (exported.reference or module).eval()
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     used = {argument.name for argument in session.get_inputs()}  # the exporter drops inputs nothing reads
     largest = 0.0
@@ -117,3 +124,66 @@ def operators(path: Path) -> list[str]:
         if node.op_type not in seen:
             seen.append(node.op_type)
     return seen
+
+
+def lstm_operator_form(model: torch.nn.Module):
+    """For a model whose LSTMs are standard or full-gated peephole and/or coupled ones, one direction
+    each: (a copy whose LSTMs are all torch.nn's, a function that turns the exported file back into the
+    model). ONNX's LSTM operator computes both variants exactly: its peephole input P adds p ⊙ c to
+    the gates as Gers and Schmidhuber do, and with input_forget = 1 it makes f = 1 − i. rnnkit's coupled
+    cell makes i = 1 − f instead, so its twin's input gate is the forget gate negated (σ(−a) = 1 − σ(a))
+    and the operator's forget gate comes out as rnnkit's. None when another variant is present."""
+    twin, nodes = copy.deepcopy(model), []
+    for parent in list(twin.modules()):
+        for name, child in list(parent.named_children()):
+            spec = getattr(child, "spec", None)
+            if spec is None:
+                continue
+            if spec.is_standard:
+                nodes += [(None, False)] * child.num_layers * (spec.kind == "lstm")
+                continue
+            if spec.kind != "lstm":
+                return None
+            if type(child) is not LSTM or spec.gates != "ifo" or child.bidirectional:
+                return None
+            torch_lstm = nn.LSTM(child.input_size, child.hidden_size, child.num_layers, bias=child.bias)
+            with torch.no_grad():
+                for k in range(child.num_layers):
+                    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                        if not hasattr(child, f"{kind}_l{k}"):
+                            continue
+                        blocks = dict(zip(spec.blocks, getattr(child, f"{kind}_l{k}").chunk(len(spec.blocks))))
+                        if spec.coupled:
+                            blocks["i"] = -blocks["f"]
+                        getattr(torch_lstm, f"{kind}_l{k}").copy_(torch.cat([blocks[g] for g in "ifgo"]))
+                    peephole = None
+                    if spec.peephole:
+                        p = dict(
+                            zip(
+                                spec.peephole_blocks, getattr(child, f"weight_ch_l{k}").detach().chunk(3 - spec.coupled)
+                            )
+                        )
+                        p_i = -p["f"] if spec.coupled else p["i"]
+                        peephole = torch.cat([p_i, p["o"], p["f"]])[None].cpu().numpy()  # ONNX's order: i, o, f
+                    nodes.append((peephole, spec.coupled))
+            setattr(parent, name, torch_lstm)
+    return to_torch(twin), lambda data: with_lstm_variants(data, nodes)
+
+
+def with_lstm_variants(data: bytes, nodes: list) -> bytes:
+    """The exported file with each LSTM node given its peephole input and input_forget, in order."""
+    onnx = require("onnx")
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(data)
+    lstms = [node for node in model.graph.node if node.op_type == "LSTM"]
+    if len(lstms) != len(nodes):
+        raise UsageError(f"the exported graph has {len(lstms)} LSTM operators for {len(nodes)} layers")
+    for index, (node, (peephole, coupled)) in enumerate(zip(lstms, nodes)):
+        if peephole is not None:
+            name = f"rnnkit_peephole_{index}"
+            model.graph.initializer.append(numpy_helper.from_array(peephole.astype("float32"), name))
+            node.input.extend([""] * (7 - len(node.input)) + [name])
+        if coupled:
+            node.attribute.append(helper.make_attribute("input_forget", 1))
+    return model.SerializeToString()
