@@ -131,6 +131,12 @@ CLASSIFIERS = {
     "bidirectional lstm, last state": ["model.bidirectional=true", "model.pooling=last"],
     "bidirectional gru, mean pooling": ["model.cell=gru", "model.bidirectional=true", "model.pooling=mean"],
     "two layers of rnn": ["model.cell=rnn", "model.num_layers=2", "model.pooling=last"],
+    "bidirectional peephole lstm, last state": [
+        "model.peephole=true",
+        "model.bidirectional=true",
+        "model.pooling=last",
+    ],
+    "coupled lstm, mean pooling": ["model.coupled=true", "model.pooling=mean"],
 }
 
 
@@ -165,6 +171,7 @@ TAGGERS = {
     "bilstm, crf, characters": ["model.crf=true"],
     "softmax output, residual layers": ["model.crf=false", "model.num_layers=2", "model.residual=true"],
     "gru, no character encoder": ["model.cell=gru", "model.char_encoder=none"],
+    "peephole coupled bilstm, crf": ["model.peephole=true", "model.coupled=true", "model.crf=true"],
 }
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -127,46 +128,51 @@ def operators(path: Path) -> list[str]:
 
 
 def lstm_operator_form(model: torch.nn.Module):
-    """For a model whose LSTMs are standard or full-gated peephole and/or coupled ones, one direction
-    each: (a copy whose LSTMs are all torch.nn's, a function that turns the exported file back into the
-    model). ONNX's LSTM operator computes both variants exactly: its peephole input P adds p ⊙ c to
-    the gates as Gers and Schmidhuber do, and with input_forget = 1 it makes f = 1 − i. rnnkit's coupled
-    cell makes i = 1 − f instead, so its twin's input gate is the forget gate negated (σ(−a) = 1 − σ(a))
-    and the operator's forget gate comes out as rnnkit's. None when another variant is present."""
+    """For a model whose LSTMs are standard or full-gated peephole and/or coupled ones: (a copy whose
+    LSTMs are all torch.nn's, a function that turns the exported file back into the model). ONNX's LSTM
+    operator computes both variants exactly: its peephole input P adds p ⊙ c to the gates as Gers and
+    Schmidhuber do, and with input_forget = 1 it makes f = 1 − i. rnnkit's coupled cell makes i = 1 − f
+    instead, so its twin's input gate is the forget gate negated (σ(−a) = 1 − σ(a)) and the operator's
+    forget gate comes out as rnnkit's. None when another variant is present."""
     twin, nodes = copy.deepcopy(model), []
-    for parent in list(twin.modules()):
-        for name, child in list(parent.named_children()):
-            spec = getattr(child, "spec", None)
-            if spec is None:
-                continue
-            if spec.is_standard:
-                nodes += [(None, False)] * child.num_layers * (spec.kind == "lstm")
-                continue
-            if spec.kind != "lstm":
-                return None
-            if type(child) is not LSTM or spec.gates != "ifo" or child.bidirectional:
-                return None
-            torch_lstm = nn.LSTM(child.input_size, child.hidden_size, child.num_layers, bias=child.bias)
-            with torch.no_grad():
-                for k in range(child.num_layers):
+    layers = [(path, module) for path, module in twin.named_modules() if getattr(module, "spec", None) is not None]
+    for path, child in layers:  # in the order the forward pass meets them, as the exported graph does
+        parent = twin.get_submodule(path.rpartition(".")[0])
+        name, spec = path.rpartition(".")[2], child.spec
+        if spec.is_standard:
+            nodes += [(None, False)] * child.num_layers * (spec.kind == "lstm")
+            continue
+        if spec.kind != "lstm":
+            return None
+        if type(child) is not LSTM or spec.gates != "ifo":
+            return None
+        suffixes = ("", "_reverse") if child.bidirectional else ("",)
+        torch_lstm = nn.LSTM(
+            child.input_size,
+            child.hidden_size,
+            child.num_layers,
+            bias=child.bias,
+            bidirectional=child.bidirectional,
+        )
+        with torch.no_grad():
+            for k in range(child.num_layers):
+                peepholes = []
+                for suffix in suffixes:
                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                        if not hasattr(child, f"{kind}_l{k}"):
+                        if not hasattr(child, f"{kind}_l{k}{suffix}"):
                             continue
-                        blocks = dict(zip(spec.blocks, getattr(child, f"{kind}_l{k}").chunk(len(spec.blocks))))
+                        weight = getattr(child, f"{kind}_l{k}{suffix}")
+                        blocks = dict(zip(spec.blocks, weight.chunk(len(spec.blocks))))
                         if spec.coupled:
                             blocks["i"] = -blocks["f"]
-                        getattr(torch_lstm, f"{kind}_l{k}").copy_(torch.cat([blocks[g] for g in "ifgo"]))
-                    peephole = None
+                        getattr(torch_lstm, f"{kind}_l{k}{suffix}").copy_(torch.cat([blocks[g] for g in "ifgo"]))
                     if spec.peephole:
-                        p = dict(
-                            zip(
-                                spec.peephole_blocks, getattr(child, f"weight_ch_l{k}").detach().chunk(3 - spec.coupled)
-                            )
-                        )
+                        vectors = getattr(child, f"weight_ch_l{k}{suffix}").detach().chunk(len(spec.peephole_blocks))
+                        p = dict(zip(spec.peephole_blocks, vectors))
                         p_i = -p["f"] if spec.coupled else p["i"]
-                        peephole = torch.cat([p_i, p["o"], p["f"]])[None].cpu().numpy()  # ONNX's order: i, o, f
-                    nodes.append((peephole, spec.coupled))
-            setattr(parent, name, torch_lstm)
+                        peepholes.append(torch.cat([p_i, p["o"], p["f"]]).cpu().numpy())  # ONNX's order: i, o, f
+                nodes.append((np.stack(peepholes) if peepholes else None, spec.coupled))  # (directions, 3H)
+        setattr(parent, name, torch_lstm)
     return to_torch(twin), lambda data: with_lstm_variants(data, nodes)
 
 

@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
-from rnnkit.export import Exported
+from rnnkit.export import Exported, lstm_operator_form
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.classifier.config import ClassifierConfig, ModelConfig
 from rnnkit.tasks.classifier.data import ClassifierData, Encoded
@@ -206,10 +206,10 @@ class ExportedClassifier(nn.Module):
     operator as its sequence lengths, which it takes in any order, so the graph sorts nothing; tracing
     it needs examples sorted by length."""
 
-    def __init__(self, model: SentenceClassifier) -> None:
+    def __init__(self, model: SentenceClassifier, twin: bool = True) -> None:
         super().__init__()
         self.pooling, self.directions = model.config.pooling, 2 if model.config.bidirectional else 1
-        self.model = to_torch(model).eval()
+        self.model = (to_torch(model) if twin else model).eval()
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         model = self.model
@@ -231,10 +231,17 @@ class ExportedClassifier(nn.Module):
 
 def exported_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]) -> Exported:
     model, device = load_checkpoint_model(run, checkpoint, vocabulary, labels)
+    model, reference, rewrite = model.cpu(), None, None
     try:
-        module = ExportedClassifier(model.cpu())
-    except ValueError as error:
-        raise UsageError(f"ONNX export covers the standard RNN, LSTM and GRU so far: {error}") from None
+        module = ExportedClassifier(model)
+    except ValueError as error:  # a variant: ONNX's LSTM operator computes peephole and coupled ones
+        operator_form = lstm_operator_form(model)
+        if operator_form is None:
+            raise UsageError(
+                f"ONNX export of a classifier covers the standard cells, peephole and coupled: {error}"
+            ) from None
+        module, rewrite = ExportedClassifier(operator_form[0]), operator_form[1]
+        reference = ExportedClassifier(model, twin=False)
 
     def inputs(batch: int, length: int, descending: bool = False) -> tuple:
         generator = torch.Generator().manual_seed(1000 * batch + length)
@@ -255,4 +262,6 @@ def exported_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[s
         f"logits (batch, {len(labels)} labels: {', '.join(labels[:5])}{', ...' if len(labels) > 5 else ''}) of "
         "padded token ids (batch, length) and the sentences' lengths (batch)",
         traced_inputs=lambda batch, length: inputs(batch, length, descending=True),
+        reference=reference,
+        rewrite=rewrite,
     )

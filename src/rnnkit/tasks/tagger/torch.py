@@ -27,7 +27,7 @@ from rnnkit import nn as rnn_layers
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
 from rnnkit.errors import UsageError
-from rnnkit.export import Exported
+from rnnkit.export import Exported, lstm_operator_form
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.tagger.config import ModelConfig, TaggerConfig
 from rnnkit.tasks.tagger.data import EncodedSentences, TaggerData
@@ -219,9 +219,9 @@ class ExportedTagger(nn.Module):
     them. torch.nn's recurrent layers stand in for rnnkit's; the lengths reach ONNX's RNN operators as
     sequence lengths, in any order (tracing needs examples sorted by length)."""
 
-    def __init__(self, model: Tagger) -> None:
+    def __init__(self, model: Tagger, twin: bool = True) -> None:
         super().__init__()
-        self.model = to_torch(model).eval()
+        self.model = (to_torch(model) if twin else model).eval()
 
     def packed(self, layer: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
         sorted_for_export = torch.onnx.is_in_onnx_export()
@@ -256,10 +256,17 @@ class ExportedTagger(nn.Module):
 
 def exported_model(run, checkpoint: Path, words: Vocabulary, characters: Vocabulary, tags: list[str]) -> Exported:
     model, _ = load_model(run, checkpoint, lambda: Tagger(len(words), len(characters), len(tags), run.config.model))
+    model, reference, rewrite = model.cpu(), None, None
     try:
-        module = ExportedTagger(model.cpu())
-    except ValueError as error:
-        raise UsageError(f"ONNX export covers the standard RNN, LSTM and GRU so far: {error}") from None
+        module = ExportedTagger(model)
+    except ValueError as error:  # a variant: ONNX's LSTM operator computes peephole and coupled ones
+        operator_form = lstm_operator_form(model)
+        if operator_form is None:
+            raise UsageError(
+                f"ONNX export of a tagger covers the standard cells, peephole and coupled: {error}"
+            ) from None
+        module, rewrite = ExportedTagger(operator_form[0]), operator_form[1]
+        reference = ExportedTagger(model, twin=False)
 
     def inputs(batch: int, length: int, descending: bool = False) -> tuple:
         generator = torch.Generator().manual_seed(1000 * batch + length)
@@ -292,4 +299,6 @@ def exported_model(run, checkpoint: Path, words: Vocabulary, characters: Vocabul
         "(batch, length, spelling) and lengths (batch, length), and the sentences' lengths (batch)"
         + ("; the CRF's transitions (from, to), start and end scores beside them, for Viterbi" if crf else ""),
         traced_inputs=lambda batch, length: inputs(batch, length, descending=True),
+        reference=reference,
+        rewrite=rewrite,
     )
