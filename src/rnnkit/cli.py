@@ -226,20 +226,27 @@ def train(args: argparse.Namespace) -> int:
     rank that stops because another failed or was lost says so in one line."""
     from rnnkit.train.distributed import LeaderFailed, LostRank, world_from_environment
 
-    leader = world_from_environment().leader
-    try:
+    world = world_from_environment()
+    if not world.distributed:
         return train_run(args)
+    try:
+        code = train_run(args)
     except LeaderFailed as error:
-        if leader:
+        if world.leader:
             print(f"rnnkit train: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except UsageError:
-        if not leader:
-            return EXIT_USAGE  # the leader meets the same problem and reports it
-        raise
+        code = EXIT_USAGE
+    except UsageError as error:
+        if world.leader:  # the other ranks meet the same problem; the leader reports it
+            print(f"rnnkit train: error: {error}", file=sys.stderr)
+        code = EXIT_USAGE
     except LostRank:
         report_lost_rank()
-        return EXIT_FAILED
+        code = EXIT_FAILED
+    # A rank ends here, everything it wrote closed: the interpreter's own teardown could still meet the
+    # threads of torch's process group and abort a finished run, so it is skipped.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def report_lost_rank() -> None:
