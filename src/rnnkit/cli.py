@@ -294,17 +294,22 @@ def train_run(args: argparse.Namespace) -> int:
         trainer = start_run(config, args.out) if not world.distributed else start_parallel_run(config, args.out, world)
     if world.leader:
         print(f"rnnkit train: run directory {trainer.run_directory.path}", file=sys.stderr)
+    finished = False  # whether the other ranks can be waited for at the end
     try:
         reason = trainer.run(resumed=args.resume is not None)
-    except TrainingDiverged as error:
-        print(f"rnnkit train: {error}; the last good checkpoint is in {trainer.run_directory.path}", file=sys.stderr)
+        finished = True
+    except TrainingDiverged as error:  # every rank diverges together
+        finished = True
+        if world.leader:
+            path = trainer.run_directory.path
+            print(f"rnnkit train: {error}; the last good checkpoint is in {path}", file=sys.stderr)
         return EXIT_FAILED
     except LostRank:
         report_lost_rank()  # at once: leaving the process group may take a while, and the launcher is waiting
         return EXIT_FAILED
     finally:
         trainer.parallel = None  # torch's DistributedDataParallel must go before its process group
-        leave_world(wait=sys.exc_info()[0] is None)
+        leave_world(wait=finished)
     if not world.leader:
         return 0 if reason != "interrupted" else 128 + (trainer.stop_signal or signal.SIGINT)
     if reason == "interrupted":
