@@ -29,6 +29,14 @@ LANGUAGE_MODELS = {
 }
 
 
+def exported(run, path, capsys, name: str) -> dict:
+    """`rnnkit export RUN --out PATH`'s JSON line; its largest difference is recorded in the test's output."""
+    assert run_main(["export", str(run), "--out", str(path)]) == 0
+    record = json.loads(capsys.readouterr().out)
+    print(f"{name}: largest difference onnxruntime - reference {record['largest_difference']:.3g}", file=sys.stderr)
+    return record
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
@@ -39,9 +47,7 @@ def test_a_language_model_exports_to_onnx_and_runs_as_torch_does(name, corpus, t
     settings, operator = LANGUAGE_MODELS[name]
     run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=3", *settings)
     path = tmp_path / "model.onnx"
-    assert run_main(["export", str(run), "--out", str(path)]) == 0
-    record = json.loads(capsys.readouterr().out)
-    print(f"{name}: largest difference onnxruntime - torch {record['largest_difference']:.3g}", file=sys.stderr)
+    record = exported(run, path, capsys, name)
     assert record["largest_difference"] < 1e-4 and operator in record["operators"]
     model = onnx.load(str(path))
     if operator == "GRU":  # torch's GRU applies the reset gate after the recurrent product
@@ -80,9 +86,7 @@ def test_peephole_and_coupled_lstms_export_to_onnx_s_lstm_operator(name, corpus,
     settings = OPERATOR_VARIANTS[name]
     run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=3", *settings)
     path = tmp_path / "m.onnx"
-    assert run_main(["export", str(run), "--out", str(path)]) == 0
-    record = json.loads(capsys.readouterr().out)
-    print(f"{name}: largest difference onnxruntime - rnnkit {record['largest_difference']:.3g}", file=sys.stderr)
+    record = exported(run, path, capsys, name)
     assert record["largest_difference"] < 1e-4 and "LSTM" in record["operators"]
     assert "checked_token_by_token" not in record  # the whole sequence at once
     for node in (node for node in onnx.load(str(path)).graph.node if node.op_type == "LSTM"):
@@ -101,7 +105,7 @@ VARIANTS = {
     "gates fo": ["model.gates=fo"],
     "gru reset before": ["model.cell=gru", "model.reset=before"],
     "gru without reset gate": ["model.cell=gru", "model.reset_gate=false"],
-    "coupled, gates fo": ["model.gates=fo", "model.coupled=false", "model.peephole=true"],
+    "gates fo, peephole": ["model.gates=fo", "model.peephole=true"],
 }
 
 
@@ -109,9 +113,7 @@ VARIANTS = {
 def test_a_variant_exports_as_one_step_run_token_by_token(name, corpus, tmp_path, capsys):
     run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=2", *VARIANTS[name])
     path = tmp_path / "m.onnx"
-    assert run_main(["export", str(run), "--out", str(path)]) == 0
-    record = json.loads(capsys.readouterr().out)
-    print(f"{name}: largest difference onnxruntime - torch {record['largest_difference']:.3g}", file=sys.stderr)
+    record = exported(run, path, capsys, name)
     assert record["largest_difference"] < 1e-4 and record["checked_token_by_token"] == [[3, 5], [2, 17], [5, 40]]
     assert not {"LSTM", "GRU", "RNN"} & set(record["operators"])  # the equations, not an operator that differs
     model = onnx.load(str(path))
@@ -147,9 +149,7 @@ def test_a_classifier_exports_its_logits(name, tmp_path, capsys):
     train, dev = tiny_files(tmp_path)
     run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=3", *CLASSIFIERS[name])
     path = tmp_path / "classifier.onnx"
-    assert run_main(["export", str(run), "--out", str(path)]) == 0
-    record = json.loads(capsys.readouterr().out)
-    print(f"{name}: largest difference onnxruntime - torch {record['largest_difference']:.3g}", file=sys.stderr)
+    record = exported(run, path, capsys, name)
     assert record["largest_difference"] < 1e-4 and record["inputs"] == ["tokens", "lengths"]
     # sentences in any order of length, against the run's own predictions
     from rnnkit.runs import open_run
@@ -186,9 +186,7 @@ def test_a_tagger_exports_its_scores_and_crf(name, tmp_path, capsys):
     train, dev = tiny_files(tmp_path)
     run = train_tiny_tagger(tmp_path / "run", train, dev, "train.max_steps=3", *TAGGERS[name])
     path = tmp_path / "tagger.onnx"
-    assert run_main(["export", str(run), "--out", str(path)]) == 0
-    record = json.loads(capsys.readouterr().out)
-    print(f"{name}: largest difference onnxruntime - torch {record['largest_difference']:.3g}", file=sys.stderr)
+    record = exported(run, path, capsys, name)
     assert record["largest_difference"] < 1e-4
     # real sentences of dev, as the tagger's own batches carry them, against its emissions
     opened = open_run(run)
@@ -236,3 +234,12 @@ def test_export_of_nothing_to_export_is_one_line(corpus, tmp_path, capsys, monke
     assert_usage_error(capsys, ["export", str(run), "--out", str(tmp_path / "m.onnx")], "the onnx package")
     assert_usage_error(capsys, ["export", str(run), "--format", "pt"], "invalid choice: 'pt'")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_classifier_of_a_variant_without_an_operator_is_refused_in_one_line(tmp_path, capsys):
+    from classifier_helpers import tiny_files, train_tiny_classifier
+
+    train, dev = tiny_files(tmp_path)
+    run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=2", "model.gates=if")
+    line = assert_usage_error(capsys, ["export", str(run), "--out", str(tmp_path / "m.onnx")], "classifier")
+    assert "peephole and coupled" in line and "'lstm gates=if'" in line and not (tmp_path / "m.onnx").exists()

@@ -127,6 +127,26 @@ def operators(path: Path) -> list[str]:
     return seen
 
 
+def traceable(model: nn.Module, wrap: Callable, wrap_as_is: Callable):
+    """What a task's export wrapper needs for `model`: (the module to trace, the module the file must
+    match, or None when that is the traced one, the rewrite of the file, or None), or None when the
+    model has a variant that no ONNX operator computes. `wrap` puts a model whose layers torch.nn can
+    hold into the task's wrapper; `wrap_as_is` wraps the model with rnnkit's own layers."""
+    try:
+        return wrap(model), None, None
+    except ValueError:  # a variant, which torch.nn has no class for
+        form = lstm_operator_form(model)
+        return None if form is None else (wrap(form[0]), wrap_as_is(model), form[1])
+
+
+def refusal(model: nn.Module, task: str) -> UsageError:
+    variant = next(m.spec.variant_name for m in model.modules() if getattr(m, "spec", None) and not m.spec.is_standard)
+    return UsageError(
+        f"ONNX export of a {task} covers the standard cells and the peephole and coupled LSTMs, not the variant "
+        f"'{variant}'"
+    )
+
+
 def lstm_operator_form(model: torch.nn.Module):
     """For a model whose LSTMs are standard or full-gated peephole and/or coupled ones: (a copy whose
     LSTMs are all torch.nn's, a function that turns the exported file back into the model). ONNX's LSTM

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from rnnkit.device import resolve_device
 from rnnkit.errors import UsageError
@@ -229,3 +230,28 @@ def join_world(device_setting: str) -> World:
     if world.distributed:
         join(world, rank_device(world, resolve_device(device_setting)))
     return world
+
+
+class TrainingLoss(torch.nn.Module):
+    """The task's loss as a module whose parameters are the model's, so that DistributedDataParallel
+    can run it: each backward through it averages the gradients over the ranks."""
+
+    def __init__(self, training) -> None:
+        super().__init__()
+        self.model, self.compute = training.model, training.loss
+
+    def forward(self, batch, carry):
+        return self.compute(batch, carry)
+
+
+def parallel_model(training, device: torch.device):
+    """DistributedDataParallel over the task's loss. A task whose model can leave a parameter without a
+    gradient in a step (an adaptive softmax's cluster that no target of the batch falls in) says so with
+    `may_skip_parameters`, and gets torch's `find_unused_parameters`; the others do without its search
+    of the graph at every step. The graph changes between steps, so `static_graph` does not apply."""
+    return DistributedDataParallel(
+        TrainingLoss(training),
+        device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None,  # this rank's GPU
+        find_unused_parameters=bool(getattr(training, "may_skip_parameters", False)),
+        forward_sync_buffers=False,  # the models hold no buffer that training changes
+    )

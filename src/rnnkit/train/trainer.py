@@ -40,7 +40,7 @@ from rnnkit.train.checkpoint import (
     unflatten_optimizer_state,
     write_checkpoint,
 )
-from rnnkit.train.distributed import ALONE, Agreement, World, collective
+from rnnkit.train.distributed import ALONE, Agreement, World, collective, parallel_model
 from rnnkit.train.optimizers import build_optimizer, clip_gradients
 from rnnkit.train.progress import ProgressLine, Silence
 from rnnkit.train.schedules import LearningRateSchedule
@@ -85,33 +85,6 @@ class Training(Protocol):
 
 class TrainingDiverged(Exception):
     """Rolled back `max_rollbacks` times and still non-finite."""
-
-
-class TrainingLoss(torch.nn.Module):
-    """The task's loss as a module whose parameters are the model's, so that DistributedDataParallel
-    can run it: each backward through it averages the gradients over the ranks."""
-
-    def __init__(self, training: Training) -> None:
-        super().__init__()
-        self.model, self.compute = training.model, training.loss
-
-    def forward(self, batch, carry):
-        return self.compute(batch, carry)
-
-
-def parallel_model(training: Training, device: torch.device):
-    """DistributedDataParallel over the task's loss. A task whose model can leave a parameter without a
-    gradient in a step (an adaptive softmax's cluster that no target of the batch falls in) says so with
-    `may_skip_parameters`, and gets torch's `find_unused_parameters`; the others do without its search
-    of the graph at every step. The graph changes between steps, so `static_graph` does not apply."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(
-        TrainingLoss(training),
-        device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None,  # this rank's GPU
-        find_unused_parameters=bool(getattr(training, "may_skip_parameters", False)),
-        forward_sync_buffers=False,  # the models hold no buffer that training changes
-    )
 
 
 def all_finite(tensors) -> bool:

@@ -25,8 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.errors import UsageError
-from rnnkit.export import Exported, lstm_operator_form
+from rnnkit.export import Exported, refusal, traceable
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.classifier.config import ClassifierConfig, ModelConfig
 from rnnkit.tasks.classifier.data import ClassifierData, Encoded
@@ -231,17 +230,11 @@ class ExportedClassifier(nn.Module):
 
 def exported_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]) -> Exported:
     model, device = load_checkpoint_model(run, checkpoint, vocabulary, labels)
-    model, reference, rewrite = model.cpu(), None, None
-    try:
-        module = ExportedClassifier(model)
-    except ValueError as error:  # a variant: ONNX's LSTM operator computes peephole and coupled ones
-        operator_form = lstm_operator_form(model)
-        if operator_form is None:
-            raise UsageError(
-                f"ONNX export of a classifier covers the standard cells, peephole and coupled: {error}"
-            ) from None
-        module, rewrite = ExportedClassifier(operator_form[0]), operator_form[1]
-        reference = ExportedClassifier(model, twin=False)
+    model = model.cpu()
+    modules = traceable(model, ExportedClassifier, lambda as_is: ExportedClassifier(as_is, twin=False))
+    if modules is None:
+        raise refusal(model, "classifier")
+    module, reference, rewrite = modules
 
     def inputs(batch: int, length: int, descending: bool = False) -> tuple:
         generator = torch.Generator().manual_seed(1000 * batch + length)

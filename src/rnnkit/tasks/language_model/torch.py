@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from rnnkit.data.corpus import LanguageCorpus
 from rnnkit.data.streams import TokenStreams, Window
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.export import Exported, lstm_operator_form
+from rnnkit.export import Exported, traceable
 from rnnkit.generate import generate_text
 from rnnkit.nn.interop import to_torch
 from rnnkit.nn.regularisers import LockedDropout, embedding_dropout
@@ -338,17 +338,9 @@ class ExportedLanguageModel(nn.Module):
 
 def exported_model(run, checkpoint: Path, vocabulary: Vocabulary) -> Exported:
     model, device = load_checkpoint_model(run, checkpoint, vocabulary)
-    reference, rewrite = None, None
-    try:
-        module, variant = ExportedLanguageModel(model), False
-    except ValueError:  # a variant: torch.nn has no class for it
-        operator_form = lstm_operator_form(model)
-        if operator_form is not None:  # peephole and coupled LSTMs: ONNX's LSTM operator, set to compute them
-            twin, rewrite = operator_form
-            module, variant = ExportedLanguageModel(twin), False
-            reference = ExportedLanguageModel(model, equations=True)
-        else:  # no ONNX operator computes it: one step of rnnkit's equations
-            module, variant = ExportedLanguageModel(model, equations=True), True
+    modules = traceable(model, ExportedLanguageModel, lambda as_is: ExportedLanguageModel(as_is, equations=True))
+    variant = modules is None  # no ONNX operator computes it: one step of rnnkit's equations
+    module, reference, rewrite = modules or (ExportedLanguageModel(model, equations=True), None, None)
     sizes = {name: tensor.shape for name, tensor in model.initial_state(1, device).items()}
 
     def inputs(batch: int, length: int) -> tuple:

@@ -26,8 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnkit import nn as rnn_layers
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.errors import UsageError
-from rnnkit.export import Exported, lstm_operator_form
+from rnnkit.export import Exported, refusal, traceable
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.tagger.config import ModelConfig, TaggerConfig
 from rnnkit.tasks.tagger.data import EncodedSentences, TaggerData
@@ -256,17 +255,11 @@ class ExportedTagger(nn.Module):
 
 def exported_model(run, checkpoint: Path, words: Vocabulary, characters: Vocabulary, tags: list[str]) -> Exported:
     model, _ = load_model(run, checkpoint, lambda: Tagger(len(words), len(characters), len(tags), run.config.model))
-    model, reference, rewrite = model.cpu(), None, None
-    try:
-        module = ExportedTagger(model)
-    except ValueError as error:  # a variant: ONNX's LSTM operator computes peephole and coupled ones
-        operator_form = lstm_operator_form(model)
-        if operator_form is None:
-            raise UsageError(
-                f"ONNX export of a tagger covers the standard cells, peephole and coupled: {error}"
-            ) from None
-        module, rewrite = ExportedTagger(operator_form[0]), operator_form[1]
-        reference = ExportedTagger(model, twin=False)
+    model = model.cpu()
+    modules = traceable(model, ExportedTagger, lambda as_is: ExportedTagger(as_is, twin=False))
+    if modules is None:
+        raise refusal(model, "tagger")
+    module, reference, rewrite = modules
 
     def inputs(batch: int, length: int, descending: bool = False) -> tuple:
         generator = torch.Generator().manual_seed(1000 * batch + length)
