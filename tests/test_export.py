@@ -88,7 +88,6 @@ def test_peephole_and_coupled_lstms_export_to_onnx_s_lstm_operator(name, corpus,
     path = tmp_path / "m.onnx"
     record = exported(run, path, capsys, name)
     assert record["largest_difference"] < 1e-4 and "LSTM" in record["operators"]
-    assert "checked_token_by_token" not in record  # the whole sequence at once
     for node in (node for node in onnx.load(str(path)).graph.node if node.op_type == "LSTM"):
         attributes = {attribute.name: attribute.i for attribute in node.attribute}
         assert attributes.get("input_forget", 0) == ("model.coupled=true" in settings)
@@ -106,18 +105,22 @@ VARIANTS = {
     "gru reset before": ["model.cell=gru", "model.reset=before"],
     "gru without reset gate": ["model.cell=gru", "model.reset_gate=false"],
     "gates fo, peephole": ["model.gates=fo", "model.peephole=true"],
+    "gates io, peephole": ["model.gates=io", "model.peephole=true"],
+    "gru reset before, without reset gate": ["model.cell=gru", "model.reset=before", "model.reset_gate=false"],
+    "two layers of gates if": ["model.gates=if", "model.num_layers=2"],
 }
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_a_variant_exports_as_one_step_run_token_by_token(name, corpus, tmp_path, capsys):
+def test_a_variant_exports_as_a_loop_over_time(name, corpus, tmp_path, capsys):
     run = train_tiny_run(tmp_path / "run", corpus, "train.max_steps=2", *VARIANTS[name])
     path = tmp_path / "m.onnx"
     record = exported(run, path, capsys, name)
-    assert record["largest_difference"] < 1e-4 and record["checked_token_by_token"] == [[3, 5], [2, 17], [5, 40]]
+    assert record["largest_difference"] < 1e-4 and record["checked_sizes"] == [[1, 1], [3, 5], [2, 17], [5, 40]]
+    assert "Loop" in record["operators"]
     assert not {"LSTM", "GRU", "RNN"} & set(record["operators"])  # the equations, not an operator that differs
     model = onnx.load(str(path))
-    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1  # one step
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "length"  # any length
 
 
 def test_without_onnx_one_line_names_the_package(corpus, tmp_path, capsys, monkeypatch):
@@ -139,6 +142,17 @@ CLASSIFIERS = {
         "model.pooling=last",
     ],
     "coupled lstm, mean pooling": ["model.coupled=true", "model.pooling=mean"],
+    "bidirectional lstm gates=if, last state (a loop)": [
+        "model.gates=if",
+        "model.bidirectional=true",
+        "model.pooling=last",
+    ],
+    "two layers of gru, reset before, max pooling (a loop)": [
+        "model.cell=gru",
+        "model.reset=before",
+        "model.num_layers=2",
+        "model.pooling=max",
+    ],
 }
 
 
@@ -151,6 +165,7 @@ def test_a_classifier_exports_its_logits(name, tmp_path, capsys):
     path = tmp_path / "classifier.onnx"
     record = exported(run, path, capsys, name)
     assert record["largest_difference"] < 1e-4 and record["inputs"] == ["tokens", "lengths"]
+    assert ("Loop" in record["operators"]) == ("(a loop)" in name)
     # sentences in any order of length, against the run's own predictions
     from rnnkit.runs import open_run
     from rnnkit.tasks.classifier.data import load_run_files
@@ -172,6 +187,12 @@ TAGGERS = {
     "softmax output, residual layers": ["model.crf=false", "model.num_layers=2", "model.residual=true"],
     "gru, no character encoder": ["model.cell=gru", "model.char_encoder=none"],
     "peephole coupled bilstm, crf": ["model.peephole=true", "model.coupled=true", "model.crf=true"],
+    "bilstm gates=fo, crf, residual (a loop)": [
+        "model.gates=fo",
+        "model.crf=true",
+        "model.num_layers=2",
+        "model.residual=true",
+    ],
 }
 
 
@@ -187,7 +208,7 @@ def test_a_tagger_exports_its_scores_and_crf(name, tmp_path, capsys):
     run = train_tiny_tagger(tmp_path / "run", train, dev, "train.max_steps=3", *TAGGERS[name])
     path = tmp_path / "tagger.onnx"
     record = exported(run, path, capsys, name)
-    assert record["largest_difference"] < 1e-4
+    assert record["largest_difference"] < 1e-4 and ("Loop" in record["operators"]) == ("(a loop)" in name)
     # real sentences of dev, as the tagger's own batches carry them, against its emissions
     opened = open_run(run)
     words, characters, tags = load_run_files(run)
@@ -234,12 +255,3 @@ def test_export_of_nothing_to_export_is_one_line(corpus, tmp_path, capsys, monke
     assert_usage_error(capsys, ["export", str(run), "--out", str(tmp_path / "m.onnx")], "the onnx package")
     assert_usage_error(capsys, ["export", str(run), "--format", "pt"], "invalid choice: 'pt'")
     assert not (tmp_path / "m.onnx").exists()
-
-
-def test_a_classifier_of_a_variant_without_an_operator_is_refused_in_one_line(tmp_path, capsys):
-    from classifier_helpers import tiny_files, train_tiny_classifier
-
-    train, dev = tiny_files(tmp_path)
-    run = train_tiny_classifier(tmp_path / "run", train, dev, "train.max_steps=2", "model.gates=if")
-    line = assert_usage_error(capsys, ["export", str(run), "--out", str(tmp_path / "m.onnx")], "classifier")
-    assert "peephole and coupled" in line and "'lstm gates=if'" in line and not (tmp_path / "m.onnx").exists()

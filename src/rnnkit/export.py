@@ -4,11 +4,11 @@ torch's ONNX exporter and checked with onnxruntime against torch itself.
 A task gives an `Exported`: the module to trace (whose recurrent layers are torch.nn's, so that the
 exporter writes ONNX's own LSTM, GRU and RNN operators, the GRU with linear_before_reset = 1), the
 names of its inputs and outputs, which of their axes are dynamic, and a function that makes inputs of
-any batch size and length. A variant has no ONNX operator: a language model of one is traced through
-rnnkit's equations for one step, a graph that a caller runs token by token with the state in and out;
-it is checked so, over whole sequences. The file is traced at one size and verified at several others, so a size
-baked into the graph by mistake is caught. The largest absolute difference over every output and
-size is printed.
+any batch size and length. The peephole and coupled LSTMs reach ONNX's LSTM operator through its
+peephole input and input_forget (`lstm_operator_form`). Any other variant has no ONNX operator: its
+layers become `LoopedLayer`s, an ONNX Loop over time whose body is one step of rnnkit's equations.
+The file is traced at one size and verified at several others, so a size baked into the graph by
+mistake is caught. The largest absolute difference over every output and size is printed.
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.atomic import write_bytes_atomically
 from rnnkit.errors import UsageError
 from rnnkit.nn.interop import to_torch
-from rnnkit.nn.layers import LSTM
+from rnnkit.nn.layers import LSTM, RecurrentLayer, reverse_padded
+from rnnkit.nn.steps import cell_parameters, cell_step
+from rnnkit.spec import CellSpec, layer_suffix
 
 OPSET = 17
 TRACED = (2, 6)  # (batch, length) of the example the graph is traced with
@@ -43,8 +46,6 @@ class Exported:
     inputs: Callable[[int, int], tuple]  # (batch, length) -> the module's inputs
     describes: str  # what the outputs are, for the line printed
     traced_inputs: Callable[[int, int], tuple] | None = None  # what tracing needs, if not `inputs`
-    one_step: bool = False  # a graph of one step (length 1): its state outputs follow its first output,
-    # in the order of its state inputs (after its first input), so that a caller can run it token by token
     reference: torch.nn.Module | None = None  # what the file must compute, if not `module` (which is traced)
     rewrite: Callable[[bytes], bytes] | None = None  # applied to the exported file before it is checked
 
@@ -81,34 +82,14 @@ def export_onnx(exported: Exported, path: Path) -> float:
     used = {argument.name for argument in session.get_inputs()}  # the exporter drops inputs nothing reads
     largest = 0.0
     with torch.no_grad():
-        for batch, length in CHECKED if not exported.one_step else [(batch, 1) for batch, _ in CHECKED]:
+        for batch, length in CHECKED:
             inputs = exported.inputs(batch, length)
             expected = module(*inputs)
             expected = (expected,) if isinstance(expected, torch.Tensor) else expected
             feed = {name: value.cpu().numpy() for name, value in zip(exported.input_names, inputs) if name in used}
             for got, want in zip(session.run(None, feed), expected):
                 largest = max(largest, float(abs(got - want.cpu().numpy()).max()) if want.numel() else 0.0)
-    if exported.one_step:
-        largest = max(largest, chained_difference(exported, module, session, used))
     write_bytes_atomically(path, data)
-    return largest
-
-
-def chained_difference(exported: Exported, module: torch.nn.Module, session, used: set[str]) -> float:
-    """A one-step graph run token by token over a whole sequence, its state carried from each step to the
-    next, against torch over the same sequence at once."""
-    largest = 0.0
-    with torch.no_grad():
-        for batch, length in CHECKED[1:]:
-            tokens, *state = exported.inputs(batch, length)
-            expected = module(tokens, *state)
-            for t in range(length):
-                feed = dict(zip(exported.input_names, [tokens[t : t + 1], *state]))
-                got = session.run(None, {name: value.cpu().numpy() for name, value in feed.items() if name in used})
-                largest = max(largest, float(abs(got[0][0] - expected[0][t].cpu().numpy()).max()))
-                state = [torch.from_numpy(value).to(tokens.device) for value in got[1:]]
-            for got_state, want in zip(state, expected[1:]):
-                largest = max(largest, float(abs(got_state - want).max()))
     return largest
 
 
@@ -129,22 +110,143 @@ def operators(path: Path) -> list[str]:
 
 def traceable(model: nn.Module, wrap: Callable, wrap_as_is: Callable):
     """What a task's export wrapper needs for `model`: (the module to trace, the module the file must
-    match, or None when that is the traced one, the rewrite of the file, or None), or None when the
-    model has a variant that no ONNX operator computes. `wrap` puts a model whose layers torch.nn can
-    hold into the task's wrapper; `wrap_as_is` wraps the model with rnnkit's own layers."""
+    match, or None when that is the traced one, the rewrite of the file, or None). `wrap` puts a model
+    whose layers torch.nn can hold into the task's wrapper; `wrap_as_is` wraps the model with rnnkit's
+    own layers. A variant is written with ONNX's LSTM operator where that computes it exactly, else
+    as a Loop (`LoopedLayer`)."""
     try:
         return wrap(model), None, None
     except ValueError:  # a variant, which torch.nn has no class for
         form = lstm_operator_form(model)
-        return None if form is None else (wrap(form[0]), wrap_as_is(model), form[1])
+        if form is not None:
+            return wrap(form[0]), wrap_as_is(model), form[1]
+        return wrap(looped(model)), wrap_as_is(model), None
 
 
-def refusal(model: nn.Module, task: str) -> UsageError:
-    variant = next(m.spec.variant_name for m in model.modules() if getattr(m, "spec", None) and not m.spec.is_standard)
-    return UsageError(
-        f"ONNX export of a {task} covers the standard cells and the peephole and coupled LSTMs, not the variant "
-        f"'{variant}'"
+def looped(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose variant layers are `LoopedLayer`s (standard ones stay for torch.nn)."""
+    twin = copy.deepcopy(model).eval()
+    for path, child in list(twin.named_modules()):
+        if isinstance(child, RecurrentLayer) and not child.spec.is_standard:
+            parent = twin.get_submodule(path.rpartition(".")[0])
+            setattr(parent, path.rpartition(".")[2], LoopedLayer(child))
+    return twin
+
+
+def padded_output(layer: nn.Module, x: Tensor, lengths: Tensor, sorted_when_exported: bool = True) -> Tensor:
+    """A recurrent layer's output (T, B, D*H) over padded x (T, B, I) of the given lengths (B,), zeros past
+    each one: a `LoopedLayer` takes the lengths itself; any other layer gets a packed sequence, which the
+    exporter turns into its operator's sequence lengths (in the order given, when the example traced is
+    sorted by length)."""
+    if isinstance(layer, LoopedLayer):
+        return layer(x, lengths=lengths)[0]
+    sort = not (sorted_when_exported and torch.onnx.is_in_onnx_export())
+    output, _ = layer(pack_padded_sequence(x, lengths, enforce_sorted=not sort))
+    return pad_packed_sequence(output, total_length=x.shape[0])[0]
+
+
+class LoopedLayer(nn.Module):
+    """A recurrent layer of any variant in a form the exporter writes as ONNX Loops, one per layer and
+    direction: the input projection over the whole sequence, then a loop over time whose body is one
+    step of rnnkit's equations (`cell_step`, traced once per variant). The layer's weights, as it computes
+    with them in evaluation, are copied in. Called as the layer is, on padded input (T, B, I), with the
+    sentences' lengths when they differ: past its end, a sequence's state stays and its output is zero."""
+
+    def __init__(self, layer: RecurrentLayer) -> None:
+        super().__init__()
+        if layer.batch_first:
+            raise UsageError("ONNX export of a batch-first variant layer is not supported")
+        self.spec, self.num_layers, self.hidden_size = layer.spec, layer.num_layers, layer.hidden_size
+        self.directions = 2 if layer.bidirectional else 1
+        self.names = list(layer._flat_weights_names)
+        for name, weight in zip(self.names, layer.eval().effective_weights()):
+            self.register_buffer(name, weight.detach().clone())
+        self.loop_key = (self.spec, layer.bias, self.spec.peephole)  # the loop itself is in LOOPS (see there)
+        loop_over_time(*self.loop_key)
+
+    def forward(self, input: Tensor, hx=None, lengths: Tensor | None = None):
+        T, B = input.shape[:2]
+        if lengths is None:
+            mask = torch.ones(T, B, dtype=torch.bool, device=input.device)
+        else:
+            mask = torch.arange(T, device=input.device)[:, None] < lengths[None, :]  # (T, B)
+        cells = self.num_layers * self.directions
+        if hx is None:
+            zeros = input.new_zeros(cells, B, self.hidden_size)
+            hx = (zeros, zeros) if self.spec.has_cell_state else zeros
+        state = tuple(hx) if self.spec.has_cell_state else (hx, hx)  # (h, c); a cell without c carries h twice
+        weights = {name: getattr(self, name) for name in self.names}
+        x, finals = input, []
+        for layer in range(self.num_layers):
+            outputs = []
+            for reverse in (False, True)[: self.directions]:
+                p = cell_parameters(weights, layer_suffix(layer, reverse))
+                index = layer * self.directions + int(reverse)
+                source = reverse_padded(x, lengths) if reverse else x
+                xw = nn.functional.linear(source, p["weight_ih"], p["bias_ih"])  # (T, B, G*H)
+                absent = xw.new_zeros(0)  # a tensor in the place of a weight the variant has not
+                output, h, c = loop_over_time(*self.loop_key)(
+                    xw,
+                    mask,
+                    state[0][index],
+                    state[1][index],
+                    p["weight_hh"],
+                    absent if p["bias_hh"] is None else p["bias_hh"],
+                    absent if p["weight_ch"] is None else p["weight_ch"],
+                )
+                output = output * mask[..., None].to(output.dtype)
+                outputs.append(reverse_padded(output, lengths) if reverse else output)
+                finals.append((h, c))
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+        h, c = (torch.stack(parts) for parts in zip(*finals))
+        return x, ((h, c) if self.spec.has_cell_state else h)
+
+
+LOOPS: dict = {}  # (spec, bias, peephole) -> its scripted loop; kept here, out of the modules, which are
+# deep-copied (a scripted function cannot be)
+
+
+def loop_over_time(spec: CellSpec, bias: bool, peephole: bool):
+    """A TorchScript function (xw (T, B, G*H), mask (T, B), h, c, weight_hh, bias_hh, weight_ch) ->
+    (outputs (T, B, H), h, c) whose loop the exporter writes as an ONNX Loop; its body is one step of
+    `spec`, traced with the weights as inputs, so the one function serves every layer of the variant."""
+    key = (spec, bias, peephole)
+    if key in LOOPS:
+        return LOOPS[key]
+
+    def step(xw: Tensor, mask: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, bias_hh: Tensor, weight_ch: Tensor):
+        p = {"weight_hh": weight_hh, "bias_hh": bias_hh if bias else None, "weight_ch": weight_ch if peephole else None}
+        new = cell_step(spec, xw, (h, c) if spec.has_cell_state else (h,), p)
+        new_c = new[1] if spec.has_cell_state else new[0]
+        return torch.where(mask[:, None], new[0], h), torch.where(mask[:, None], new_c, c)
+
+    H, G = 3, len(spec.blocks)
+    example = (
+        torch.randn(2, G * H),
+        torch.tensor([True, False]),
+        torch.randn(2, H),
+        torch.randn(2, H),
+        torch.randn(G * H, H),
+        torch.randn(G * H) if bias else torch.zeros(0),
+        torch.randn(len(spec.peephole_blocks) * H) if peephole else torch.zeros(0),
     )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(step, example)
+
+    def loop(
+        xw: Tensor, mask: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, bias_hh: Tensor, weight_ch: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        outputs: list[Tensor] = []
+        for t in range(xw.size(0)):
+            h, c = traced(xw[t], mask[t], h, c, weight_hh, bias_hh, weight_ch)
+            outputs.append(h)
+        return torch.stack(outputs), h, c
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's advice about its own future
+        LOOPS[key] = torch.jit.script(loop)
+    return LOOPS[key]
 
 
 def lstm_operator_form(model: torch.nn.Module):

@@ -121,8 +121,7 @@ def export_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
         "inputs": graph_inputs(path),
         "outputs": exported.describes,
         "operators": operators(path),
-        "checked_sizes": [[batch, 1 if exported.one_step else length] for batch, length in CHECKED],
-        **({"checked_token_by_token": [list(size) for size in CHECKED[1:]]} if exported.one_step else {}),
+        "checked_sizes": [list(size) for size in CHECKED],
         "largest_difference": difference,
     }
     out.write(json.dumps(record) + "\n")

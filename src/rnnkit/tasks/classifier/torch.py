@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.export import Exported, refusal, traceable
+from rnnkit.export import Exported, padded_output, traceable
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.classifier.config import ClassifierConfig, ModelConfig
 from rnnkit.tasks.classifier.data import ClassifierData, Encoded
@@ -212,9 +212,7 @@ class ExportedClassifier(nn.Module):
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         model = self.model
-        packed = pack_padded_sequence(model.embedding(ids.t()), lengths, enforce_sorted=torch.onnx.is_in_onnx_export())
-        output, _ = model.rnn(packed)
-        padded, _ = pad_packed_sequence(output)  # (T, B, D*H)
+        padded = padded_output(model.rnn, model.embedding(ids.t()), lengths)  # (T, B, D*H)
         if self.pooling == "last":  # the top layer's final states, read from its outputs (the exporter needs them used)
             hidden = padded.shape[-1] // self.directions
             last = padded[lengths - 1, torch.arange(padded.shape[1])]  # (B, D*H): the forward direction ends here
@@ -231,10 +229,9 @@ class ExportedClassifier(nn.Module):
 def exported_model(run, checkpoint: Path, vocabulary: Vocabulary, labels: list[str]) -> Exported:
     model, device = load_checkpoint_model(run, checkpoint, vocabulary, labels)
     model = model.cpu()
-    modules = traceable(model, ExportedClassifier, lambda as_is: ExportedClassifier(as_is, twin=False))
-    if modules is None:
-        raise refusal(model, "classifier")
-    module, reference, rewrite = modules
+    module, reference, rewrite = traceable(
+        model, ExportedClassifier, lambda as_is: ExportedClassifier(as_is, twin=False)
+    )
 
     def inputs(batch: int, length: int, descending: bool = False) -> tuple:
         generator = torch.Generator().manual_seed(1000 * batch + length)

@@ -338,9 +338,9 @@ class ExportedLanguageModel(nn.Module):
 
 def exported_model(run, checkpoint: Path, vocabulary: Vocabulary) -> Exported:
     model, device = load_checkpoint_model(run, checkpoint, vocabulary)
-    modules = traceable(model, ExportedLanguageModel, lambda as_is: ExportedLanguageModel(as_is, equations=True))
-    variant = modules is None  # no ONNX operator computes it: one step of rnnkit's equations
-    module, reference, rewrite = modules or (ExportedLanguageModel(model, equations=True), None, None)
+    module, reference, rewrite = traceable(
+        model, ExportedLanguageModel, lambda as_is: ExportedLanguageModel(as_is, equations=True)
+    )
     sizes = {name: tensor.shape for name, tensor in model.initial_state(1, device).items()}
 
     def inputs(batch: int, length: int) -> tuple:
@@ -350,7 +350,7 @@ def exported_model(run, checkpoint: Path, vocabulary: Vocabulary) -> Exported:
         return tuple(tensor.to(device) for tensor in (ids, *states))
 
     states_in, states_out = [f"{name}_in" for name in sizes], [f"{name}_out" for name in sizes]
-    length = {} if variant else {0: "length"}
+    length = {0: "length"}
     return Exported(
         module,
         ["tokens", *states_in],
@@ -359,10 +359,7 @@ def exported_model(run, checkpoint: Path, vocabulary: Vocabulary) -> Exported:
         | {name: {1: "batch"} for name in states_in + states_out},
         inputs,
         "next-token log-probabilities (length, batch, vocabulary) from token ids (length, batch), "
-        f"with the state in and out ({', '.join(sizes)}: layers, batch, hidden)"
-        + ("; a variant's graph is one step (length 1), run token by token with the state" if variant else ""),
-        traced_inputs=(lambda batch, length: inputs(batch, 1)) if variant else None,
-        one_step=variant,
+        f"with the state in and out ({', '.join(sizes)}: layers, batch, hidden)",
         reference=reference,
         rewrite=rewrite,
     )

@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnkit import nn as rnn_layers
 from rnnkit.data.batching import LengthBatches
 from rnnkit.data.vocabulary import Vocabulary
-from rnnkit.export import Exported, refusal, traceable
+from rnnkit.export import Exported, padded_output, traceable
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.tagger.config import ModelConfig, TaggerConfig
 from rnnkit.tasks.tagger.data import EncodedSentences, TaggerData
@@ -222,11 +222,6 @@ class ExportedTagger(nn.Module):
         super().__init__()
         self.model = (to_torch(model) if twin else model).eval()
 
-    def packed(self, layer: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
-        sorted_for_export = torch.onnx.is_in_onnx_export()
-        output, _ = layer(pack_padded_sequence(x, lengths, enforce_sorted=sorted_for_export))
-        return pad_packed_sequence(output, total_length=x.shape[0])[0]
-
     def forward(self, words: Tensor, characters: Tensor, character_lengths: Tensor, lengths: Tensor):
         model = self.model
         batch, length = words.shape
@@ -235,18 +230,18 @@ class ExportedTagger(nn.Module):
             flat = characters.reshape(batch * length, -1)  # every position's spelling, padding included
             embedded = model.characters.embedding(flat.t())  # (C, B*T, Ec)
             spelling_lengths = character_lengths.reshape(-1).clamp(min=1)
-            output, _ = model.characters.rnn(pack_padded_sequence(embedded, spelling_lengths, enforce_sorted=False))
-            padded = pad_packed_sequence(output)[0]  # (C, B*T, 2Hc); the final states read from it, as the
-            hidden = padded.shape[-1] // 2  # exporter needs the outputs used: forward at the last letter, reverse at 0
+            padded = padded_output(model.characters.rnn, embedded, spelling_lengths, sorted_when_exported=False)
+            # (C, B*T, 2Hc); the final states are read from it, as the exporter needs the outputs used:
+            hidden = padded.shape[-1] // 2  # the forward direction ends at the last letter, the reverse at 0
             forward = padded[spelling_lengths - 1, torch.arange(padded.shape[1])][:, :hidden]
             spelled = torch.cat([forward, padded[0, :, hidden:]], dim=-1).reshape(batch, length, -1)  # (B, T, F)
             x = torch.cat([x, spelled.transpose(0, 1)], dim=-1)
         if model.config.residual:
             for k, layer in enumerate(model.layers):
-                y = self.packed(layer, x, lengths)
+                y = padded_output(layer, x, lengths)
                 x = y + x if k > 0 else y
         else:
-            x = self.packed(model.rnn, x, lengths)
+            x = padded_output(model.rnn, x, lengths)
         scores = model.output(x).transpose(0, 1)  # (B, T, K)
         if model.crf is None:
             return (scores,)
@@ -256,10 +251,7 @@ class ExportedTagger(nn.Module):
 def exported_model(run, checkpoint: Path, words: Vocabulary, characters: Vocabulary, tags: list[str]) -> Exported:
     model, _ = load_model(run, checkpoint, lambda: Tagger(len(words), len(characters), len(tags), run.config.model))
     model = model.cpu()
-    modules = traceable(model, ExportedTagger, lambda as_is: ExportedTagger(as_is, twin=False))
-    if modules is None:
-        raise refusal(model, "tagger")
-    module, reference, rewrite = modules
+    module, reference, rewrite = traceable(model, ExportedTagger, lambda as_is: ExportedTagger(as_is, twin=False))
 
     def inputs(batch: int, length: int, descending: bool = False) -> tuple:
         generator = torch.Generator().manual_seed(1000 * batch + length)
