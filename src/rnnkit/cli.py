@@ -128,10 +128,19 @@ RUN_COMMAND_TEXTS = {
         "prints CoNLL-U (or tsv) with the predicted tags.",
     ),
     "score": (
-        "score each line of a text with a language model: log-probability, tokens, perplexity",
+        "score each line of a text with a language model, or each sentence pair with a translation model",
         "Score each line of FILE (or standard input) with a language-model run: one JSON line per input line "
         "with the summed natural-log probability of its tokens (its line end included), the token count, the "
-        "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry.",
+        "perplexity, and the words read as <unk>. Each line is scored from a fresh state unless --carry. A "
+        "translation run scores each sentence pair (a TSV file, a prefix of two files, or source<TAB>target "
+        "lines on standard input): log p(target | source), its target tokens (the end token included) and "
+        "their perplexity.",
+    ),
+    "translate": (
+        "translate sentences with a trained translation model",
+        "Translate each line of FILE (or standard input) with a translation run (its best checkpoint, or "
+        "--checkpoint) by beam search, and print one translation per line, detokenized; --json adds the "
+        "log-probability, the ranking score and the attention weights (target tokens x source tokens).",
     ),
     "export": (
         "write a trained model as an ONNX file, checked with onnxruntime",

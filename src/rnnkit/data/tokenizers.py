@@ -92,8 +92,10 @@ def tokenizers_library():
     return tokenizers
 
 
-def train_bpe(lines: Iterator[str], vocabulary_size: int, source: str) -> BPETokenizer:
-    """A byte-level BPE learned from training text; refused if the text is too small to learn merges."""
+def train_bpe(lines: Iterator[str], vocabulary_size: int, source: str, prefix_space: bool = False) -> BPETokenizer:
+    """A byte-level BPE learned from training text; refused if the text is too small to learn merges.
+    With prefix_space, a text's first word is read as if a space came before it, as every other word
+    is (for sentences read one at a time); its decoded text then starts with that space."""
     library = tokenizers_library()
     Tokenizer, decoders, models, pre_tokenizers, trainers = (
         library.Tokenizer,
@@ -103,7 +105,7 @@ def train_bpe(lines: Iterator[str], vocabulary_size: int, source: str) -> BPETok
         library.trainers,
     )
     model = Tokenizer(models.BPE())
-    model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
     model.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocabulary_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
@@ -141,12 +143,12 @@ def stream_text(tokenizer, tokens: Iterable[str], after: str = "") -> Iterator[s
 TOKENIZERS = {CharacterTokenizer.name: CharacterTokenizer, WordTokenizer.name: WordTokenizer, BPETokenizer.name: None}
 
 
-def make_tokenizer(name: str, directory: Path | None = None):
-    """A tokenizer by name; `bpe` is read from `tokenizer.json` in the given (run) directory."""
+def make_tokenizer(name: str, directory: Path | None = None, file: str = BPE_FILE):
+    """A tokenizer by name; `bpe` is read from `file` (tokenizer.json) in the given (run) directory."""
     if name not in TOKENIZERS:
         raise UsageError(f"unknown tokenizer {name!r}; known: {', '.join(TOKENIZERS)}")
     if name == BPETokenizer.name:
         if directory is None:
             raise UsageError("a BPE tokenizer is read from a run directory's tokenizer.json")
-        return BPETokenizer.load(Path(directory) / BPE_FILE)
+        return BPETokenizer.load(Path(directory) / file)
     return TOKENIZERS[name]()

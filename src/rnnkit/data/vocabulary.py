@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.atomic import read_json, write_text_atomically
-from rnnkit.data.tokenizers import TOKENIZERS, CharacterTokenizer, WordTokenizer, make_tokenizer
+from rnnkit.data.tokenizers import BPE_FILE, TOKENIZERS, CharacterTokenizer, WordTokenizer, make_tokenizer
 from rnnkit.errors import UsageError
 
 FORMAT = "rnnkit-vocabulary"
@@ -122,7 +122,7 @@ class Vocabulary:
         return record | ({"unknown": self.unknown_token} if self.unknown_token is not None else {})
 
     @classmethod
-    def from_json(cls, record: object, directory: Path | None = None) -> "Vocabulary":
+    def from_json(cls, record: object, directory: Path | None = None, tokenizer_file: str = BPE_FILE) -> "Vocabulary":
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             raise UsageError("vocabulary: not an rnnkit vocabulary record")
         tokens, tokenizer = record.get("tokens"), record.get("tokenizer", "char")
@@ -141,16 +141,17 @@ class Vocabulary:
         unknown = record.get("unknown")
         if unknown is not None and not isinstance(unknown, str):
             raise UsageError(f"vocabulary: 'unknown' must be a token, got {unknown!r}")
-        return cls(tokens, make_tokenizer(tokenizer, directory), unknown)
+        return cls(tokens, make_tokenizer(tokenizer, directory, tokenizer_file), unknown)
 
     def save(self, path: Path | str) -> None:
         write_text_atomically(path, json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: Path | str) -> "Vocabulary":
+    def load(cls, path: Path | str, tokenizer_file: str = BPE_FILE) -> "Vocabulary":
+        """A saved vocabulary; a BPE one reads its tokenizer from `tokenizer_file` beside it."""
         record = read_json(path, "vocabulary")
         try:
-            return cls.from_json(record, Path(path).parent)
+            return cls.from_json(record, Path(path).parent, tokenizer_file)
         except UsageError as error:
             raise UsageError(f"{path}: {error}") from None
 

@@ -195,18 +195,6 @@ def write_report(directory: Path, text: str) -> None:
     write_text_atomically(directory / "report.md", text)
 
 
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (files, no screen); one line naming the package if missing."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise UsageError("the plots need matplotlib: pip install 'rnnkit[plots]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def mean_and_sd(values: list[float]) -> tuple[float, float]:
     """The mean and the sample standard deviation (0 for a single value)."""
     mean = sum(values) / len(values)

@@ -20,12 +20,12 @@ from rnnkit.experiments import (
     add_common_arguments,
     mean_and_sd,
     output_directory,
-    pyplot,
     subset,
     train_once,
     write_report,
     write_results,
 )
+from rnnkit.plots import pyplot
 from rnnkit.spec import layer_parameter_shapes
 
 NAME = "bidirectional"

@@ -23,7 +23,6 @@ from rnnkit.experiments import (
     QUICK_CHAR_MODEL,
     add_corpus_arguments,
     output_directory,
-    pyplot,
     quick_corpus,
     step_limit,
     train_once,
@@ -31,6 +30,7 @@ from rnnkit.experiments import (
     write_results,
 )
 from rnnkit.metrics_log import read_metrics
+from rnnkit.plots import pyplot
 from rnnkit.rundir import RunDirectory
 
 NAME = "clipping"

@@ -20,12 +20,12 @@ from rnnkit.experiments import (
     add_common_arguments,
     mean_and_sd,
     output_directory,
-    pyplot,
     subset,
     train_once,
     write_report,
     write_results,
 )
+from rnnkit.plots import pyplot
 
 NAME = "depth"
 SUMMARY = "taggers of 1 to 6 stacked layers, with and without residual connections"

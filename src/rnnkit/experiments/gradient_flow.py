@@ -23,13 +23,13 @@ from rnnkit.experiments import (
     QUICK_CHAR_MODEL,
     add_corpus_arguments,
     output_directory,
-    pyplot,
     quick_corpus,
     step_limit,
     train_once,
     write_report,
     write_results,
 )
+from rnnkit.plots import pyplot
 
 NAME = "gradient-flow"
 SUMMARY = "‖∂L_T/∂h_k‖ against distance for RNN, LSTM and GRU, untrained and trained"

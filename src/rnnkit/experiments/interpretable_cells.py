@@ -22,12 +22,12 @@ from rnnkit.experiments import (
     QUICK_CHAR_MODEL,
     add_output_arguments,
     output_directory,
-    pyplot,
     step_limit,
     train_once,
     write_report,
     write_results,
 )
+from rnnkit.plots import pyplot
 
 NAME = "interpretable-cells"
 SUMMARY = "rank a char model's units by correlation with quotes, brackets, line position, comments, indentation"

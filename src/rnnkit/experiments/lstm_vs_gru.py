@@ -21,13 +21,13 @@ from rnnkit.experiments import (
     QUICK_CHAR_MODEL,
     add_corpus_arguments,
     output_directory,
-    pyplot,
     quick_corpus,
     train_once,
     write_report,
     write_results,
 )
 from rnnkit.metrics_log import read_metrics
+from rnnkit.plots import pyplot
 from rnnkit.rundir import RunDirectory
 
 NAME = "lstm-vs-gru"

@@ -20,13 +20,13 @@ from rnnkit.errors import UsageError
 from rnnkit.experiments import (
     add_common_arguments,
     output_directory,
-    pyplot,
     subset,
     train_once,
     write_report,
     write_results,
 )
 from rnnkit.ngram import KneserNey
+from rnnkit.plots import pyplot
 
 NAME = "ngram-vs-rnn"
 SUMMARY = "Kneser-Ney 3- and 5-gram models against an rnnkit word LM on Penn Treebank (validation perplexity)"

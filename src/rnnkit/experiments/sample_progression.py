@@ -21,7 +21,6 @@ from rnnkit.experiments import (
     QUICK_CHAR_MODEL,
     add_corpus_arguments,
     output_directory,
-    pyplot,
     quick_corpus,
     step_limit,
     train_once,
@@ -29,6 +28,7 @@ from rnnkit.experiments import (
     write_results,
 )
 from rnnkit.metrics_log import read_metrics
+from rnnkit.plots import pyplot
 
 NAME = "sample-progression"
 SUMMARY = "samples of the default char model at steps 100, 300, 1000, 3000 and the end of training"

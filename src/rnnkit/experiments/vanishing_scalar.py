@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import UsageError
-from rnnkit.experiments import add_output_arguments, output_directory, pyplot, write_report, write_results
+from rnnkit.experiments import add_output_arguments, output_directory, write_report, write_results
+from rnnkit.plots import pyplot
 
 NAME = "vanishing-scalar"
 SUMMARY = "∂h_T/∂h_k of the lecture's one-unit RNN for w = 1.1 and 0.9: autograd beside 117.4 and 0.00515"

@@ -31,6 +31,7 @@ TASK_PACKAGES = {
     "language_model": "rnnkit.tasks.language_model",
     "classifier": "rnnkit.tasks.classifier",
     "tagger": "rnnkit.tasks.tagger",
+    "translation": "rnnkit.tasks.translation",
 }
 
 
@@ -51,6 +52,16 @@ EVAL_DATA_OPTION = Option(
 )
 TEXTS_OPTION = Option(
     ("texts",), {"nargs": "*", "metavar": "TEXT", "help": "inputs to label (default: lines of standard input)"}
+)
+
+SCORE_FILE_OPTION = Option(
+    ("file",),
+    {
+        "nargs": "?",
+        "metavar": "FILE",
+        "help": "what to score: a text (language models), or sentence pairs as a TSV file or a prefix of two "
+        "files (translation); - or nothing: standard input",
+    },
 )
 
 # A command's handler: (the opened run, its chosen checkpoint directory, the option values by argparse

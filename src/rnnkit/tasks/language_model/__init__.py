@@ -19,7 +19,7 @@ from rnnkit.config import check_seed_option
 from rnnkit.data.tokenizers import stream_text
 from rnnkit.data.vocabulary import Vocabulary, describe_tokens
 from rnnkit.errors import UsageError
-from rnnkit.tasks import EVAL_DATA_OPTION, EXPORT_OPTIONS, Option, eval_command, export_command
+from rnnkit.tasks import EVAL_DATA_OPTION, EXPORT_OPTIONS, SCORE_FILE_OPTION, Option, eval_command, export_command
 from rnnkit.tasks.engines import ENGINE_OPTION, model_function
 from rnnkit.tasks.language_model import data
 from rnnkit.tasks.language_model.config import LanguageModelConfig, upgrade_record
@@ -218,7 +218,7 @@ SAMPLE_OPTIONS = (
 
 
 SCORE_OPTIONS = (
-    Option(("file",), {"nargs": "?", "metavar": "FILE", "help": "the text to score; - or nothing: standard input"}),
+    SCORE_FILE_OPTION,
     Option(("--carry",), {"action": "store_true", "help": "carry the state from each line into the next"}),
 )
 

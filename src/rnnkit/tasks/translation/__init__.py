@@ -1,0 +1,314 @@
+"""The translation task (sequence to sequence): an RNN encoder reads the source sentence and an RNN
+language model conditioned on it, the decoder, writes the target, with attention over the source
+(EQUATIONS.md, "Translation"). Its definition (TASK) and its commands, `translate`, `eval` and `score`.
+
+Below this face: `config.py` ([model], [data], [train]), `data.py` (parallel text, the vocabularies) and
+`metrics.py` (sacreBLEU), with no torch; the engine `torch.py`. Decoding, greedy and beam search over a
+batch of sentences, is rnnkit.decode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from rnnkit.data.text import stdin_lines
+from rnnkit.errors import UsageError
+from rnnkit.tasks import EVAL_DATA_OPTION, SCORE_FILE_OPTION, Option, eval_command
+from rnnkit.tasks.translation import data
+from rnnkit.tasks.translation.config import TranslationConfig
+from rnnkit.tasks.translation.data import (
+    END_ID,
+    START_ID,
+    EncodedPairs,
+    Pair,
+    detokenize,
+    encode,
+    encode_side,
+    load_run_files,
+    read_pairs,
+    token_texts,
+    tokens_of,
+)
+from rnnkit.tasks.translation.metrics import sacrebleu_library, translation_scores
+
+BEAM, LENGTH_PENALTY, MAX_LENGTH_RATIO = 5, 1.0, 2.0  # translate's and eval's defaults
+TRANSLATE_BATCH = 32  # sentences searched together
+MAX_BEAM = 100
+
+
+def load(run, checkpoint: Path):
+    """(the checkpoint's model on its device, the source and target vocabularies)."""
+    from rnnkit.tasks.translation.torch import load_checkpoint_model
+
+    source, target = load_run_files(run.path)
+    model, device = load_checkpoint_model(run, checkpoint, len(source), len(target))
+    return model, device, source, target
+
+
+def translate_encoded(model, device, encoded: list, settings: dict, cap: int, track: bool = False) -> list:
+    """The best Hypothesis (rnnkit.decode) of each source (ids), searched in batches of similar length."""
+    from rnnkit.decode import beam_search, greedy_search
+    from rnnkit.tasks.translation.torch import SearchDecoder, max_target_lengths, source_batches, to_batch
+
+    width = settings["beam"]
+    pairs = EncodedPairs([], encoded, [np.zeros(0, dtype=np.int64)] * len(encoded))
+    results = [None] * len(encoded)
+    for indices in source_batches(pairs.lengths, TRANSLATE_BATCH):
+        source, lengths, _, _ = to_batch(pairs, indices, device)
+        limits = max_target_lengths(lengths.numpy(), settings["max_length_ratio"], cap)
+        decoder = SearchDecoder(model, source, lengths, width)
+        if width == 1:
+            found = greedy_search(decoder, len(indices), limits, START_ID, END_ID, track)
+        else:
+            found = [
+                best[0]
+                for best in beam_search(
+                    decoder, len(indices), width, limits, START_ID, END_ID, settings["length_penalty"], track
+                )
+            ]
+        for index, hypothesis in zip(indices, found):
+            results[index] = hypothesis
+    return results
+
+
+def check_settings(options: dict) -> dict:
+    settings = {
+        "beam": options.get("beam") if options.get("beam") is not None else BEAM,
+        "length_penalty": options.get("length_penalty")
+        if options.get("length_penalty") is not None
+        else LENGTH_PENALTY,
+        "max_length_ratio": (
+            options.get("max_length_ratio") if options.get("max_length_ratio") is not None else MAX_LENGTH_RATIO
+        ),
+    }
+    if not 1 <= settings["beam"] <= MAX_BEAM:
+        raise UsageError(f"--beam must be 1 to {MAX_BEAM}, got {settings['beam']}")
+    if not -10 <= settings["length_penalty"] <= 10:
+        raise UsageError(f"--length-penalty must be a number in [-10, 10], got {settings['length_penalty']:g}")
+    if not 0.1 <= settings["max_length_ratio"] <= 10:
+        raise UsageError(f"--max-length-ratio must be a number in [0.1, 10], got {settings['max_length_ratio']:g}")
+    return settings
+
+
+def source_lines(source: str | None, stream) -> list[str]:
+    if source in (None, "-"):
+        lines = [line.rstrip("\r\n") for line in stdin_lines(stream)]
+        where = "standard input"
+    else:
+        from rnnkit.data.text import iter_lines
+
+        lines, where = [line.rstrip("\r\n") for line in iter_lines(source)], source
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            raise UsageError(f"{where}, line {number}: nothing to translate (an empty line)")
+    if not lines:
+        raise UsageError(f"{where}: nothing to translate (no lines)")
+    return lines
+
+
+def translate_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    """`rnnkit translate`: one translation per input line, or one JSON line with --json."""
+    settings = check_settings(options)
+    lines = source_lines(options.get("file"), options.get("stdin", sys.stdin))
+    plots = options.get("plot_attention")
+    if plots:
+        from rnnkit.plots import pyplot
+
+        pyplot()  # a missing matplotlib is said before any work
+    model, device, source, target = load(run, checkpoint)
+    config = run.config
+    texts = [line.strip().lower() if config.data.lowercase else line.strip() for line in lines]
+    encoded, truncated = encode_side(source, texts, config.data.max_length)
+    if truncated:
+        print(
+            f"rnnkit translate: {truncated} line(s) longer than data.max_length = {config.data.max_length} tokens "
+            "were truncated",
+            file=sys.stderr,
+        )
+    track = bool(options.get("json") or plots)
+    hypotheses = translate_encoded(model, device, encoded, settings, config.data.max_length + 1, track)
+    for number, (text, ids, hypothesis) in enumerate(zip(texts, encoded, hypotheses), 1):
+        translation = detokenize(target, hypothesis.ids)
+        if options.get("json"):
+            record = {
+                "source": text,
+                "translation": translation,
+                "logprob": round(hypothesis.logp, 6),
+                "score": round(hypothesis.score, 6),
+                "tokens": len(hypothesis.ids),
+                "source_tokens": token_texts(source, ids),
+                "target_tokens": token_texts(target, hypothesis.ids),
+                "attention": np.round(hypothesis.attention, 5).tolist(),
+            }
+            unknown = [token for token in tokens_of(source, text) if token not in source]
+            if unknown:
+                record["unknown"] = unknown
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            out.write(translation + "\n")
+        if plots:
+            plot_attention(
+                Path(plots) / f"attention-{number}.png",
+                token_texts(source, ids),
+                token_texts(target, hypothesis.ids),
+                hypothesis.attention,
+            )
+    out.flush()
+
+
+def plot_attention(path: Path, source_tokens: list[str], target_tokens: list[str], weights) -> None:
+    """A heatmap of the attention weights (target tokens × source tokens)."""
+    from rnnkit.plots import pyplot
+
+    if weights is None:
+        raise UsageError("--plot-attention: this model has no attention (model.attention = 'none')")
+    plt = pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shown = lambda tokens: [token.replace(" ", "·") for token in tokens]  # noqa: E731 (a word's leading space)
+    figure, axes = plt.subplots(figsize=(1 + 0.35 * len(source_tokens), 1 + 0.3 * len(target_tokens)))
+    axes.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    axes.set_xticks(range(len(source_tokens)), shown(source_tokens), rotation=90, fontsize=8)
+    axes.set_yticks(range(len(target_tokens)), shown(target_tokens), fontsize=8)
+    axes.set_xlabel("source")
+    axes.set_ylabel("translation")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def pairs_to_evaluate(run, data_path: str | None) -> list[Pair]:
+    config = run.config
+    if data_path:
+        return read_pairs(data_path, config.data)
+    if config.data.validation:
+        return read_pairs(config.data.validation, config.data)
+    return data.prepare(config, run.path)[1].validation.pairs
+
+
+def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
+    """`rnnkit eval`: BLEU (cased, detokenized; and lowercased, tokenized), chrF of beam-search
+    translations, the references' perplexity and the number of sentences."""
+    from rnnkit.tasks.translation.torch import teacher_forced_loss
+
+    sacrebleu_library()
+    pairs = pairs_to_evaluate(run, data_path)
+    model, device, source, target = load(run, checkpoint)
+    encoded, _ = encode(pairs, source, target, run.config.data.max_length)
+    settings = check_settings({})
+    total, count = teacher_forced_loss(model, encoded, device, run.config.train.eval_batch_size)
+    hypotheses = translate_encoded(model, device, encoded.source, settings, run.config.data.max_length + 1)
+    scores = translation_scores([detokenize(target, h.ids) for h in hypotheses], [pair.target for pair in pairs])
+    return {**scores, "perplexity": math.exp(min(total / count, 700.0)), "nll": total / count, "beam": settings["beam"]}
+
+
+def score_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    """`rnnkit score`: each pair's log p(target | source) (natural log, the end token included), its
+    target token count and perplexity, as JSON lines."""
+    import torch
+
+    from rnnkit.tasks.translation.torch import to_batch, token_losses
+
+    path = options.get("file")
+    if path in (None, "-"):
+        lines = list(stdin_lines(options.get("stdin", sys.stdin)))
+        pairs = []
+        for number, line in enumerate(lines, 1):
+            fields = line.rstrip("\r\n").split("\t")
+            if len(fields) < 2:
+                raise UsageError(f"standard input, line {number}: expected source<TAB>target, found no tab")
+            pairs.append(data.checked_pair(fields[0], fields[1], number, "standard input"))
+        if not pairs:
+            raise UsageError("standard input: nothing to score (no lines)")
+    else:
+        pairs = read_pairs(path, run.config.data)
+    model, device, source, target = load(run, checkpoint)
+    encoded, _ = encode(pairs, source, target, run.config.data.max_length)
+    with torch.no_grad():
+        for index, pair in enumerate(pairs):
+            batch = to_batch(encoded, np.array([index]), device)
+            total, count = token_losses(model(*batch[:3]), batch[3])
+            logprob = -float(total)
+            record = {"source": pair.source, "target": pair.target, "logprob": round(logprob, 6), "tokens": count}
+            out.write(
+                json.dumps(record | {"perplexity": math.exp(min(-logprob / count, 700.0))}, ensure_ascii=False) + "\n"
+            )
+    out.flush()
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+def translate_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    translate_run(run, checkpoint, options, out)
+
+
+def score_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    score_run(run, checkpoint, options, out)
+
+
+TRANSLATE_OPTIONS = (
+    Option(
+        ("file",),
+        {"nargs": "?", "metavar": "FILE", "help": "sentences to translate, one a line; - or nothing: standard input"},
+    ),
+    Option(("--beam",), {"type": int, "metavar": "N", "help": f"beam width; 1 is greedy (default {BEAM})"}),
+    Option(
+        ("--length-penalty",),
+        {
+            "type": float,
+            "metavar": "A",
+            "help": f"rank hypotheses by logp / length^A (length-normalised; default {LENGTH_PENALTY})",
+        },
+    ),
+    Option(
+        ("--max-length-ratio",),
+        {
+            "type": float,
+            "metavar": "R",
+            "help": f"a translation has at most R × the source's tokens + 5 tokens (default {MAX_LENGTH_RATIO})",
+        },
+    ),
+    Option(("--json",), {"action": "store_true", "help": "one JSON line a sentence, with its score and attention"}),
+    Option(
+        ("--plot-attention",), {"metavar": "DIR", "help": "write each sentence's attention heatmap as a PNG in DIR"}
+    ),
+)
+
+
+class TranslationTask:
+    """Translation as the registry holds it (rnnkit.tasks.Task)."""
+
+    name = "translation"
+    summary = "translation"
+    config_class = TranslationConfig
+    data_keys = {"train": "data.train", "validation": "data.validation"}
+    resumable_keys = ()
+    commands = {"eval": eval_command, "translate": translate_command, "score": score_command}
+    options = {"eval": (EVAL_DATA_OPTION,), "translate": TRANSLATE_OPTIONS, "score": (SCORE_FILE_OPTION,)}
+    prepare = staticmethod(data.prepare)
+    evaluate = staticmethod(evaluate_run)
+    save = staticmethod(data.save)
+
+    @staticmethod
+    def upgrade_record(record: dict) -> dict:
+        return record
+
+    @staticmethod
+    def build_model(config: TranslationConfig, prepared):
+        from rnnkit.tasks.translation.torch import Translator
+
+        return Translator(len(prepared.source), len(prepared.target), config.model)
+
+    @staticmethod
+    def build_training(config: TranslationConfig, prepared, device):
+        from rnnkit.tasks.translation.torch import TranslationTraining
+
+        sacrebleu_library()  # validation's BLEU needs it: said before training starts
+        return TranslationTraining(config, prepared, device)
+
+
+TASK = TranslationTask()
