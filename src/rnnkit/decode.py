@@ -9,7 +9,7 @@ memory) is never reordered:
     select(state, rows (N,)) -> the state of the given rows, in that order
     start() -> the state before the first token (every row the same)
 
-Beam search follows EQUATIONS.md ("Beam search"), as rnnkit.generate.beam_search does for one
+Beam search follows EQUATIONS.md ("Sampling and beam search"), as rnnkit.generate.beam_search does for one
 sequence: every step each live hypothesis is extended by each of its W best tokens, the W best
 extensions stay, and one that ends (the end token, or the sentence's length limit) leaves the beam.
 Hypotheses are ranked by logp / |y|^α (α the length penalty; |y| counts the end token), so a width of 1
@@ -135,3 +135,35 @@ def beam_search(
         state = decoder.select(state, rows)
         tokens = np.where(np.isfinite(scores).reshape(-1), new_tokens.reshape(-1), end)
     return [sorted(found, key=lambda h: -h.score)[:W] for found in finished]
+
+
+def search_all(
+    decoder_for,
+    sources: list,
+    width: int,
+    max_lengths: np.ndarray,
+    start: int,
+    end: int,
+    length_penalty: float = 0.0,
+    track: bool = False,
+    batch_size: int = 32,
+) -> list[Hypothesis]:
+    """The best hypothesis for each of many inputs (e.g. arrays of source ids), searched in batches of
+    inputs of similar length: greedy for a width of 1, else beam search. decoder_for(inputs, width) makes
+    the Decoder of a batch."""
+    lengths = np.array([len(source) for source in sources])
+    order = np.argsort(lengths, kind="stable")
+    results: list = [None] * len(sources)
+    for first in range(0, len(sources), batch_size):
+        indices = order[first : first + batch_size]
+        decoder = decoder_for([sources[i] for i in indices], width)
+        limits = np.asarray(max_lengths)[indices]
+        if width == 1:
+            found = greedy_search(decoder, len(indices), limits, start, end, track)
+        else:
+            found = [
+                best[0] for best in beam_search(decoder, len(indices), width, limits, start, end, length_penalty, track)
+            ]
+        for index, hypothesis in zip(indices, found):
+            results[index] = hypothesis
+    return results

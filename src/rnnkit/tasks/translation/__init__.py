@@ -18,19 +18,21 @@ from typing import TextIO
 import numpy as np
 
 from rnnkit.data.text import stdin_lines
+from rnnkit.decode import search_all
 from rnnkit.errors import UsageError
 from rnnkit.tasks import EVAL_DATA_OPTION, SCORE_FILE_OPTION, Option, eval_command
+from rnnkit.tasks.engines import ENGINE_OPTION, model_function
 from rnnkit.tasks.translation import data
 from rnnkit.tasks.translation.config import TranslationConfig
 from rnnkit.tasks.translation.data import (
     END_ID,
     START_ID,
-    EncodedPairs,
     Pair,
     detokenize,
     encode,
     encode_side,
     load_run_files,
+    max_target_lengths,
     read_pairs,
     token_texts,
     tokens_of,
@@ -51,30 +53,27 @@ def load(run, checkpoint: Path):
     return model, device, source, target
 
 
-def translate_encoded(model, device, encoded: list, settings: dict, cap: int, track: bool = False) -> list:
-    """The best Hypothesis (rnnkit.decode) of each source (ids), searched in batches of similar length."""
-    from rnnkit.decode import beam_search, greedy_search
-    from rnnkit.tasks.translation.torch import SearchDecoder, max_target_lengths, source_batches, to_batch
+def translation_function(run, checkpoint: Path, engine: str):
+    """(the source and target vocabularies, a function: source id arrays, beam width -> a decoder for
+    rnnkit.decode), of the chosen engine."""
+    source, target = load_run_files(run.path)
+    return source, target, model_function(__name__, engine, run, checkpoint, len(source), len(target))
 
-    width = settings["beam"]
-    pairs = EncodedPairs([], encoded, [np.zeros(0, dtype=np.int64)] * len(encoded))
-    results = [None] * len(encoded)
-    for indices in source_batches(pairs.lengths, TRANSLATE_BATCH):
-        source, lengths, _, _ = to_batch(pairs, indices, device)
-        limits = max_target_lengths(lengths.numpy(), settings["max_length_ratio"], cap)
-        decoder = SearchDecoder(model, source, lengths, width)
-        if width == 1:
-            found = greedy_search(decoder, len(indices), limits, START_ID, END_ID, track)
-        else:
-            found = [
-                best[0]
-                for best in beam_search(
-                    decoder, len(indices), width, limits, START_ID, END_ID, settings["length_penalty"], track
-                )
-            ]
-        for index, hypothesis in zip(indices, found):
-            results[index] = hypothesis
-    return results
+
+def translate_encoded(decoder_for, encoded: list, settings: dict, cap: int, track: bool = False) -> list:
+    """The best Hypothesis (rnnkit.decode) of each source (an array of ids)."""
+    limits = max_target_lengths([len(ids) for ids in encoded], settings["max_length_ratio"], cap)
+    return search_all(
+        decoder_for,
+        encoded,
+        settings["beam"],
+        limits,
+        START_ID,
+        END_ID,
+        settings["length_penalty"],
+        track,
+        TRANSLATE_BATCH,
+    )
 
 
 def check_settings(options: dict) -> dict:
@@ -121,7 +120,7 @@ def translate_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
         from rnnkit.plots import pyplot
 
         pyplot()  # a missing matplotlib is said before any work
-    model, device, source, target = load(run, checkpoint)
+    source, target, decoder_for = translation_function(run, checkpoint, options.get("engine", "torch"))
     config = run.config
     texts = [line.strip().lower() if config.data.lowercase else line.strip() for line in lines]
     encoded, truncated = encode_side(source, texts, config.data.max_length)
@@ -132,7 +131,7 @@ def translate_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
             file=sys.stderr,
         )
     track = bool(options.get("json") or plots)
-    hypotheses = translate_encoded(model, device, encoded, settings, config.data.max_length + 1, track)
+    hypotheses = translate_encoded(decoder_for, encoded, settings, config.data.max_length + 1, track)
     for number, (text, ids, hypothesis) in enumerate(zip(texts, encoded, hypotheses), 1):
         translation = detokenize(target, hypothesis.ids)
         if options.get("json"):
@@ -194,7 +193,7 @@ def pairs_to_evaluate(run, data_path: str | None) -> list[Pair]:
 def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
     """`rnnkit eval`: BLEU (cased, detokenized; and lowercased, tokenized), chrF of beam-search
     translations, the references' perplexity and the number of sentences."""
-    from rnnkit.tasks.translation.torch import teacher_forced_loss
+    from rnnkit.tasks.translation.torch import SearchDecoder, teacher_forced_loss
 
     sacrebleu_library()
     pairs = pairs_to_evaluate(run, data_path)
@@ -202,7 +201,8 @@ def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
     encoded, _ = encode(pairs, source, target, run.config.data.max_length)
     settings = check_settings({})
     total, count = teacher_forced_loss(model, encoded, device, run.config.train.eval_batch_size)
-    hypotheses = translate_encoded(model, device, encoded.source, settings, run.config.data.max_length + 1)
+    decoder_for = lambda sources, width: SearchDecoder.of(model, device, sources, width)  # noqa: E731
+    hypotheses = translate_encoded(decoder_for, encoded.source, settings, run.config.data.max_length + 1)
     scores = translation_scores([detokenize(target, h.ids) for h in hypotheses], [pair.target for pair in pairs])
     return {**scores, "perplexity": math.exp(min(total / count, 700.0)), "nll": total / count, "beam": settings["beam"]}
 
@@ -272,6 +272,7 @@ TRANSLATE_OPTIONS = (
             "help": f"a translation has at most R × the source's tokens + 5 tokens (default {MAX_LENGTH_RATIO})",
         },
     ),
+    ENGINE_OPTION,
     Option(("--json",), {"action": "store_true", "help": "one JSON line a sentence, with its score and attention"}),
     Option(
         ("--plot-attention",), {"metavar": "DIR", "help": "write each sentence's attention heatmap as a PNG in DIR"}

@@ -138,6 +138,12 @@ def detokenize(vocabulary: Vocabulary, ids) -> str:
     return " ".join(vocabulary.decode(ids))
 
 
+def max_target_lengths(source_lengths, ratio: float, cap: int) -> np.ndarray:
+    """How many target tokens (the end token included) a translation may have: ratio × the source's
+    tokens + 5, at most `cap`."""
+    return np.minimum(np.floor(ratio * np.asarray(source_lengths)).astype(np.int64) + 5, cap)
+
+
 def token_texts(vocabulary: Vocabulary, ids) -> list[str]:
     """Each token's own text, for people to read (a byte-level BPE token decoded on its own)."""
     if not isinstance(vocabulary.tokenizer, BPETokenizer):

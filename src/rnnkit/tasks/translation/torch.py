@@ -32,19 +32,21 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.data.batching import LengthBatches
-from rnnkit.decode import greedy_search
+from rnnkit.decode import search_all
 from rnnkit.tasks.torch_layers import ExampleBatches, build_recurrent_layer, load_model
 from rnnkit.tasks.translation.config import ModelConfig, TranslationConfig
-from rnnkit.tasks.translation.data import END_ID, PAD_ID, START_ID, EncodedPairs, TranslationData, detokenize
+from rnnkit.tasks.translation.data import (
+    END_ID,
+    PAD_ID,
+    START_ID,
+    EncodedPairs,
+    TranslationData,
+    detokenize,
+    max_target_lengths,
+)
 from rnnkit.tasks.translation.metrics import translation_scores
 
 DECODE_BATCH = 64  # sentences decoded together in validation
-
-
-def max_target_lengths(source_lengths: np.ndarray, ratio: float, cap: int) -> np.ndarray:
-    """How many target tokens (the end token included) a translation may have: ratio × the source's
-    tokens + 5, at most `cap`."""
-    return np.minimum(np.floor(ratio * np.asarray(source_lengths)).astype(np.int64) + 5, cap)
 
 
 class Encoder(nn.Module):
@@ -228,6 +230,13 @@ class SearchDecoder:
         self.keys = repeat(keys, 1) if keys is not None else None
         self.initial = (tuple(repeat(part, 1) for part in hidden), model.decoder.initial_feed(len(self.mask), memory))
 
+    @classmethod
+    def of(cls, model: Translator, device: torch.device, sources: list[np.ndarray], width: int) -> "SearchDecoder":
+        """The decoder of sources given as arrays of token ids."""
+        pairs = EncodedPairs([], sources, [np.zeros(0, dtype=np.int64)] * len(sources))
+        source, lengths, _, _ = to_batch(pairs, np.arange(len(sources)), device)
+        return cls(model, source, lengths, width)
+
     def start(self):
         return self.initial
 
@@ -260,15 +269,11 @@ def greedy_translations(model: Translator, encoded: EncodedPairs, device: torch.
     """The greedy translation (target ids, the end token dropped) of every pair's source, in order."""
     was_training = model.training
     model.eval()
-    results: list[list[int]] = [[] for _ in encoded.source]
-    for indices in source_batches(encoded.lengths, DECODE_BATCH):
-        source, lengths, _, _ = to_batch(encoded, indices, device)
-        decoder = SearchDecoder(model, source, lengths, 1)
-        limits = max_target_lengths(lengths.numpy(), ratio, cap)
-        for index, hypothesis in zip(indices, greedy_search(decoder, len(indices), limits, START_ID, END_ID)):
-            results[index] = [i for i in hypothesis.ids if i != END_ID]
+    decoder_for = lambda sources, width: SearchDecoder.of(model, device, sources, width)  # noqa: E731
+    limits = max_target_lengths(encoded.lengths, ratio, cap)
+    found = search_all(decoder_for, encoded.source, 1, limits, START_ID, END_ID, batch_size=DECODE_BATCH)
     model.train(was_training)
-    return results
+    return [[i for i in hypothesis.ids if i != END_ID] for hypothesis in found]
 
 
 @torch.no_grad()
@@ -329,3 +334,10 @@ class TranslationTraining(ExampleBatches):
 
 def load_checkpoint_model(run, checkpoint, source_size: int, target_size: int):
     return load_model(run, checkpoint, lambda: Translator(source_size, target_size, run.config.model))
+
+
+def model_function(run, checkpoint, source_size: int, target_size: int):
+    """(sources: arrays of token ids, beam width) -> a decoder for rnnkit.decode (rnnkit.tasks.engines)."""
+    model, device = load_checkpoint_model(run, checkpoint, source_size, target_size)
+
+    return lambda sources, width: SearchDecoder.of(model, device, sources, width)
