@@ -14,6 +14,7 @@ from classifier_helpers import write_labelled
 from language_model_helpers import write_tiny_corpus
 from rnnkit.rundir import RunDirectory
 from tagger_helpers import tiny_files as tagged_files
+from translation_helpers import reverse_pairs
 
 
 def settings(*assignments: str) -> list[str]:
@@ -69,6 +70,23 @@ def tagger(directory):
     )
 
 
+def translation(directory):
+    # 150 pairs in batches of 8; each sentence's loss is a mean over its tokens: ranks share by tokens
+    train, validation = directory / "train.tsv", directory / "dev.tsv"
+    for path, count, seed in ((train, 150, 0), (validation, 12, 1)):
+        path.write_text("".join(f"{s}\t{t}\n" for s, t in reverse_pairs(count, seed)), encoding="utf-8")
+    return ["--data", str(train), "--val", str(validation)] + settings(
+        "task=translation",
+        "data.tokenizer=word",
+        "model.attention=bahdanau",
+        "model.embedding_size=8",
+        "model.hidden_size=8",
+        "model.dropout=0",
+        "train.batch_size=8",
+        "train.eval_every=10",
+    )
+
+
 TASKS = {
     "char LM": lambda directory: ["--data", str(write_tiny_corpus(directory)), *CHAR_LM],
     "word LM": word_lm,
@@ -78,6 +96,7 @@ TASKS = {
     ),
     "classifier": classifier,
     "tagger": tagger,
+    "translation": translation,
 }
 
 

@@ -47,10 +47,17 @@ def exact_matches(run, prefix, beam: int = 1) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(("attention", "steps"), [("general", 800), ("bahdanau", 800), ("none", 2000)])
-def test_the_reverse_task_is_learnt_to_every_sentence(files, tmp_path, attention, steps):
+def test_the_reverse_task_is_learnt_to_every_sentence(files, tmp_path, attention, steps, capsys, monkeypatch):
     settings = (f"model.attention={attention}", f"train.max_steps={steps}", "optim.schedule=cosine")
     run = train_tiny_translator(tmp_path / "run", *files, *settings)
     assert exact_matches(run, files[1]) == (50, 50)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("ant bee cat\n"))
+    assert run_main(["translate", str(run), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["translation"] == "cat bee ant" and (record["attention"] is None) == (attention == "none")
+    if attention == "none":
+        monkeypatch.setattr(sys, "stdin", io.StringIO("ant bee cat\n"))
+        assert_usage_error(capsys, ["translate", str(run), "--plot-attention", str(tmp_path)], "has no attention")
 
 
 def built(files, *settings, seed: int = 0):
@@ -176,6 +183,13 @@ def test_translate_with_the_numpy_engine_needs_no_torch(translator, tmp_path):
     assert result.stdout == "cat bee ant\n"
 
 
+def test_unknown_source_words_are_reported(translator, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("ant zebra bee\n"))
+    assert run_main(["translate", str(translator), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "read as <unk>: zebra" in captured.err and json.loads(captured.out)["unknown"] == ["zebra"]
+
+
 def test_plot_attention_writes_a_png_per_sentence(translator, tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
     monkeypatch.setattr(sys, "stdin", io.StringIO("ant bee cat\ndog eel\n"))
@@ -248,6 +262,17 @@ def test_bpe_vocabularies_detokenize_exactly(files, tmp_path):
     _, data = prepare(config, None)
     for pair, ids in zip(data.train.pairs, data.train.target):
         assert detokenize(data.target, ids) == pair.target
+
+
+def test_sentences_over_data_max_length_are_truncated_and_counted(files, tmp_path, capsys):
+    run = tmp_path / "run"
+    start_run(
+        tiny_config(*files, "data.max_length=3", "train.max_steps=1"), str(run), progress_stream=io.StringIO()
+    ).run()
+    assert "longer than data.max_length = 3 tokens; they were truncated" in capsys.readouterr().err
+    start = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    long = sum(len(s.split()) > 3 for pair in reverse_pairs(3000, 0) + reverse_pairs(50, 1) for s in pair)
+    assert start["long_examples"] == {"count": long, "max_length": 3, "action": "truncated"}
 
 
 BAD_DATA = {

@@ -125,13 +125,13 @@ def check_columns(examples: int, labels: list[str], source: str, layout: str) ->
         )
 
 
-def long_examples_record(count: int, max_length: int, action: str) -> dict:
+def long_examples_record(count: int, max_length: int, action: str, unit: str = "words") -> dict:
     """What the start record says of the sentences longer than data.max_length (and, when there are any,
     one line on stderr saying what was done to them)."""
     if count:
         print(
             f"rnnkit: {count:,} training or validation sentences are longer than data.max_length = {max_length:,} "
-            f"words; they were {action}",
+            f"{unit}; they were {action}",
             file=sys.stderr,
         )
     return {"long_examples": {"count": count, "max_length": max_length, "action": action}}

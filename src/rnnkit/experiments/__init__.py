@@ -30,6 +30,7 @@ EXPERIMENT_MODULES = {
     "sample-progression": "rnnkit.experiments.sample_progression",
     "interpretable-cells": "rnnkit.experiments.interpretable_cells",
     "lstm-vs-gru": "rnnkit.experiments.lstm_vs_gru",
+    "attention": "rnnkit.experiments.attention",
 }
 
 

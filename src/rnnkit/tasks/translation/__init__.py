@@ -39,7 +39,7 @@ from rnnkit.tasks.translation.data import (
 )
 from rnnkit.tasks.translation.metrics import sacrebleu_library, translation_scores
 
-BEAM, LENGTH_PENALTY, MAX_LENGTH_RATIO = 5, 1.0, 2.0  # translate's and eval's defaults
+BEAM, LENGTH_PENALTY, MAX_LENGTH_RATIO = 5, 0.5, 2.0  # translate's and eval's defaults
 TRANSLATE_BATCH = 32  # sentences searched together
 MAX_BEAM = 100
 
@@ -77,15 +77,9 @@ def translate_encoded(decoder_for, encoded: list, settings: dict, cap: int, trac
 
 
 def check_settings(options: dict) -> dict:
-    settings = {
-        "beam": options.get("beam") if options.get("beam") is not None else BEAM,
-        "length_penalty": options.get("length_penalty")
-        if options.get("length_penalty") is not None
-        else LENGTH_PENALTY,
-        "max_length_ratio": (
-            options.get("max_length_ratio") if options.get("max_length_ratio") is not None else MAX_LENGTH_RATIO
-        ),
-    }
+    """The search's settings from the options given (None: the default), checked."""
+    defaults = {"beam": BEAM, "length_penalty": LENGTH_PENALTY, "max_length_ratio": MAX_LENGTH_RATIO}
+    settings = {key: default if options.get(key) is None else options[key] for key, default in defaults.items()}
     if not 1 <= settings["beam"] <= MAX_BEAM:
         raise UsageError(f"--beam must be 1 to {MAX_BEAM}, got {settings['beam']}")
     if not -10 <= settings["length_penalty"] <= 10:
@@ -119,6 +113,8 @@ def translate_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     if plots:
         from rnnkit.plots import pyplot
 
+        if run.config.model.attention == "none":
+            raise UsageError("--plot-attention: this model has no attention (model.attention = 'none')")
         pyplot()  # a missing matplotlib is said before any work
     source, target, decoder_for = translation_function(run, checkpoint, options.get("engine", "torch"))
     config = run.config
@@ -130,7 +126,11 @@ def translate_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
             "were truncated",
             file=sys.stderr,
         )
-    track = bool(options.get("json") or plots)
+    unknown = sorted({token for text in texts for token in tokens_of(source, text) if token not in source})
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        print(f"rnnkit translate: source words not in the vocabulary, read as <unk>: {shown}", file=sys.stderr)
+    track = bool(options.get("json") or plots) and config.model.attention != "none"
     hypotheses = translate_encoded(decoder_for, encoded, settings, config.data.max_length + 1, track)
     for number, (text, ids, hypothesis) in enumerate(zip(texts, encoded, hypotheses), 1):
         translation = detokenize(target, hypothesis.ids)
@@ -143,7 +143,7 @@ def translate_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
                 "tokens": len(hypothesis.ids),
                 "source_tokens": token_texts(source, ids),
                 "target_tokens": token_texts(target, hypothesis.ids),
-                "attention": np.round(hypothesis.attention, 5).tolist(),
+                "attention": None if hypothesis.attention is None else np.round(hypothesis.attention, 5).tolist(),
             }
             unknown = [token for token in tokens_of(source, text) if token not in source]
             if unknown:
@@ -165,8 +165,6 @@ def plot_attention(path: Path, source_tokens: list[str], target_tokens: list[str
     """A heatmap of the attention weights (target tokens × source tokens)."""
     from rnnkit.plots import pyplot
 
-    if weights is None:
-        raise UsageError("--plot-attention: this model has no attention (model.attention = 'none')")
     plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     shown = lambda tokens: [token.replace(" ", "·") for token in tokens]  # noqa: E731 (a word's leading space)

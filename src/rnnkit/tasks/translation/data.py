@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.labelled import long_examples_record
 from rnnkit.data.text import iter_lines, with_absolute_paths
 from rnnkit.data.tokenizers import BPE_FILE, BPETokenizer, train_bpe
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary
@@ -61,7 +62,7 @@ class TranslationData:
     target: Vocabulary
     train: EncodedPairs | None
     validation: EncodedPairs | None
-    long_sentences: dict = field(default_factory=dict)  # the start record's word on truncated sentences
+    long_examples: dict = field(default_factory=dict)  # the start record's word on truncated sentences
 
 
 # ---- reading parallel text ------------------------------------------------------------------------------
@@ -214,8 +215,7 @@ def prepare(config: TranslationConfig, run_path: Path | None) -> tuple[Translati
         source, target = load_run_files(run_path)
     encoded_train, long_train = encode(train, source, target, data.max_length)
     encoded_validation, long_validation = encode(validation, source, target, data.max_length)
-    long = long_train + long_validation
-    record = {"long_sentences": {"truncated": long, "max_length": data.max_length}} if long else {}
+    record = long_examples_record(long_train + long_validation, data.max_length, "truncated", "tokens")
     return config, TranslationData(source, target, encoded_train, encoded_validation, record)
 
 

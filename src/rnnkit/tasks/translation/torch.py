@@ -208,7 +208,7 @@ def token_losses(logits: Tensor, target_out: Tensor, label_smoothing: float = 0.
     """(the summed cross-entropy of the real target tokens, their count); logits (T, B, V), target_out (B, T)."""
     targets = target_out.t().reshape(-1)  # (T*B,)
     total = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(),
+        logits.reshape(-1, logits.shape[-1]),
         targets,
         ignore_index=PAD_ID,
         reduction="sum",
@@ -305,7 +305,7 @@ class TranslationTraining(ExampleBatches):
         return int(self.data.train.target_lengths[indices].sum()) + len(indices)  # each target's end token too
 
     def start_record(self) -> dict:
-        return self.data.long_sentences
+        return self.data.long_examples
 
     def next_batch(self):
         indices, factor = self.next_share()
