@@ -3,7 +3,7 @@ the batched search of rnnkit.decode, against the same search one sentence at a t
 
     python benchmarks/translate.py RUN --data multi30k/val.de [--beam 5] [--single 200]
 
-Prints, for the batched search (32 sentences at a time, the batch `rnnkit translate` uses): the
+Prints, for the batched search (32 sentences at a time with beam 5, as `rnnkit translate` searches): the
 seconds for every sentence of the file and sentences/s; then the same for the first --single
 sentences searched alone, and the ratio of the two speeds. Both use the torch engine on the run's
 device, with torch's default threads, and give the same translations (checked).
@@ -20,15 +20,10 @@ from rnnkit.tasks import translation
 from rnnkit.tasks.translation.data import encode_side
 
 
-def timed(decoder_for, encoded, settings, cap, batch):
-    before = translation.TRANSLATE_BATCH
-    translation.TRANSLATE_BATCH = batch
-    try:
-        start = time.perf_counter()
-        found = translation.translate_encoded(decoder_for, encoded, settings, cap)
-        return time.perf_counter() - start, found
-    finally:
-        translation.TRANSLATE_BATCH = before
+def timed(decoder_for, encoded, settings, cap, rows):
+    start = time.perf_counter()
+    found = translation.translate_encoded(decoder_for, encoded, settings, cap, rows=rows)
+    return time.perf_counter() - start, found
 
 
 def main() -> None:
@@ -44,13 +39,14 @@ def main() -> None:
     encoded, _ = encode_side(source, lines, run.config.data.max_length)
     settings = translation.check_settings({"beam": args.beam})
     cap = run.config.data.max_length + 1
-    seconds, batched = timed(decoder_for, encoded, settings, cap, translation.TRANSLATE_BATCH)
+    seconds, batched = timed(decoder_for, encoded, settings, cap, translation.SEARCH_ROWS)
+    batch = max(1, translation.SEARCH_ROWS // args.beam)
     print(
-        f"beam {args.beam}, batches of {translation.TRANSLATE_BATCH}: {len(encoded)} sentences in {seconds:.1f} s, "
+        f"beam {args.beam}, batches of {batch}: {len(encoded)} sentences in {seconds:.1f} s, "
         f"{len(encoded) / seconds:.1f} sentences/s"
     )
     few = encoded[: args.single]
-    alone_seconds, alone = timed(decoder_for, few, settings, cap, 1)
+    alone_seconds, alone = timed(decoder_for, few, settings, cap, args.beam)
     same = sum(a.ids == b.ids for a, b in zip(alone, batched))
     print(
         f"beam {args.beam}, one sentence at a time: {len(few)} sentences in {alone_seconds:.1f} s, "

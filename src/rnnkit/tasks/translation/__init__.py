@@ -40,7 +40,7 @@ from rnnkit.tasks.translation.data import (
 from rnnkit.tasks.translation.metrics import sacrebleu_library, translation_scores
 
 BEAM, LENGTH_PENALTY, MAX_LENGTH_RATIO = 5, 0.5, 2.0  # translate's and eval's defaults
-TRANSLATE_BATCH = 32  # sentences searched together
+SEARCH_ROWS = 160  # hypotheses searched together: 32 sentences with beam 5, 160 greedy, 1 with beam 100
 MAX_BEAM = 100
 
 
@@ -60,19 +60,15 @@ def translation_function(run, checkpoint: Path, engine: str):
     return source, target, model_function(__name__, engine, run, checkpoint, len(source), len(target))
 
 
-def translate_encoded(decoder_for, encoded: list, settings: dict, cap: int, track: bool = False) -> list:
-    """The best Hypothesis (rnnkit.decode) of each source (an array of ids)."""
+def translate_encoded(
+    decoder_for, encoded: list, settings: dict, cap: int, track: bool = False, rows: int = SEARCH_ROWS
+) -> list:
+    """The best Hypothesis (rnnkit.decode) of each source (an array of ids), searched in batches of about
+    `rows` hypotheses (sentences times the beam), so that memory does not grow with the beam."""
     limits = max_target_lengths([len(ids) for ids in encoded], settings["max_length_ratio"], cap)
+    batch = max(1, rows // settings["beam"])
     return search_all(
-        decoder_for,
-        encoded,
-        settings["beam"],
-        limits,
-        START_ID,
-        END_ID,
-        settings["length_penalty"],
-        track,
-        TRANSLATE_BATCH,
+        decoder_for, encoded, settings["beam"], limits, START_ID, END_ID, settings["length_penalty"], track, batch
     )
 
 
