@@ -20,9 +20,9 @@ from rnnkit.tasks import translation
 from rnnkit.tasks.translation.data import encode_side
 
 
-def timed(decoder_for, encoded, settings, cap, rows):
+def timed(decoder_for, encoded, settings, max_length, rows):
     start = time.perf_counter()
-    found = translation.translate_encoded(decoder_for, encoded, settings, cap, rows=rows)
+    found = translation.translate_encoded(decoder_for, encoded, settings, max_length, rows=rows)
     return time.perf_counter() - start, found
 
 
@@ -38,15 +38,15 @@ def main() -> None:
     lines = [line.strip() for line in Path(args.data).read_text(encoding="utf-8").splitlines()]
     encoded, _ = encode_side(source, lines, run.config.data.max_length)
     settings = translation.check_settings({"beam": args.beam})
-    cap = run.config.data.max_length + 1
-    seconds, batched = timed(decoder_for, encoded, settings, cap, translation.SEARCH_ROWS)
+    max_length = run.config.data.max_length
+    seconds, batched = timed(decoder_for, encoded, settings, max_length, translation.SEARCH_ROWS)
     batch = max(1, translation.SEARCH_ROWS // args.beam)
     print(
         f"beam {args.beam}, batches of {batch}: {len(encoded)} sentences in {seconds:.1f} s, "
         f"{len(encoded) / seconds:.1f} sentences/s"
     )
     few = encoded[: args.single]
-    alone_seconds, alone = timed(decoder_for, few, settings, cap, args.beam)
+    alone_seconds, alone = timed(decoder_for, few, settings, max_length, args.beam)
     same = sum(a.ids == b.ids for a, b in zip(alone, batched))
     print(
         f"beam {args.beam}, one sentence at a time: {len(few)} sentences in {alone_seconds:.1f} s, "

@@ -41,7 +41,7 @@ def exact_matches(run, prefix, beam: int = 1) -> tuple[int, int]:
     pairs = read_pairs(str(prefix), opened.config.data)
     encoded, _ = encode(pairs, source, target, 100)
     settings = {"beam": beam, "length_penalty": 1.0, "max_length_ratio": 2.0}
-    hypotheses = translate_encoded(decoder_for, encoded.source, settings, 101)
+    hypotheses = translate_encoded(decoder_for, encoded.source, settings, 100)
     got = [" ".join(target.decode(i for i in h.ids if i > 3)) for h in hypotheses]
     return sum(g == pair.target for g, pair in zip(got, pairs)), len(pairs)
 
@@ -132,7 +132,7 @@ def test_a_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_high(translat
                 assert [h.score for h in hypotheses] == sorted((h.score for h in hypotheses), reverse=True)
 
 
-def test_translate_json_score_and_eval_agree(translator, files, capsys, tmp_path):
+def test_translate_json_score_and_eval_agree(translator, files, capsys, tmp_path, monkeypatch):
     source_file = tmp_path / "in.txt"
     source_file.write_text("ant bee cat\ndog eel\n", encoding="utf-8")
     assert run_main(["translate", str(translator), str(source_file), "--json", "--beam", "3"]) == 0
@@ -149,6 +149,11 @@ def test_translate_json_score_and_eval_agree(translator, files, capsys, tmp_path
     for record, translated in zip(scored, records):
         assert abs(record["logprob"] - translated["logprob"]) < 1e-4 and record["tokens"] == translated["tokens"]
         assert abs(record["perplexity"] - math.exp(-record["logprob"] / record["tokens"])) < 1e-6
+    monkeypatch.setattr(sys, "stdin", io.StringIO(pairs.read_text(encoding="utf-8")))
+    assert run_main(["score", str(translator), "-"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == scored
+    monkeypatch.setattr(sys, "stdin", io.StringIO("ant bee cat\n"))
+    assert_usage_error(capsys, ["score", str(translator)], "standard input, line 1: expected source<TAB>target")
     assert run_main(["eval", str(translator), "--data", str(files[1])]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["sentences"] == 50 and metrics["beam"] == 5
@@ -168,7 +173,7 @@ def test_the_numpy_engine_translates_as_torch_does(translator, files, beam):
         source, target, decoder_for = translation_function(opened, checkpoint, engine)
         encoded, _ = encode(pairs, source, target, 100)
         settings = {"beam": beam, "length_penalty": 1.0, "max_length_ratio": 2.0}
-        found[engine] = translate_encoded(decoder_for, encoded.source, settings, 101, track=True)
+        found[engine] = translate_encoded(decoder_for, encoded.source, settings, 100, track=True)
     for ours, theirs in zip(found["numpy"], found["torch"]):
         assert ours.ids == theirs.ids and abs(ours.logp - theirs.logp) < 1e-4
         assert np.abs(ours.attention - theirs.attention).max() < 1e-5

@@ -91,7 +91,7 @@ def scored(run_path: str, pairs, heatmaps: Path | None) -> dict:
     encoded, _ = encode_side(source, [pair.source for pair in pairs], run.config.data.max_length)
     settings = {"beam": BEAM, "length_penalty": LENGTH_PENALTY, "max_length_ratio": 2.0}
     track = heatmaps is not None and run.config.model.attention != "none"
-    found = translate_encoded(decoder_for, encoded, settings, run.config.data.max_length + 1, track)
+    found = translate_encoded(decoder_for, encoded, settings, run.config.data.max_length, track)
     translations = [detokenize(target, hypothesis.ids) for hypothesis in found]
     by_length = {}
     for low, high in BUCKETS:

@@ -26,6 +26,7 @@ from rnnkit.tasks.translation import data
 from rnnkit.tasks.translation.config import TranslationConfig
 from rnnkit.tasks.translation.data import (
     END_ID,
+    MAX_LENGTH_RATIO,
     START_ID,
     Pair,
     detokenize,
@@ -34,12 +35,13 @@ from rnnkit.tasks.translation.data import (
     load_run_files,
     max_target_lengths,
     read_pairs,
+    stdin_pairs,
     token_texts,
     tokens_of,
 )
 from rnnkit.tasks.translation.metrics import sacrebleu_library, translation_scores
 
-BEAM, LENGTH_PENALTY, MAX_LENGTH_RATIO = 5, 0.5, 2.0  # translate's and eval's defaults
+BEAM, LENGTH_PENALTY = 5, 0.5  # translate's and eval's defaults
 SEARCH_ROWS = 160  # hypotheses searched together: 32 sentences with beam 5, 160 greedy, 1 with beam 100
 MAX_BEAM = 100
 
@@ -61,11 +63,11 @@ def translation_function(run, checkpoint: Path, engine: str):
 
 
 def translate_encoded(
-    decoder_for, encoded: list, settings: dict, cap: int, track: bool = False, rows: int = SEARCH_ROWS
+    decoder_for, encoded: list, settings: dict, max_length: int, track: bool = False, rows: int = SEARCH_ROWS
 ) -> list:
     """The best Hypothesis (rnnkit.decode) of each source (an array of ids), searched in batches of about
     `rows` hypotheses (sentences times the beam), so that memory does not grow with the beam."""
-    limits = max_target_lengths([len(ids) for ids in encoded], settings["max_length_ratio"], cap)
+    limits = max_target_lengths([len(ids) for ids in encoded], settings["max_length_ratio"], max_length)
     batch = max(1, rows // settings["beam"])
     return search_all(
         decoder_for, encoded, settings["beam"], limits, START_ID, END_ID, settings["length_penalty"], track, batch
@@ -127,7 +129,7 @@ def translate_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
         shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
         print(f"rnnkit translate: source words not in the vocabulary, read as <unk>: {shown}", file=sys.stderr)
     track = bool(options.get("json") or plots) and config.model.attention != "none"
-    hypotheses = translate_encoded(decoder_for, encoded, settings, config.data.max_length + 1, track)
+    hypotheses = translate_encoded(decoder_for, encoded, settings, config.data.max_length, track)
     for number, (text, ids, hypothesis) in enumerate(zip(texts, encoded, hypotheses), 1):
         translation = detokenize(target, hypothesis.ids)
         if options.get("json"):
@@ -187,51 +189,43 @@ def pairs_to_evaluate(run, data_path: str | None) -> list[Pair]:
 def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
     """`rnnkit eval`: BLEU (cased, detokenized; and lowercased, tokenized), chrF of beam-search
     translations, the references' perplexity and the number of sentences."""
-    from rnnkit.tasks.translation.torch import SearchDecoder, teacher_forced_loss
+    from rnnkit.tasks.translation.torch import SearchDecoder, pair_losses
 
     sacrebleu_library()
     pairs = pairs_to_evaluate(run, data_path)
     model, device, source, target = load(run, checkpoint)
     encoded, _ = encode(pairs, source, target, run.config.data.max_length)
     settings = check_settings({})
-    total, count = teacher_forced_loss(model, encoded, device, run.config.train.eval_batch_size)
+    totals, counts = pair_losses(model, encoded, device, run.config.train.eval_batch_size)
+    nll = float(totals.sum() / counts.sum())
     decoder_for = lambda sources, width: SearchDecoder.of(model, device, sources, width)  # noqa: E731
-    hypotheses = translate_encoded(decoder_for, encoded.source, settings, run.config.data.max_length + 1)
+    hypotheses = translate_encoded(decoder_for, encoded.source, settings, run.config.data.max_length)
     scores = translation_scores([detokenize(target, h.ids) for h in hypotheses], [pair.target for pair in pairs])
-    return {**scores, "perplexity": math.exp(min(total / count, 700.0)), "nll": total / count, "beam": settings["beam"]}
+    return {**scores, "perplexity": math.exp(min(nll, 700.0)), "nll": nll, "beam": settings["beam"]}
 
 
 def score_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     """`rnnkit score`: each pair's log p(target | source) (natural log, the end token included), its
     target token count and perplexity, as JSON lines."""
-    import torch
-
-    from rnnkit.tasks.translation.torch import to_batch, token_losses
+    from rnnkit.tasks.translation.torch import pair_losses
 
     path = options.get("file")
     if path in (None, "-"):
-        lines = list(stdin_lines(options.get("stdin", sys.stdin)))
-        pairs = []
-        for number, line in enumerate(lines, 1):
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) < 2:
-                raise UsageError(f"standard input, line {number}: expected source<TAB>target, found no tab")
-            pairs.append(data.checked_pair(fields[0], fields[1], number, "standard input"))
-        if not pairs:
-            raise UsageError("standard input: nothing to score (no lines)")
+        pairs = stdin_pairs(options.get("stdin", sys.stdin), run.config.data)
     else:
         pairs = read_pairs(path, run.config.data)
     model, device, source, target = load(run, checkpoint)
     encoded, _ = encode(pairs, source, target, run.config.data.max_length)
-    with torch.no_grad():
-        for index, pair in enumerate(pairs):
-            batch = to_batch(encoded, np.array([index]), device)
-            total, count = token_losses(model(*batch[:3]), batch[3])
-            logprob = -float(total)
-            record = {"source": pair.source, "target": pair.target, "logprob": round(logprob, 6), "tokens": count}
-            out.write(
-                json.dumps(record | {"perplexity": math.exp(min(-logprob / count, 700.0))}, ensure_ascii=False) + "\n"
-            )
+    totals, counts = pair_losses(model, encoded, device, run.config.train.eval_batch_size)
+    for pair, total, count in zip(pairs, totals, counts):
+        record = {
+            "source": pair.source,
+            "target": pair.target,
+            "logprob": round(-float(total), 6),
+            "tokens": int(count),
+        }
+        record["perplexity"] = math.exp(min(float(total) / count, 700.0))
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
 
 

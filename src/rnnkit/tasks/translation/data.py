@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.labelled import long_examples_record
-from rnnkit.data.text import iter_lines, with_absolute_paths
+from rnnkit.data.text import iter_lines, stdin_lines, with_absolute_paths
 from rnnkit.data.tokenizers import BPE_FILE, BPETokenizer, train_bpe
 from rnnkit.data.vocabulary import PAD, UNKNOWN, Vocabulary
 from rnnkit.errors import UsageError
@@ -86,32 +86,48 @@ def read_pairs(path: str, data: DataConfig) -> list[Pair]:
     """The pairs of a TSV file or of a prefix's two files; one line and exit 2 for misaligned files, an
     empty side or a malformed TSV line. Lowercased if data.lowercase."""
     files = sides_of(path, data)
-    pairs = []
     if files is None:
-        for number, line in enumerate(iter_lines(path), 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue  # blank lines separate nothing; they are skipped
-            fields = line.split("\t")
-            if len(fields) < 2:
-                raise UsageError(f"{path}, line {number}: expected source<TAB>target, found no tab")
-            pairs.append(checked_pair(fields[0], fields[1], number, path))
-    else:
-        source_lines, target_lines = iter_lines(files[0]), iter_lines(files[1])
-        number = 0
-        while True:
-            source, target = next(source_lines, None), next(target_lines, None)
-            if source is None or target is None:
-                if source is not None or target is not None:
-                    short, long = (files[0], files[1]) if source is None else (files[1], files[0])
-                    raise UsageError(
-                        f"{path}: the files are not line-aligned: {short} ends after {number} lines, {long} goes on"
-                    )
-                break
-            number += 1
-            pairs.append(checked_pair(source.rstrip("\r\n"), target.rstrip("\r\n"), number, path))
+        return finished(tsv_pairs(iter_lines(path), path), path, data)
+    pairs = []
+    source_lines, target_lines = iter_lines(files[0]), iter_lines(files[1])
+    number = 0
+    while True:
+        source, target = next(source_lines, None), next(target_lines, None)
+        if source is None or target is None:
+            if source is not None or target is not None:
+                short, long = (files[0], files[1]) if source is None else (files[1], files[0])
+                raise UsageError(
+                    f"{path}: the files are not line-aligned: {short} ends after {number} lines, {long} goes on"
+                )
+            break
+        number += 1
+        pairs.append(checked_pair(source.rstrip("\r\n"), target.rstrip("\r\n"), number, path))
+    return finished(pairs, path, data)
+
+
+def stdin_pairs(stream, data: DataConfig) -> list[Pair]:
+    """The source<TAB>target lines of standard input, as read_pairs reads a TSV file."""
+    return finished(tsv_pairs(stdin_lines(stream), "standard input"), "standard input", data)
+
+
+def tsv_pairs(lines, where: str) -> list[Pair]:
+    """The pairs of source<TAB>target lines (blank lines are skipped)."""
+    pairs = []
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise UsageError(f"{where}, line {number}: expected source<TAB>target, found no tab")
+        pairs.append(checked_pair(fields[0], fields[1], number, where))
+    return pairs
+
+
+def finished(pairs: list[Pair], where: str, data: DataConfig) -> list[Pair]:
+    """The pairs read, lowercased if data.lowercase; none at all is an error."""
     if not pairs:
-        raise UsageError(f"{path}: no sentence pairs")
+        raise UsageError(f"{where}: no sentence pairs")
     if data.lowercase:
         pairs = [Pair(pair.source.lower(), pair.target.lower(), pair.line) for pair in pairs]
     return pairs
@@ -139,10 +155,13 @@ def detokenize(vocabulary: Vocabulary, ids) -> str:
     return " ".join(vocabulary.decode(ids))
 
 
-def max_target_lengths(source_lengths, ratio: float, cap: int) -> np.ndarray:
+MAX_LENGTH_RATIO = 2.0  # a translation's length limit, in source tokens (--max-length-ratio's default)
+
+
+def max_target_lengths(source_lengths, ratio: float, max_length: int) -> np.ndarray:
     """How many target tokens (the end token included) a translation may have: ratio × the source's
-    tokens + 5, at most `cap`."""
-    return np.minimum(np.floor(ratio * np.asarray(source_lengths)).astype(np.int64) + 5, cap)
+    tokens + 5, at most data.max_length and the end token."""
+    return np.minimum(np.floor(ratio * np.asarray(source_lengths)).astype(np.int64) + 5, max_length + 1)
 
 
 def token_texts(vocabulary: Vocabulary, ids) -> list[str]:

@@ -37,6 +37,7 @@ from rnnkit.tasks.torch_layers import ExampleBatches, build_recurrent_layer, loa
 from rnnkit.tasks.translation.config import ModelConfig, TranslationConfig
 from rnnkit.tasks.translation.data import (
     END_ID,
+    MAX_LENGTH_RATIO,
     PAD_ID,
     START_ID,
     EncodedPairs,
@@ -265,36 +266,38 @@ def source_batches(lengths: np.ndarray, batch_size: int):
 
 
 @torch.no_grad()
-def greedy_translations(model: Translator, encoded: EncodedPairs, device: torch.device, ratio: float, cap: int):
+def greedy_translations(model: Translator, encoded: EncodedPairs, device: torch.device, max_length: int):
     """The greedy translation (target ids, the end token dropped) of every pair's source, in order."""
     was_training = model.training
     model.eval()
     decoder_for = lambda sources, width: SearchDecoder.of(model, device, sources, width)  # noqa: E731
-    limits = max_target_lengths(encoded.lengths, ratio, cap)
+    limits = max_target_lengths(encoded.lengths, MAX_LENGTH_RATIO, max_length)
     found = search_all(decoder_for, encoded.source, 1, limits, START_ID, END_ID, batch_size=DECODE_BATCH)
     model.train(was_training)
     return [[i for i in hypothesis.ids if i != END_ID] for hypothesis in found]
 
 
 @torch.no_grad()
-def teacher_forced_loss(model: Translator, encoded: EncodedPairs, device: torch.device, batch_size: int):
-    """(summed cross-entropy of every target token given the reference before it, token count)."""
+def pair_losses(model: Translator, encoded: EncodedPairs, device: torch.device, batch_size: int):
+    """Each pair's summed cross-entropy of its target tokens (the end token included), each given the
+    reference before it (N,), and their counts (N,), in batches of similar length."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    totals, counts = np.zeros(len(encoded.source)), np.zeros(len(encoded.source), dtype=np.int64)
     for indices in source_batches(encoded.lengths, batch_size):
         source, lengths, target_in, target_out = to_batch(encoded, indices, device)
-        batch_total, batch_count = token_losses(model(source, lengths, target_in), target_out)
-        total, count = total + float(batch_total), count + batch_count
+        logits = model(source, lengths, target_in)  # (T, B, V)
+        losses = F.cross_entropy(logits.flatten(0, 1), target_out.t().flatten(), ignore_index=PAD_ID, reduction="none")
+        totals[indices] = losses.reshape(logits.shape[:2]).sum(dim=0).double().cpu().numpy()
+        counts[indices] = (target_out != PAD_ID).sum(dim=1).cpu().numpy()
     model.train(was_training)
-    return total, count
+    return totals, counts
 
 
 class TranslationTraining(ExampleBatches):
     """What the trainer drives (rnnkit.train.trainer.Training), for translation."""
 
     best_metric, higher_is_better, count_unit = "tokenized_bleu", True, "tokens"
-    MAX_LENGTH_RATIO = 2.0  # of validation's greedy translations
 
     def __init__(self, config: TranslationConfig, data: TranslationData, device: torch.device) -> None:
         self.config, self.data, self.device = config, data, device
@@ -322,11 +325,9 @@ class TranslationTraining(ExampleBatches):
         """Per-token perplexity of the references (teacher forced: the true perplexity) and the BLEU of
         greedy translations."""
         encoded = self.data.validation
-        total, count = teacher_forced_loss(self.model, encoded, self.device, self.config.train.eval_batch_size)
-        nll = total / count
-        translations = greedy_translations(
-            self.model, encoded, self.device, self.MAX_LENGTH_RATIO, self.config.data.max_length + 1
-        )
+        totals, counts = pair_losses(self.model, encoded, self.device, self.config.train.eval_batch_size)
+        nll = totals.sum() / counts.sum()
+        translations = greedy_translations(self.model, encoded, self.device, self.config.data.max_length)
         hypotheses = [detokenize(self.data.target, ids) for ids in translations]
         scores = translation_scores(hypotheses, [pair.target for pair in encoded.pairs])
         return {"loss": nll, "perplexity": math.exp(min(nll, 700.0)), **scores}
