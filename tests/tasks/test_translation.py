@@ -156,7 +156,10 @@ def test_translate_json_score_and_eval_agree(translator, files, capsys, tmp_path
     assert_usage_error(capsys, ["score", str(translator)], "standard input, line 1: expected source<TAB>target")
     assert run_main(["eval", str(translator), "--data", str(files[1])]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["sentences"] == 50 and metrics["beam"] == 5
+    assert metrics["sentences"] == 50 and metrics["beam"] == 5 and metrics["length_penalty"] == 0.5
+    assert run_main(["eval", str(translator), "--data", str(files[1]), "--beam", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["beam"] == 1
+    assert_usage_error(capsys, ["eval", str(translator), "--beam", "0"], "--beam must be 1 to 100")
     assert (
         metrics["tokenized_bleu"] > 90 and metrics["bleu"] > 90 and metrics["chrf"] > 90 and metrics["perplexity"] < 2
     )

@@ -140,8 +140,12 @@ def export_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
 
 
 def eval_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
-    """`rnnkit eval`, the same for every task: its metrics as one JSON object (a NaN or infinity is null)."""
-    metrics = run.task.evaluate(run, checkpoint, options.get("data"))
+    """`rnnkit eval`, the same for every task: its metrics as one JSON object."""
+    write_metrics(run.task.evaluate(run, checkpoint, options.get("data")), out)
+
+
+def write_metrics(metrics: dict, out: TextIO) -> None:
+    """Metrics as one JSON line (a NaN or infinity is null)."""
     finite = {
         name: value if not isinstance(value, float) or math.isfinite(value) else None for name, value in metrics.items()
     }

@@ -20,7 +20,7 @@ import numpy as np
 from rnnkit.data.text import stdin_lines
 from rnnkit.decode import search_all
 from rnnkit.errors import UsageError
-from rnnkit.tasks import EVAL_DATA_OPTION, SCORE_FILE_OPTION, Option, eval_command
+from rnnkit.tasks import EVAL_DATA_OPTION, SCORE_FILE_OPTION, Option, write_metrics
 from rnnkit.tasks.engines import ENGINE_OPTION, model_function
 from rnnkit.tasks.translation import data
 from rnnkit.tasks.translation.config import TranslationConfig
@@ -186,22 +186,23 @@ def pairs_to_evaluate(run, data_path: str | None) -> list[Pair]:
     return data.prepare(config, run.path)[1].validation.pairs
 
 
-def evaluate_run(run, checkpoint: Path, data_path: str | None) -> dict:
+def evaluate_run(run, checkpoint: Path, data_path: str | None, options: dict | None = None) -> dict:
     """`rnnkit eval`: BLEU (cased, detokenized; and lowercased, tokenized), chrF of beam-search
-    translations, the references' perplexity and the number of sentences."""
+    translations (the search's options as `translate` takes them), the references' perplexity and the
+    number of sentences."""
     from rnnkit.tasks.translation.torch import SearchDecoder, pair_losses
 
     sacrebleu_library()
     pairs = pairs_to_evaluate(run, data_path)
     model, device, source, target = load(run, checkpoint)
     encoded, _ = encode(pairs, source, target, run.config.data.max_length)
-    settings = check_settings({})
+    settings = check_settings(options or {})
     totals, counts = pair_losses(model, encoded, device, run.config.train.eval_batch_size)
     nll = float(totals.sum() / counts.sum())
     decoder_for = lambda sources, width: SearchDecoder.of(model, device, sources, width)  # noqa: E731
     hypotheses = translate_encoded(decoder_for, encoded.source, settings, run.config.data.max_length)
     scores = translation_scores([detokenize(target, h.ids) for h in hypotheses], [pair.target for pair in pairs])
-    return {**scores, "perplexity": math.exp(min(nll, 700.0)), "nll": nll, "beam": settings["beam"]}
+    return {**scores, "perplexity": math.exp(min(nll, 700.0)), "nll": nll, **settings}
 
 
 def score_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
@@ -230,6 +231,10 @@ def score_run(run, checkpoint: Path, options: dict, out: TextIO) -> None:
 
 
 # ---- the command line ------------------------------------------------------------------------------------
+def eval_translation_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
+    write_metrics(evaluate_run(run, checkpoint, options.get("data"), options), out)
+
+
 def translate_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     translate_run(run, checkpoint, options, out)
 
@@ -238,11 +243,7 @@ def score_command(run, checkpoint: Path, options: dict, out: TextIO) -> None:
     score_run(run, checkpoint, options, out)
 
 
-TRANSLATE_OPTIONS = (
-    Option(
-        ("file",),
-        {"nargs": "?", "metavar": "FILE", "help": "sentences to translate, one a line; - or nothing: standard input"},
-    ),
+SEARCH_OPTIONS = (  # translate's and eval's
     Option(("--beam",), {"type": int, "metavar": "N", "help": f"beam width; 1 is greedy (default {BEAM})"}),
     Option(
         ("--length-penalty",),
@@ -260,6 +261,13 @@ TRANSLATE_OPTIONS = (
             "help": f"a translation has at most R × the source's tokens + 5 tokens (default {MAX_LENGTH_RATIO})",
         },
     ),
+)
+TRANSLATE_OPTIONS = (
+    Option(
+        ("file",),
+        {"nargs": "?", "metavar": "FILE", "help": "sentences to translate, one a line; - or nothing: standard input"},
+    ),
+    *SEARCH_OPTIONS,
     ENGINE_OPTION,
     Option(("--json",), {"action": "store_true", "help": "one JSON line a sentence, with its score and attention"}),
     Option(
@@ -276,8 +284,12 @@ class TranslationTask:
     config_class = TranslationConfig
     data_keys = {"train": "data.train", "validation": "data.validation"}
     resumable_keys = ()
-    commands = {"eval": eval_command, "translate": translate_command, "score": score_command}
-    options = {"eval": (EVAL_DATA_OPTION,), "translate": TRANSLATE_OPTIONS, "score": (SCORE_FILE_OPTION,)}
+    commands = {"eval": eval_translation_command, "translate": translate_command, "score": score_command}
+    options = {
+        "eval": (EVAL_DATA_OPTION, *SEARCH_OPTIONS),
+        "translate": TRANSLATE_OPTIONS,
+        "score": (SCORE_FILE_OPTION,),
+    }
     prepare = staticmethod(data.prepare)
     evaluate = staticmethod(evaluate_run)
     save = staticmethod(data.save)
