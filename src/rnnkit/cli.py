@@ -198,6 +198,19 @@ def add_experiment_parser(commands) -> None:
         add_arguments(names.add_parser(name, help=module.SUMMARY, description=module.__doc__.split("\n\n")[0]))
 
 
+def add_view_parser(commands) -> None:
+    from rnnkit import viewer
+
+    view = commands.add_parser("view", help=viewer.SUMMARY, description=viewer.__doc__.split("\n\n")[0])
+    viewer.add_arguments(view)
+
+
+def view(args: argparse.Namespace) -> int:
+    from rnnkit import viewer
+
+    return viewer.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rnnkit", description="Recurrent neural networks from their textbook equations.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -211,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the trained models that ship inside the package; `rnnkit sample NAME`, "
         "`rnnkit eval NAME` and the experiments take a name in place of a run directory.",
     )
+    add_view_parser(commands)
     gradcheck = commands.add_parser(
         "gradcheck",
         help="check the NumPy engine's hand-written BPTT against finite differences and torch autograd",
@@ -268,7 +282,7 @@ def report_lost_rank() -> None:
 
 def train_run(args: argparse.Namespace) -> int:
     from rnnkit.config import check_seed_option, parse_assignment, with_values
-    from rnnkit.runs import new_config, open_run, resume_run, start_parallel_run, start_run
+    from rnnkit.runs import new_config, open_run, preset_used, resume_run, start_parallel_run, start_run
     from rnnkit.tasks import get_task
     from rnnkit.train.distributed import LostRank, join_world, leave_world
     from rnnkit.train.trainer import TrainingDiverged
@@ -301,6 +315,7 @@ def train_run(args: argparse.Namespace) -> int:
         config = with_values(config, {key: value for key, value in flags.items() if value is not None})
         world = join_world(config.train.device)
         trainer = start_run(config, args.out) if not world.distributed else start_parallel_run(config, args.out, world)
+        trainer.preset = preset_used(args.preset, args.set)
     if world.leader:
         print(f"rnnkit train: run directory {trainer.run_directory.path}", file=sys.stderr)
     finished = False  # whether the other ranks can be waited for at the end
@@ -402,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")  # a character the terminal cannot show becomes '?'
     try:
-        commands = {"train": train, "experiment": experiment, "models": models, "gradcheck": gradcheck}
+        commands = {"train": train, "experiment": experiment, "models": models, "gradcheck": gradcheck, "view": view}
         return commands.get(args.command, run_command)(args)
     except UsageError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)

@@ -55,12 +55,14 @@ EVENTS = {
             "start",
             "training of a new run began",
             RUN_OPENED,
+            optional={"preset": "the preset it started from (absent: the task's defaults, or an older run)"},
             task_fields="the task's start record, e.g. the classifier's pretrained_vectors",
         ),
         Event(
             "resume",
             "training of a run went on from its latest checkpoint",
             RUN_OPENED,
+            optional={"preset": "as for start, when torchrun's ranks open a run the leader has just created"},
             task_fields="the task's start record, as for start",
         ),
         Event(

@@ -119,12 +119,20 @@ def new_config(preset: str | None, assignments: list[str], values: dict[str, obj
     ({'section.key': value}). The task is the preset's, unless --set task=NAME chooses another; with
     no preset, that task starts from its defaults (else from the default preset)."""
     chosen = [text for section, _, text in map(split_assignment, assignments) if not section]
-    record, source = read_preset(preset or DEFAULT_PRESET) if preset or not chosen else ({}, "defaults")
+    used = preset_used(preset, assignments)
+    record, source = read_preset(used) if used else ({}, "defaults")
     task_name = chosen[-1] if chosen else task_of(record)
     task = get_task(task_name)
     config = config_from_dict({**record, "task": task_name}, task.config_class, source)
     config = apply_assignments(config, [a for a in assignments if split_assignment(a)[0]])
     return with_values(config, values)
+
+
+def preset_used(preset: str | None, assignments: list[str]) -> str | None:
+    """The preset a new run starts from: the one named, else the default one unless --set task=NAME
+    chose a task (which then starts from its defaults: None)."""
+    chosen = any(not section for section, _, _ in map(split_assignment, assignments))
+    return preset or (None if chosen else DEFAULT_PRESET)
 
 
 def seed_everything(seed: int) -> None:

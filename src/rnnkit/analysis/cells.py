@@ -2,7 +2,8 @@
 quotes, bracket depth, the position in a line, comments, indentation or runs of capitals.
 
     indicators(text)                  named per-character signals computed from the text alone
-    unit_signals(model, ids)          every unit's c, tanh(c) and h over the text, from rnnkit.nn.trace
+    traced_values(model, ids, top)    every gate and state over the text (rnnkit.nn.trace), and the next tokens
+    unit_signals(model, ids)          every unit's c, tanh(c) and h over the text
     rank_units(signals, indicators)   for each indicator, the units by |Pearson r| (best signal per unit)
     coloured_html(text, values)       the text with each character's background set by a unit's value
 
@@ -102,23 +103,41 @@ def indicators(text: str) -> dict[str, np.ndarray]:
     return {name: function(text) for name, function in INDICATORS.items()}
 
 
-def unit_signals(model, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Each recurrent layer's c, tanh(c) (LSTMs) and h over the token ids read as one stream from a zero
-    state: {"<trace key>.<signal>": (T, H)}. `model` is a language model with `hidden(ids, state)` and
-    `initial_state(batch, device)` (rnnkit.tasks.language_model.torch.LanguageModel)."""
+def traced_values(model, ids: np.ndarray, top: int = 0):
+    """Every value rnnkit.nn.trace records (gates and states) over the token ids read as one stream from a
+    zero state: {trace key: {name: (T, H)}}, and with `top` > 0 each position's `top` most likely next
+    tokens, (T, top) ids and (T, top) probabilities (else None, None). `model` is a language model with
+    `hidden(ids, state)`, `scores(output)` and `initial_state(batch, device)`
+    (rnnkit.tasks.language_model.torch.LanguageModel)."""
     device = next(model.parameters()).device
     state = model.initial_state(1, device)
+    best_ids, best_probabilities = [], []
     with torch.no_grad(), trace(model) as recorded:
         for start in range(0, len(ids), CHUNK):
             chunk = torch.as_tensor(ids[start : start + CHUNK].astype(np.int64), device=device)[:, None]  # (T, 1)
-            _, _, state = model.hidden(chunk, state)
+            output, _, state = model.hidden(chunk, state)
+            if top:
+                probabilities = torch.softmax(model.scores(output)[:, 0].double(), dim=-1)  # (T, V)
+                values, indices = probabilities.topk(min(top, probabilities.shape[-1]), dim=-1)
+                best_ids.append(indices.cpu().numpy())
+                best_probabilities.append(values.cpu().numpy())
+    values = {
+        key: {name: value[:, 0].cpu().numpy() for name, value in recorded[key].items()} for key in recorded.keys()
+    }
+    if not top:
+        return values, None, None
+    return values, np.concatenate(best_ids), np.concatenate(best_probabilities)
+
+
+def unit_signals(model, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Each recurrent layer's c, tanh(c) (LSTMs) and h over the token ids read as one stream from a zero
+    state: {"<trace key>.<signal>": (T, H)} (see traced_values)."""
     signals = {}
-    for key in recorded.keys():
-        values = recorded[key]
+    for key, values in traced_values(model, ids)[0].items():
         if "c" in values:
-            signals[f"{key}.c"] = values["c"][:, 0].cpu().numpy()
-            signals[f"{key}.tanh(c)"] = np.tanh(signals[f"{key}.c"])
-        signals[f"{key}.h"] = values["h"][:, 0].cpu().numpy()
+            signals[f"{key}.c"] = values["c"]
+            signals[f"{key}.tanh(c)"] = np.tanh(values["c"])
+        signals[f"{key}.h"] = values["h"]
     return signals
 
 

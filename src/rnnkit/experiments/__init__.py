@@ -125,9 +125,10 @@ def train_once(preset: str | None, settings: list[str], values: dict, directory:
     """One run through the normal lifecycle (rnnkit.runs): the early-stopped (best) validation
     metric, when it was reached, the steps, tokens (or examples), epochs and seconds trained, the model's
     size and the run's path."""
-    from rnnkit.runs import new_config, start_run
+    from rnnkit.runs import new_config, preset_used, start_run
 
     trainer = start_run(new_config(preset, settings, values), str(directory), progress_stream=io.StringIO())
+    trainer.preset = preset_used(preset, settings)
     if trainer.run() == "interrupted":
         raise Interrupted(trainer.stop_signal or signal.SIGINT)
     best = trainer.best or {"value": None, "step": None}

@@ -107,6 +107,15 @@ def get_task(name: str) -> Task:
     return importlib.import_module(TASK_PACKAGES[name]).TASK
 
 
+def best_metric_of(name: str) -> tuple[str, bool]:
+    """(the validation metric that picks a task's best checkpoint, whether higher is better), from its
+    torch-free metrics module."""
+    if name not in TASK_PACKAGES:
+        raise UsageError(f"unknown task {name!r}; known tasks: {', '.join(TASK_PACKAGES)}")
+    metrics = importlib.import_module(f"{TASK_PACKAGES[name]}.metrics")
+    return metrics.BEST_METRIC, metrics.HIGHER_IS_BETTER
+
+
 def all_tasks() -> list[Task]:
     return [get_task(name) for name in TASK_PACKAGES]
 

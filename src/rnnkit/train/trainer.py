@@ -125,6 +125,7 @@ class Trainer:
         self.last_evaluation: int | None = None
         self.files = fingerprints(run.path)  # the task's files (vocabulary, labels): fixed for the run's life
         self.lock = None  # the run's RunLock, held while this trainer may write the run; released by run()
+        self.preset: str | None = None  # a new run's preset, recorded in its start record
 
     def join_world(self, world: World) -> None:
         """Train as one rank of several (torchrun): read this rank's share of each global batch, average
@@ -483,6 +484,7 @@ class Trainer:
                     "event": "resume" if resumed else "start",
                     "step": self.step,
                     "parameters": sum(parameter.numel() for parameter in self.parameters),
+                    **({"preset": self.preset} if self.preset else {}),
                     **self.training.start_record(),
                 }
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+BEST_METRIC, HIGHER_IS_BETTER = "accuracy", True  # the validation metric that picks the best checkpoint
+
 
 def classification_metrics(true: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
     """Accuracy, macro-F1 and per-class precision, recall and F1 (EQUATIONS.md), and the confusion

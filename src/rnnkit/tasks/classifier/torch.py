@@ -29,7 +29,7 @@ from rnnkit.export import Exported, padded_output, traceable
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.classifier.config import ClassifierConfig, ModelConfig
 from rnnkit.tasks.classifier.data import ClassifierData, Encoded
-from rnnkit.tasks.classifier.metrics import classification_metrics
+from rnnkit.tasks.classifier.metrics import BEST_METRIC, HIGHER_IS_BETTER, classification_metrics
 from rnnkit.tasks.torch_layers import ExampleBatches, build_recurrent_layer, load_model, word_dropout
 
 PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabulary's first two tokens (data.load_vocabulary checks)
@@ -134,7 +134,7 @@ def apply_pretrained_vectors(model: SentenceClassifier, data: ClassifierData) ->
 class ClassifierTraining(ExampleBatches):
     """What the trainer drives (rnnkit.train.trainer.Training), for classification."""
 
-    best_metric, higher_is_better, count_unit = "accuracy", True, "sentences"
+    best_metric, higher_is_better, count_unit = BEST_METRIC, HIGHER_IS_BETTER, "sentences"
 
     def __init__(self, config: ClassifierConfig, data: ClassifierData, device: torch.device) -> None:
         self.config, self.data, self.device = config, data, device

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+BEST_METRIC, HIGHER_IS_BETTER = "nll", False  # the validation metric that picks the best checkpoint
+
 MAX_EXPONENT = 700  # exp() of more overflows a float: the perplexity is then reported as infinite
 
 

@@ -34,7 +34,7 @@ from rnnkit.nn.interop import to_torch
 from rnnkit.nn.regularisers import LockedDropout, embedding_dropout
 from rnnkit.tasks.language_model.config import LanguageModelConfig, ModelConfig
 from rnnkit.tasks.language_model.data import load_vocabulary
-from rnnkit.tasks.language_model.metrics import language_model_metrics
+from rnnkit.tasks.language_model.metrics import BEST_METRIC, HIGHER_IS_BETTER, language_model_metrics
 from rnnkit.tasks.torch_layers import build_recurrent_layer, load_model
 
 EVALUATION_WINDOW = 256  # steps per forward call when evaluating: the result does not depend on it
@@ -230,7 +230,7 @@ def line_log_probabilities(
 class LanguageModelTraining:
     """What the trainer drives (rnnkit.train.trainer.Training), for language modelling."""
 
-    best_metric, higher_is_better, count_unit = "nll", False, "tokens"
+    best_metric, higher_is_better, count_unit = BEST_METRIC, HIGHER_IS_BETTER, "tokens"
 
     def __init__(self, config: LanguageModelConfig, corpus: LanguageCorpus, device: torch.device) -> None:
         self.config, self.corpus, self.device = config, corpus, device

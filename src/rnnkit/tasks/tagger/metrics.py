@@ -6,6 +6,8 @@ from collections import Counter
 
 import numpy as np
 
+BEST_METRIC, HIGHER_IS_BETTER = "accuracy", True  # the validation metric that picks the best checkpoint
+
 SHOWN_CONFUSIONS = 10
 
 

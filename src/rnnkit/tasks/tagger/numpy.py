@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit import reference
-from rnnkit.reference import crf_viterbi
+from rnnkit.reference import crf_log_partition, crf_log_partition_backward, crf_viterbi
+from rnnkit.reference.crf import logsumexp
 from rnnkit.tasks.numpy_layers import layer_shapes, load_layer, read_weights, recurrent_layer
 from rnnkit.tasks.tagger.config import ModelConfig
 from rnnkit.tasks.tagger.data import TaggerData
@@ -61,8 +62,18 @@ def expected_shapes(architecture: ModelConfig, stack, speller, words: int, chara
     return shapes
 
 
-def model_function(run, checkpoint: Path, prepared: TaggerData):
-    """EncodedSentences -> predicted tag ids per sentence, with the NumPy engine (rnnkit.tasks.engines)."""
+def tag_probabilities(emissions: np.ndarray, crf: tuple | None) -> np.ndarray:
+    """Each word's probability of each tag (T, K): the softmax of its scores, or with a CRF (transitions,
+    start, end) the marginals, which are the gradient of log Z with respect to the emissions."""
+    if crf is None:
+        return np.exp(emissions - logsumexp(emissions, axis=-1)[:, None])
+    _, cache = crf_log_partition(emissions, *crf)
+    return crf_log_partition_backward(1.0, cache)["emissions"]
+
+
+def model_function(run, checkpoint: Path, prepared: TaggerData, probabilities: bool = False):
+    """EncodedSentences -> predicted tag ids per sentence, with the NumPy engine (rnnkit.tasks.engines);
+    with `probabilities`, (tag ids, each word's tag probabilities (T, K)) per sentence."""
     architecture = run.config.model
     stack = recurrent_stack(architecture)
     speller = (
@@ -98,8 +109,8 @@ def model_function(run, checkpoint: Path, prepared: TaggerData):
             y, _ = layer.forward(x)
             x = y + x if architecture.residual and k > 0 else y  # (T, 1, D*H)
         emissions = x[:, 0] @ weights["output.weight"].T + weights["output.bias"]  # (T, K)
-        if architecture.crf:
-            return crf_viterbi(emissions, weights["crf.transitions"], weights["crf.start"], weights["crf.end"])
-        return emissions.argmax(axis=-1)
+        crf = (weights["crf.transitions"], weights["crf.start"], weights["crf.end"]) if architecture.crf else None
+        tags = crf_viterbi(emissions, *crf) if crf else emissions.argmax(axis=-1)
+        return (tags, tag_probabilities(emissions, crf)) if probabilities else tags
 
     return lambda encoded: [tag(words, spellings) for words, spellings in zip(encoded.words, encoded.characters)]

@@ -30,6 +30,7 @@ from rnnkit.export import Exported, padded_output, traceable
 from rnnkit.nn.interop import to_torch
 from rnnkit.tasks.tagger.config import ModelConfig, TaggerConfig
 from rnnkit.tasks.tagger.data import EncodedSentences, TaggerData
+from rnnkit.tasks.tagger.metrics import BEST_METRIC, HIGHER_IS_BETTER
 from rnnkit.tasks.torch_layers import ExampleBatches, build_recurrent_layer, load_model, word_dropout
 
 PADDING_ID, UNKNOWN_ID = 0, 1  # the vocabularies' first two tokens (data.load_run_files checks)
@@ -170,7 +171,7 @@ def tag_sentences(model: Tagger, encoded: EncodedSentences, device: torch.device
 class TaggerTraining(ExampleBatches):
     """What the trainer drives (rnnkit.train.trainer.Training), for tagging."""
 
-    best_metric, higher_is_better, count_unit = "accuracy", True, "tokens"
+    best_metric, higher_is_better, count_unit = BEST_METRIC, HIGHER_IS_BETTER, "tokens"
 
     def __init__(self, config: TaggerConfig, data: TaggerData, device: torch.device) -> None:
         self.config, self.data, self.device = config, data, device
@@ -201,13 +202,36 @@ class TaggerTraining(ExampleBatches):
         return {"loss": total / count if count else 1.0 - accuracy, "accuracy": accuracy, "tokens": int(len(gold))}
 
 
-def model_function(run, checkpoint: Path, prepared: TaggerData):
-    """EncodedSentences -> predicted tag ids per sentence, with the checkpoint's model (rnnkit.tasks.engines)."""
+def tag_probabilities(model: Tagger, encoded: EncodedSentences, device: torch.device) -> list[np.ndarray]:
+    """Each word's probability of each tag, (T, K) per sentence (EQUATIONS.md, "Tagging"): the softmax of
+    its scores, or with a CRF the marginal p(y_t = k | x), which is ∂ log Z / ∂ e_t[k]."""
+    rows = []
+    for index in range(len(encoded.words)):
+        words, characters, character_lengths, lengths, _ = to_batch(encoded, np.array([index]), device)
+        with torch.no_grad():
+            emissions = model.emissions(words, characters, character_lengths, lengths)  # (T, 1, K)
+        if model.crf is None:
+            rows.append(torch.softmax(emissions[:, 0].double(), dim=-1).cpu().numpy())
+            continue
+        emissions.requires_grad_(True)
+        with torch.enable_grad():
+            (marginals,) = torch.autograd.grad(model.crf.log_partition(emissions, lengths).sum(), emissions)
+        rows.append(marginals[:, 0].double().cpu().numpy())
+    return rows
+
+
+def model_function(run, checkpoint: Path, prepared: TaggerData, probabilities: bool = False):
+    """EncodedSentences -> predicted tag ids per sentence, with the checkpoint's model (rnnkit.tasks.engines);
+    with `probabilities`, (tag ids, each word's tag probabilities (T, K)) per sentence."""
     model, device = load_model(
         run,
         checkpoint,
         lambda: Tagger(len(prepared.vocabulary), len(prepared.characters), len(prepared.tags), run.config.model),
     )
+    if probabilities:
+        return lambda encoded: list(
+            zip(tag_sentences(model, encoded, device, 1)[0], tag_probabilities(model, encoded, device))
+        )
     return lambda encoded: tag_sentences(model, encoded, device, run.config.train.eval_batch_size)[0]
 
 

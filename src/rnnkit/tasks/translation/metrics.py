@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from rnnkit.errors import UsageError
 
+BEST_METRIC, HIGHER_IS_BETTER = "tokenized_bleu", True  # the validation metric that picks the best checkpoint
+
 
 def sacrebleu_library():
     try:

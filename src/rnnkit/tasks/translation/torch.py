@@ -45,7 +45,7 @@ from rnnkit.tasks.translation.data import (
     detokenize,
     max_target_lengths,
 )
-from rnnkit.tasks.translation.metrics import translation_scores
+from rnnkit.tasks.translation.metrics import BEST_METRIC, HIGHER_IS_BETTER, translation_scores
 
 DECODE_BATCH = 64  # sentences decoded together in validation
 
@@ -297,7 +297,7 @@ def pair_losses(model: Translator, encoded: EncodedPairs, device: torch.device, 
 class TranslationTraining(ExampleBatches):
     """What the trainer drives (rnnkit.train.trainer.Training), for translation."""
 
-    best_metric, higher_is_better, count_unit = "tokenized_bleu", True, "tokens"
+    best_metric, higher_is_better, count_unit = BEST_METRIC, HIGHER_IS_BETTER, "tokens"
 
     def __init__(self, config: TranslationConfig, data: TranslationData, device: torch.device) -> None:
         self.config, self.data, self.device = config, data, device
