@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-all lint format demo shipped-model gradcheck bench clean
+.PHONY: test test-browser test-all lint format demo shipped-model gradcheck bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ KERNEL_CACHE := $(CURDIR)/build/kernels
 export RNNKIT_KERNEL_CACHE := $(KERNEL_CACHE)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+# The viewer in a real browser: Playwright for Python driving Debian's chromium (apt-get install chromium).
+# Screenshots of each view go to build/viewer/.
+test-browser: $(STAMP)
+	$(PY) -m pytest -q -m browser
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q

@@ -38,6 +38,7 @@ def test_train_sample_eval(tmp_path):
     assert [r["step"] for r in events if r["event"] == "eval"] == [30, 60]
     assert {"loss", "lr", "tokens_per_second"} <= set(next(r for r in events if r["event"] == "train"))
     assert (run / SAMPLES).read_text().count("=== step") == 2
+    assert events[0]["event"] == "start" and events[0]["preset"] == "shakespeare-char"  # the default preset
 
     sampled = run_rnnkit("sample", str(run), "--prime", "First", "--length", "50", "--seed", "1")
     assert sampled.returncode == 0, sampled.stderr

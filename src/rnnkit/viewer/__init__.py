@@ -12,6 +12,7 @@ from elsewhere. `--export` writes one page with the data inlined, viewable witho
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import sys
@@ -122,6 +123,11 @@ def page_with(data: dict) -> str:
         tag = f'<script src="/static/{name}"></script>'
         script = (static / name).read_text(encoding="utf-8").replace("</script", "<\\/script")
         page = page.replace(tag, f"<script>{script}</script>")
+    licence = html.escape((static / "uPlot-LICENSE.txt").read_text(encoding="utf-8"))
+    page = page.replace(
+        '<a href="/static/uPlot-LICENSE.txt">text</a>',
+        f"<details><summary>text</summary><pre>{licence}</pre></details>",
+    )
     inlined = json.dumps(data, allow_nan=False, default=str).replace("</", "<\\/")
     marker = "<!-- exported data -->"
     return page.replace(marker, f'<script id="exported" type="application/json">{inlined}</script>')

@@ -26,7 +26,15 @@ from rnnkit.config import read_config_record
 from rnnkit.errors import UsageError
 from rnnkit.metrics_log import read_metrics
 from rnnkit.pretrained import shipped_models
-from rnnkit.rundir import CHECKPOINT_NAME, CHECKPOINTS, CONFIG, LOCK, RunDirectory, read_trainer_state
+from rnnkit.rundir import (
+    CHECKPOINT_NAME,
+    CHECKPOINTS,
+    CONFIG,
+    LOCK,
+    TRAINER_STATE,
+    RunDirectory,
+    read_trainer_state,
+)
 from rnnkit.runs import open_run
 from rnnkit.tasks import best_metric_of
 
@@ -294,7 +302,7 @@ def run_details(entry: Entry) -> dict:
     directory = RunDirectory(entry.path)
     try:
         latest = directory.pointed_checkpoint("latest")
-        if latest is not None:
+        if latest is not None and (latest / TRAINER_STATE).is_file():  # a shipped model keeps only its weights
             state = read_trainer_state(latest)
             details["latest"] = {
                 "name": latest.name,

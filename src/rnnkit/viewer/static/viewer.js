@@ -276,7 +276,8 @@ async function drawCurves(where, ids, live = false) {
     el("option", { value: "time", selected: state.axis === "time" }, "against time (s)"));
   const legend = el("p", { class: "note" });
   const grid = el("div", { class: "charts" });
-  where.append(el("h3", {}, "Curves"), el("div", { class: "controls" }, axisChoice, legend), grid);
+  box.append(el("h3", {}, "Curves"), el("div", { class: "controls" }, axisChoice, legend), grid);
+  where.append(box);
   const metricOf = (id) => {
     const run = state.runs.find((r) => r.id === id) || state.run;
     return run && run.best ? run.best.metric : null;
@@ -493,8 +494,15 @@ function insideView(body, run) {
     for (const place of places) for (let t = place.start; t < place.end; t++) textView.children[t] && textView.children[t].classList.add("hit");
     if (span) for (let t = span[0]; t < span[1]; t++) textView.children[t] && textView.children[t].classList.add("current");
   };
+  let lastSelection = null;  // kept as it is made: pressing the button may clear the selection
+  const remember = () => {
+    if (!textView.isConnected) return document.removeEventListener("selectionchange", remember);
+    const span = selectionSpan();
+    if (span) lastSelection = span;
+  };
+  document.addEventListener("selectionchange", remember);
   const findUnits = async () => {
-    const span = selectionSpan() || selected;
+    const span = selectionSpan() || lastSelection || selected;
     if (!current) return;
     if (!span) { patternOut.replaceChildren(el("p", { class: "error" }, "Select a span of the coloured text first.")); return; }
     selected = span;
