@@ -233,8 +233,14 @@ def test_the_viewer_writes_nothing_in_the_runs(viewed):
     before = snapshot(viewed["root"])
     serving = Served([viewed["root"]])
     try:
-        for path in ["/api/runs", "/api/run?id=0/pos", "/api/eval?id=0/pos", "/api/samples?id=0/char-lm",
-                     "/api/experiment?id=0/gate-ablation-test", "/api/validation?id=0/char-lm"]:  # fmt: skip
+        for path in [
+            "/api/runs",
+            "/api/run?id=0/pos",
+            "/api/eval?id=0/pos",
+            "/api/samples?id=0/char-lm",
+            "/api/experiment?id=0/gate-ablation-test",
+            "/api/validation?id=0/char-lm",
+        ]:
             assert get(serving, path)[0] == 200, path
         for path, body in [
             ("/api/inside", {"id": "0/char-lm", "text": "the"}),

@@ -177,11 +177,30 @@ def test_curves_update_while_a_run_trains(browser, viewed, tmp_path):
         page.wait_for_selector('.chart[data-quantity="loss"] canvas')
         with open(run / "metrics.jsonl", "a") as file:
             for step in (14, 16, 18):
-                record = {"event": "train", "step": step, "epoch": 0.1, "loss": 3.9, "lr": 0.002,
-                          "gradient_norm": 0.3, "tokens_per_second": 1000.0, "elapsed": 1.0}  # fmt: skip
+                record = {
+                    "event": "train",
+                    "step": step,
+                    "epoch": 0.1,
+                    "loss": 3.9,
+                    "lr": 0.002,
+                    "gradient_norm": 0.3,
+                    "tokens_per_second": 1000.0,
+                    "elapsed": 1.0,
+                }
                 file.write(json.dumps(record) + "\n")
-            file.write(json.dumps({"event": "skip", "step": 19, "reason": "non-finite loss", "loss": None,
-                                   "consecutive": 1, "elapsed": 1.1}) + "\n")  # fmt: skip
+            file.write(
+                json.dumps(
+                    {
+                        "event": "skip",
+                        "step": 19,
+                        "reason": "non-finite loss",
+                        "loss": None,
+                        "consecutive": 1,
+                        "elapsed": 1.1,
+                    }
+                )
+                + "\n"
+            )
         page.wait_for_function("document.querySelector('.curves .note').textContent.includes('Skipped steps: 1')")
     finally:
         page.close()
