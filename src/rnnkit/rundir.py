@@ -175,6 +175,21 @@ class RunLock:
             self.descriptor = None
 
 
+def process_running(pid: int) -> bool:
+    """Whether a process of this machine still runs (one that has ended but is not yet reaped has not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 TENSORBOARD = "tensorboard"  # train.tensorboard's event files
 # every other file at a run's top level is its task's
 RUN_RECORDS = (CONFIG, LOCK, METRICS, SAMPLES, CHECKPOINTS, TENSORBOARD)

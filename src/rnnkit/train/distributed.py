@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rnnkit.device import resolve_device
 from rnnkit.errors import UsageError
+from rnnkit.rundir import process_running
 
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 TIMEOUT_SECONDS = 120.0  # how long a collective operation waits for a rank before the run stops
@@ -109,21 +110,6 @@ def join(world: World, device: torch.device, timeout: float = TIMEOUT_SECONDS) -
 PEERS: list = []  # (host, process id) of every rank, once joined: to name a rank that is lost
 
 
-def running(pid: int) -> bool:
-    """Whether a process of this machine still runs (one that has ended but is not yet reaped has not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
-            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def lost_ranks() -> str:
     """Which ranks are gone, as far as this machine can tell: those on it whose process has ended."""
     host, gone, elsewhere = socket.gethostname(), [], 0
@@ -131,7 +117,7 @@ def lost_ranks() -> str:
         if peer_host != host:
             elsewhere += 1
             continue
-        if not running(pid):
+        if not process_running(pid):
             gone.append(f"rank {rank} (process {pid}) has ended")
     if gone:
         return "; ".join(gone)

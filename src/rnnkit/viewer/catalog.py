@@ -33,6 +33,7 @@ from rnnkit.rundir import (
     LOCK,
     TRAINER_STATE,
     RunDirectory,
+    process_running,
     read_trainer_state,
 )
 from rnnkit.runs import open_run
@@ -153,23 +154,13 @@ def lock_holder(path: Path) -> int | None:
     try:
         table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
     except OSError:
-        return pid if pid is not None and process_alive(pid) else None
+        return pid if pid is not None and process_running(pid) else None
     device = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
     for line in table.splitlines():
         fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 4321 fd:01:1234567 0 EOF"; a waiter has "->" too
         if len(fields) >= 6 and fields[1] == "FLOCK" and "->" not in fields and fields[5] == device:
             return int(fields[4]) if fields[4].isdigit() else pid
     return None
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_state(path: Path, records: list[dict]) -> tuple[str, str | None]:
