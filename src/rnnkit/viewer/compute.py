@@ -80,6 +80,19 @@ class Workbench:
     def inside(self, entry: Entry, which: str | None, text: str, key: str | None = None, name: str | None = None):
         """The tokens of the text, every traced layer's signals, each position's TOP next tokens, and the
         values (T, H) of one signal (default: the last layer's c, else its h)."""
+        traced, key, name, values = self.signal(entry, which, text, key, name)
+        return {
+            "pieces": traced["pieces"],
+            "layers": {layer: sorted(signals) for layer, signals in traced["values"].items()},
+            "layer": key,
+            "signal": name,
+            "hidden_size": int(values.shape[1]),
+            "values": np.round(values.astype(np.float64), 4).tolist(),
+            "next": traced["next"],
+        }
+
+    def signal(self, entry: Entry, which: str | None, text: str, key: str | None, name: str | None):
+        """(the traced text, the layer, the signal, its values (T, H)), the layer and signal checked."""
         loaded = self.loaded(entry, which, "language_model")
         if loaded.engine != "torch":
             raise UsageError(
@@ -89,23 +102,14 @@ class Workbench:
         text = check_text(text)
         with loaded.lock:
             traced = self.traced(loaded, text)
-        layers = {layer: sorted(values) for layer, values in traced["values"].items()}
+        layers = traced["values"]
         key = key or list(layers)[-1]
         if key not in layers:
             raise UsageError(f"no layer {key!r}; the model has {', '.join(layers)}")
         name = name or ("c" if "c" in layers[key] else "h")
         if name not in layers[key]:
-            raise UsageError(f"layer {key} has no {name!r}; it has {', '.join(layers[key])}")
-        values = traced["values"][key][name]
-        return {
-            "pieces": traced["pieces"],
-            "layers": layers,
-            "layer": key,
-            "signal": name,
-            "hidden_size": int(values.shape[1]),
-            "values": np.round(values.astype(np.float64), 4).tolist(),
-            "next": traced["next"],
-        }
+            raise UsageError(f"layer {key} has no {name!r}; it has {', '.join(sorted(layers[key]))}")
+        return traced, key, name, layers[key][name]
 
     def traced(self, loaded: Loaded, text: str) -> dict:
         if text in loaded.traced:
@@ -148,8 +152,9 @@ class Workbench:
         text where those units are on together (rnnkit.analysis.patterns)."""
         from rnnkit.analysis.patterns import places_where_on, units_for_span
 
-        inside = self.inside(entry, which, request.get("text"), request.get("layer"), request.get("signal"))
-        values = np.asarray(inside["values"], dtype=np.float64)
+        traced, key, name, values = self.signal(
+            entry, which, request.get("text"), request.get("layer"), request.get("signal")
+        )
         start, end = number(request, "start", int), number(request, "end", int)
         threshold = number(request, "threshold", float)
         around = number(request, "around", int, 1)
@@ -160,14 +165,14 @@ class Workbench:
         except ValueError as error:
             raise UsageError(str(error)) from None
         chosen = [unit for unit, _ in ranked[: number(request, "units", int, 10)]]
-        pieces = inside["pieces"]
+        pieces = traced["pieces"]
         places = [
             {"start": s, "end": e, "text": "".join(pieces[s:e]), "selected": (s, e) == (start, end)}
             for s, e in places_where_on(values, chosen, threshold)
         ]
         return {
-            "layer": inside["layer"],
-            "signal": inside["signal"],
+            "layer": key,
+            "signal": name,
             "units": [{"unit": unit, "margin": round(margin, 4)} for unit, margin in ranked],
             "searched": chosen,
             "places": places,

@@ -32,7 +32,9 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from rnnkit.config import read_config_record
 from rnnkit.errors import UsageError
+from rnnkit.rundir import CONFIG
 from rnnkit.viewer import catalog
 from rnnkit.viewer.compute import Workbench
 
@@ -280,8 +282,8 @@ GET_ROUTES = {
     "/api/samples": lambda h, q, b: {"samples": catalog.samples(h.entry(q))},
     "/api/diff": lambda h, q, b: {
         "differences": catalog.config_difference(
-            catalog.run_details(h.entry(q, name="a")).get("config") or {},
-            catalog.run_details(h.entry(q, name="b")).get("config") or {},
+            read_config_record(h.entry(q, name="a").path / CONFIG),
+            read_config_record(h.entry(q, name="b").path / CONFIG),
         )
     },
     "/api/experiment": lambda h, q, b: catalog.experiment_details(h.viewer.catalog(), h.entry(q, "experiment")),

@@ -213,10 +213,10 @@ async function fetchRecords(id) {
   return data.records.length > 0 || !known.length;
 }
 
-function curveSeries(list, axis) {
+function curveSeries(list, axis, metric) {
   // Each quantity: [[x], [y]] from the records of one run; markers for skipped steps and rollbacks.
   const out = { loss: [[], []], val: [[], []], lr: [[], []], gradient_norm: [[], []], speed: [[], []], marks: [] };
-  let lastStep = 0, metric = null, unit = null;
+  let lastStep = 0, unit = null;
   for (const record of list) {
     const x = axis === "step" ? (record.step !== undefined ? record.step : lastStep) : record.elapsed;
     if (record.step !== undefined) lastStep = record.step;
@@ -226,8 +226,8 @@ function curveSeries(list, axis) {
       out.gradient_norm[0].push(x); out.gradient_norm[1].push(record.gradient_norm);
       const speed = Object.keys(record).find((key) => key.endsWith("_per_second"));
       if (speed) { unit = speed; out.speed[0].push(x); out.speed[1].push(record[speed]); }
-    } else if (record.event === "eval") {
-      out.val[0].push(x); out.val[1].push(record[out.metric] !== undefined ? record[out.metric] : record.loss);
+    } else if (record.event === "eval" && metric && typeof record[metric] === "number") {
+      out.val[0].push(x); out.val[1].push(record[metric]);
     } else if (record.event === "skip") out.marks.push({ x, kind: "skip" });
     else if (record.event === "rollback") out.marks.push({ x, kind: "rollback" });
   }
@@ -269,7 +269,7 @@ function marksPlugin(marks) {
   };
 }
 
-async function drawCurves(where, ids, live = false) {
+async function drawCurves(where, ids) {
   const box = el("div", { class: "curves" });
   const axisChoice = el("select", { id: "axis", onchange: () => { state.axis = axisChoice.value; render(); } },
     el("option", { value: "step", selected: state.axis === "step" }, "against step"),
@@ -286,21 +286,7 @@ async function drawCurves(where, ids, live = false) {
     charts.forEach((chart) => chart.destroy());
     charts = [];
     grid.replaceChildren();
-    const perRun = ids.map((id) => {
-      const list = records[id] || [];
-      const series = curveSeries(list.map((r) => r), state.axis);
-      const metric = metricOf(id);
-      series.val = [[], []];
-      let lastStep = 0;
-      for (const record of list) {
-        if (record.step !== undefined) lastStep = record.step;
-        if (record.event === "eval" && metric && typeof record[metric] === "number") {
-          series.val[0].push(state.axis === "step" ? lastStep : record.elapsed);
-          series.val[1].push(record[metric]);
-        }
-      }
-      return series;
-    });
+    const perRun = ids.map((id) => curveSeries(records[id] || [], state.axis, metricOf(id)));
     const metric = metricOf(ids[0]) || "validation";
     const unit = perRun.map((s) => s.unit).find(Boolean) || "units_per_second";
     const quantities = [
@@ -368,7 +354,7 @@ async function runPage(main, id, tab) {
     ...(run.problems || []).map((problem) => el("p", { class: "problem" }, problem)),
     el("div", { class: "tabs" }, tabs.map((name) => el("a", { href: `#run/${encodeURIComponent(id)}/${name}`, class: name === tab ? "active" : "" }, name))),
     body);
-  const views = { curves: () => drawCurves(body, [id], true), samples: samplesView, inside: insideView, sampler: samplerView, classify: classifyView, tag: tagView, eval: evalView, config: configView };
+  const views = { curves: () => drawCurves(body, [id]), samples: samplesView, inside: insideView, sampler: samplerView, classify: classifyView, tag: tagView, eval: evalView, config: configView };
   try { await views[tab](body, run); } catch (error) { showError(body, error); }
 }
 
@@ -658,13 +644,7 @@ async function experimentPage(main, id) {
 async function route() {
   stopTimers();
   const main = document.getElementById("main");
-  const [view, rawId, tab] = location.hash.replace(/^#/, "").split("/").reduce((parts, piece, index, all) => {
-    // ids hold "/" (encoded as %2F in links): the view, then the id, then an optional tab
-    if (index === 0) return [piece];
-    if (index === 1) return [...parts, piece];
-    if (index === all.length - 1 && all.length > 2) return [...parts, piece];
-    return parts;
-  }, []);
+  const [view, rawId, tab] = location.hash.replace(/^#/, "").split("/");  // ids hold "/" only as %2F
   const id = rawId ? decodeURIComponent(rawId) : null;
   const crumbs = document.getElementById("crumbs");
   crumbs.replaceChildren(el("a", { href: "#runs" }, "runs"));
