@@ -116,20 +116,21 @@ def test_pattern_search_finds_the_units_on_inside_the_span(served):
     text = "the belly answer, the belly"
     status, inside = post(served, "/api/inside", {"id": "0/char-lm", "text": text, "signal": "i"})
     values = np.array(inside["values"])
-    start, end, threshold = 4, 9, float(np.median(values))
-    status, data = post(
-        served,
-        "/api/pattern",
-        {"id": "0/char-lm", "text": text, "signal": "i", "start": start, "end": end, "threshold": threshold},
-    )
+    start, end = 4, 9
+    # a threshold that one unit surely meets over the span: its smallest value there, with no margin asked
+    best = int(np.argmax(values[start:end].min(axis=0)))
+    threshold = float(values[start:end, best].min())
+    request = {"id": "0/char-lm", "text": text, "signal": "i", "start": start, "end": end, "threshold": threshold}
+    status, data = post(served, "/api/pattern", request | {"around": 0})
     assert status == 200, data
+    assert best in [u["unit"] for u in data["units"]] and data["searched"]
+    for place in data["places"]:
+        assert (values[place["start"] : place["end"]][:, data["searched"]] >= threshold).all()
+    assert any(place["start"] <= start and place["end"] >= end for place in data["places"])
+    status, data = post(served, "/api/pattern", request)  # off on either side, as well
     for unit in [u["unit"] for u in data["units"]]:
         assert (values[start:end, unit] >= threshold).all()
         assert values[start - 1, unit] < threshold and values[end, unit] < threshold
-    if data["searched"]:
-        for place in data["places"]:
-            assert (values[place["start"] : place["end"]][:, data["searched"]] >= threshold).all()
-        assert any(place["start"] <= start and place["end"] >= end for place in data["places"])
 
 
 def test_sampler_is_the_sample_command(served, viewed):

@@ -202,22 +202,26 @@ class TaggerTraining(ExampleBatches):
         return {"loss": total / count if count else 1.0 - accuracy, "accuracy": accuracy, "tokens": int(len(gold))}
 
 
-def tag_probabilities(model: Tagger, encoded: EncodedSentences, device: torch.device) -> list[np.ndarray]:
-    """Each word's probability of each tag, (T, K) per sentence (EQUATIONS.md, "Tagging"): the softmax of
-    its scores, or with a CRF the marginal p(y_t = k | x), which is ∂ log Z / ∂ e_t[k]."""
-    rows = []
+def tagged_with_probabilities(
+    model: Tagger, encoded: EncodedSentences, device: torch.device
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per sentence, its predicted tag ids and each word's probability of each tag, (T, K) (EQUATIONS.md,
+    "Tagging"): the softmax of its scores, or with a CRF the marginal p(y_t = k | x), which is
+    ∂ log Z / ∂ e_t[k]. One sentence at a time, each sentence's scores computed once."""
+    tagged = []
     for index in range(len(encoded.words)):
         words, characters, character_lengths, lengths, _ = to_batch(encoded, np.array([index]), device)
         with torch.no_grad():
             emissions = model.emissions(words, characters, character_lengths, lengths)  # (T, 1, K)
+            tags = model.decode(emissions, lengths)[:, 0].cpu().numpy()  # (T,)
         if model.crf is None:
-            rows.append(torch.softmax(emissions[:, 0].double(), dim=-1).cpu().numpy())
+            tagged.append((tags, torch.softmax(emissions[:, 0].double(), dim=-1).cpu().numpy()))
             continue
         emissions.requires_grad_(True)
         with torch.enable_grad():
             (marginals,) = torch.autograd.grad(model.crf.log_partition(emissions, lengths).sum(), emissions)
-        rows.append(marginals[:, 0].double().cpu().numpy())
-    return rows
+        tagged.append((tags, marginals[:, 0].double().cpu().numpy()))
+    return tagged
 
 
 def model_function(run, checkpoint: Path, prepared: TaggerData, probabilities: bool = False):
@@ -229,9 +233,7 @@ def model_function(run, checkpoint: Path, prepared: TaggerData, probabilities: b
         lambda: Tagger(len(prepared.vocabulary), len(prepared.characters), len(prepared.tags), run.config.model),
     )
     if probabilities:
-        return lambda encoded: list(
-            zip(tag_sentences(model, encoded, device, 1)[0], tag_probabilities(model, encoded, device))
-        )
+        return lambda encoded: tagged_with_probabilities(model, encoded, device)
     return lambda encoded: tag_sentences(model, encoded, device, run.config.train.eval_batch_size)[0]
 
 
