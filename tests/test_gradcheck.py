@@ -32,15 +32,32 @@ def scale_input_gradient(backward):
     return wrong
 
 
-@pytest.mark.parametrize("kind, make_wrong", [("gru", scale_parameter_gradient), ("lstm", scale_input_gradient)])
-def test_a_wrong_gradient_fails_both_checks(kind, make_wrong, monkeypatch, capsys):
-    name = f"{kind}_step_backward"
+def scale_input_weight_gradient(backward):
+    def wrong(*args):
+        *rest, grads = backward(*args)
+        return (*rest, {**grads, "weight_ih": grads["weight_ih"] * 1.001})
+
+    return wrong
+
+
+@pytest.mark.parametrize(
+    "function, kinds, make_wrong",
+    [
+        ("gru", {"gru"}, scale_parameter_gradient),
+        ("lstm", {"lstm"}, scale_input_gradient),
+        ("minimal", {"mingru", "minlstm"}, scale_input_weight_gradient),
+    ],
+)
+def test_a_wrong_gradient_fails_both_checks(function, kinds, make_wrong, monkeypatch, capsys):
+    name = f"{function}_step_backward"
     monkeypatch.setattr(cells, name, make_wrong(getattr(cells, name)))
     assert gradcheck.run(seed=1) == 1
-    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("rnn ", "lstm", "gru "))]
+    prefixes = ("rnn ", "lstm ", "gru ", "mingru ", "minlstm ")
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(prefixes)]
+    assert {row[0] for row in rows} == {"rnn", "lstm", "gru", "mingru", "minlstm"}
     failed = {(row[0], "differences" if "differences" in row else "autograd") for row in rows if row[-1] == "FAIL"}
-    assert failed == {(kind, "differences"), (kind, "autograd")}
-    assert all(row[-1] == "pass" for row in rows if row[0] != kind)
+    assert failed == {(kind, check) for kind in kinds for check in ("differences", "autograd")}
+    assert all(row[-1] == "pass" for row in rows if row[0] not in kinds)
 
 
 def test_relative_errors():

@@ -6,7 +6,8 @@ lengths) is run through `rnnkit.reference` with the scalar loss
 and its gradients (every parameter, the input, the initial state) are compared with
   (a) central finite differences of that loss in float64, along one random direction per tensor, and
   (b) torch autograd of the same loss: torch.nn for the standard cells, rnnkit.nn (its pure-equation
-      path, fused=False) for the variants torch.nn lacks; here outputs and final states are compared too.
+      path, fused=False) for the variants torch.nn lacks and its parallel scan for minGRU and minLSTM;
+      here outputs and final states are compared too.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import reference
-from rnnkit.spec import EVERY_VARIANT, CellSpec
+from rnnkit.spec import EVERY_VARIANT, MINIMAL, CellSpec
 
-VARIANTS = EVERY_VARIANT
-CLASS_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+VARIANTS = (*EVERY_VARIANT, *MINIMAL)
+CLASS_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "mingru": "MinGRU", "minlstm": "MinLSTM"}
 EPSILON = 1e-6  # finite-difference step: truncation error ~EPSILON², rounding ~1e-16 / EPSILON
 
 
@@ -115,7 +116,8 @@ def torch_module(spec: CellSpec, sizes: dict):
     else:
         from rnnkit import nn as rnnkit_nn
 
-        keywords = {**spec.keywords(), "fused": False}
+        # the equations, not a kernel; the minimal cells by their parallel scan
+        keywords = {"mode": "parallel"} if spec.is_minimal else {**spec.keywords(), "fused": False}
         module_class = getattr(rnnkit_nn, CLASS_NAMES[spec.kind])
     module = module_class(sizes["I"], sizes["H"], sizes["layers"], bidirectional=True, **keywords)
     return module.double()
@@ -205,7 +207,7 @@ def run(seed: int = 0, tolerance: float = 1e-6) -> int:
     print("    |g·v - (L(+εv) - L(-εv))/2ε| / ‖g‖ with g our gradient, L the loss, ε = 1e-6")
     print("  autograd: max|ours - autograd| / max(max|ours|, max|autograd|) over the tensor's elements")
     print()
-    header = f"{'cell':<5} {'variant':<28} {'check':<19} {'max rel. error':>14}  {'worst tensor':<22} result"
+    header = f"{'cell':<7} {'variant':<28} {'check':<19} {'max rel. error':>14}  {'worst tensor':<22} result"
     print(header)
     print("-" * len(header))
     counts = {"pass": 0, "FAIL": 0, "skip": 0}
@@ -214,7 +216,7 @@ def run(seed: int = 0, tolerance: float = 1e-6) -> int:
         for check, result, error, detail in check_variant(spec, rng, sizes, tolerance):
             counts[result] += 1
             shown = "-" if error is None else f"{error:.2e}"
-            print(f"{spec.kind:<5} {variant:<28} {check:<19} {shown:>14}  {detail:<22} {result}")
+            print(f"{spec.kind:<7} {variant:<28} {check:<19} {shown:>14}  {detail:<22} {result}")
     print()
     print(f"{counts['pass']} passed, {counts['FAIL']} failed, {counts['skip']} skipped")
     return 1 if counts["FAIL"] else 0

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("rnn", "lstm", "gru")
+MINIMAL_KINDS = ("mingru", "minlstm")  # gates of x_t alone: a linear recurrence, computed by a scan
+KINDS = ("rnn", "lstm", "gru", *MINIMAL_KINDS)
 NONLINEARITIES = ("tanh", "relu")
 RESETS = ("after", "before")
 LSTM_GATE_LETTERS = "ifo"
@@ -44,12 +45,21 @@ class CellSpec:
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         if isinstance(self.forget_bias, bool) or not isinstance(self.forget_bias, (int, float)):
             raise ValueError(f"forget_bias: expected a number, got {self.forget_bias!r}")
+        if self.kind in MINIMAL_KINDS:
+            plain = CellSpec("rnn")
+            for name in ("nonlinearity", "gates", "peephole", "coupled", "forget_bias", "reset", "reset_gate"):
+                if getattr(self, name) != getattr(plain, name):
+                    raise ValueError(f"{name}: {self.kind} has no variants; leave {name} at {getattr(plain, name)!r}")
 
     @property
     def blocks(self) -> tuple[str, ...]:
         """Row blocks of weight_ih/weight_hh/bias_*, in torch's gate order."""
         if self.kind == "rnn":
             return ("h",)
+        if self.kind == "mingru":
+            return ("z", "h")
+        if self.kind == "minlstm":
+            return ("f", "i", "h")
         if self.kind == "gru":
             return (("r",) if self.reset_gate else ()) + ("z", "n")
         present = [g for g in "ifgo" if g == "g" or g in self.gates]
@@ -69,18 +79,25 @@ class CellSpec:
         return self.kind == "lstm"
 
     @property
+    def is_minimal(self) -> bool:
+        """minGRU or minLSTM: gates that read only x_t (EQUATIONS.md, "Minimal cells"); no weight_hh, no bias_hh."""
+        return self.kind in MINIMAL_KINDS
+
+    @property
     def is_standard(self) -> bool:
         """True when the forward pass is exactly torch.nn's (so its fused kernels apply)."""
         if self.kind == "lstm":
             return self.gates == "ifo" and not self.peephole and not self.coupled
         if self.kind == "gru":
             return self.reset == "after" and self.reset_gate
-        return True
+        return self.kind == "rnn"
 
     def keywords(self) -> dict:
         """The variant as the keyword arguments of a layer constructor of either engine."""
         if self.kind == "rnn":
             return {"nonlinearity": self.nonlinearity}
+        if self.is_minimal:
+            return {}
         if self.kind == "lstm":
             return {
                 "peephole": self.peephole,
@@ -142,6 +159,8 @@ def parameter_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """Names and shapes of one cell's parameters (a layer passes `layer_suffix(...)`)."""
     rows = len(spec.blocks) * hidden_size
+    if spec.is_minimal:
+        return {f"weight_ih{suffix}": (rows, input_size), **({f"bias_ih{suffix}": (rows,)} if bias else {})}
     shapes = {f"weight_ih{suffix}": (rows, input_size), f"weight_hh{suffix}": (rows, hidden_size)}
     if bias:
         shapes[f"bias_ih{suffix}"] = (rows,)
@@ -203,3 +222,4 @@ EVERY_VARIANT = (
     CellSpec("gru", reset_gate=False),
     CellSpec("gru", reset="before", reset_gate=False),
 )
+MINIMAL = (CellSpec("mingru"), CellSpec("minlstm"))  # the scan cells, run beside EVERY_VARIANT where they apply

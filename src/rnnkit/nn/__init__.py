@@ -11,6 +11,7 @@ from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn.crf import CRF
 from rnnkit.nn.interop import to_torch
 from rnnkit.nn.layers import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.nn.minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.nn.regularisers import LockedDropout, WeightDropGRU, WeightDropLSTM, WeightDropRNN, embedding_dropout
 from rnnkit.nn.trace import Trace, trace
 from rnnkit.spec import CellSpec
@@ -23,6 +24,10 @@ SAFE_GLOBALS = [
     RNNCell,
     LSTMCell,
     GRUCell,
+    MinGRU,
+    MinLSTM,
+    MinGRUCell,
+    MinLSTMCell,
     WeightDropRNN,
     WeightDropLSTM,
     WeightDropGRU,
@@ -38,6 +43,10 @@ __all__ = [
     "RNNCell",
     "LSTMCell",
     "GRUCell",
+    "MinGRU",
+    "MinLSTM",
+    "MinGRUCell",
+    "MinLSTMCell",
     "RecurrentLayer",
     "CRF",
     "LockedDropout",

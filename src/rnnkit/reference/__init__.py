@@ -1,4 +1,4 @@
-"""The NumPy engine: RNN, LSTM and GRU with hand-written backpropagation through time.
+"""The NumPy engine: RNN, LSTM, GRU, minGRU and minLSTM with hand-written backpropagation through time.
 
 It never imports torch, and of rnnkit only `rnnkit.spec`. Float64 by default; arrays are time-major.
 
@@ -9,12 +9,14 @@ It never imports torch, and of rnnkit only `rnnkit.spec`. Float64 by default; ar
 """
 
 from rnnkit.reference.crf import crf_log_partition, crf_log_partition_backward, crf_score, crf_viterbi
-from rnnkit.reference.layers import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.reference.layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
 
 __all__ = [
     "RNN",
     "LSTM",
     "GRU",
+    "MinGRU",
+    "MinLSTM",
     "RecurrentLayer",
     "crf_log_partition",
     "crf_log_partition_backward",

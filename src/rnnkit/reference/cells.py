@@ -216,3 +216,58 @@ def gru_step_backward(dh: np.ndarray, cache):
         dx = dx + dx_k  # (B, I)
         dh_prev = dh_prev + dh_k  # (B, H)
     return dx, dh_prev, grads.join(spec, P.has_bias)
+
+
+# minGRU and minLSTM ------------------------------------------------------------------------------
+
+
+def softplus(a: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, a)
+
+
+def g(a: np.ndarray) -> np.ndarray:
+    """The positive candidate: a + 0.5 for a ≥ 0, σ(a) below."""
+    return np.where(a >= 0, a + 0.5, sigmoid(np.minimum(a, 0.0)))
+
+
+def g_derivative(a: np.ndarray) -> np.ndarray:
+    s = sigmoid(np.minimum(a, 0.0))
+    return np.where(a >= 0, 1.0, s * (1.0 - s))
+
+
+def minimal_step_forward(spec: CellSpec, params: dict, x: np.ndarray, h_prev: np.ndarray):
+    """h_t = a_t ⊙ h_{t-1} + b_t, with a_t and b_t from x_t alone (EQUATIONS.md, "Minimal cells")."""
+    pre = x @ params["weight_ih"].T + (params["bias_ih"] if "bias_ih" in params else 0.0)  # (B, G*H)
+    blocks = np.split(pre, len(spec.blocks), axis=1)  # each (B, H)
+    candidate = g(blocks[-1])  # (B, H)
+    if spec.kind == "mingru":
+        z = sigmoid(blocks[0])  # (B, H)
+        a, b, gates = 1.0 - z, z * candidate, (z,)
+    else:
+        f, i = sigmoid(blocks[0]), sigmoid(blocks[1])  # (B, H)
+        d = softplus(-blocks[0]) - softplus(-blocks[1])  # (B, H)  log(i / f), finite where f + i underflows
+        a, share = sigmoid(-d), sigmoid(d)  # (B, H)  f' = f / (f + i) and i' = i / (f + i)
+        b, gates = share * candidate, (f, i, a, share)
+    h = a * h_prev + b  # (B, H)
+    return h, (spec, params, x, h_prev, blocks[-1], candidate, a, gates)
+
+
+def minimal_step_backward(dh: np.ndarray, cache):
+    spec, params, x, h_prev, pre_candidate, candidate, a, gates = cache
+    da, db = dh * h_prev, dh  # (B, H)
+    dh_prev = dh * a  # (B, H)
+    if spec.kind == "mingru":
+        (z,) = gates
+        dz = -da + db * candidate  # a = 1 - z, b = z g
+        d_candidate = db * z
+        d_pre = [dz * z * (1.0 - z)]
+    else:
+        f, i, forget, share = gates
+        d_candidate = db * share  # b = i' g
+        dd = (db * candidate - da) * forget * share  # f' = σ(-d), i' = σ(d)
+        d_pre = [-dd * (1.0 - f), dd * (1.0 - i)]  # d = softplus(-k_f) - softplus(-k_i)
+    d_pre = np.concatenate(d_pre + [d_candidate * g_derivative(pre_candidate)], axis=1)  # (B, G*H)
+    grads = {"weight_ih": d_pre.T @ x}  # (G*H, I)
+    if "bias_ih" in params:
+        grads["bias_ih"] = d_pre.sum(axis=0)  # (G*H,)
+    return d_pre @ params["weight_ih"], dh_prev, grads

@@ -289,3 +289,22 @@ class GRU(RecurrentLayer):
     ):
         spec = CellSpec("gru", reset=reset, reset_gate=reset_gate)
         super().__init__(spec, input_size, hidden_size, num_layers, bias, bidirectional, dtype, seed)
+
+
+class MinGRU(RecurrentLayer):
+    """minGRU (EQUATIONS.md, "Minimal cells"): h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ g(h̃_t), gates of x_t alone.
+    This engine runs it one step at a time, with hand-written BPTT; rnnkit.nn.MinGRU also scans."""
+
+    def __init__(
+        self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, dtype=np.float64, *, seed=None
+    ):
+        super().__init__(CellSpec("mingru"), input_size, hidden_size, num_layers, bias, bidirectional, dtype, seed)
+
+
+class MinLSTM(RecurrentLayer):
+    """minLSTM (EQUATIONS.md, "Minimal cells"): h_t = f'_t ⊙ h_{t−1} + i'_t ⊙ g(h̃_t), f' + i' = 1."""
+
+    def __init__(
+        self, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, dtype=np.float64, *, seed=None
+    ):
+        super().__init__(CellSpec("minlstm"), input_size, hidden_size, num_layers, bias, bidirectional, dtype, seed)

@@ -17,13 +17,15 @@ from rnnkit.spec import CellSpec
 State = tuple[np.ndarray, ...]
 
 
+STEP_FUNCTIONS = {"rnn": "rnn", "gru": "gru", "mingru": "minimal", "minlstm": "minimal"}  # cells.<name>_step_*
+
+
 def step_forward(spec: CellSpec, params: dict, x: np.ndarray, state: State):
     """One cell step on a state tuple: returns (new state, cache)."""
     if spec.kind == "lstm":
         (h, c), cache = cells.lstm_step_forward(spec, params, x, *state)
         return (h, c), cache
-    forward = cells.rnn_step_forward if spec.kind == "rnn" else cells.gru_step_forward
-    h, cache = forward(spec, params, x, *state)
+    h, cache = getattr(cells, f"{STEP_FUNCTIONS[spec.kind]}_step_forward")(spec, params, x, *state)
     return (h,), cache
 
 
@@ -32,8 +34,7 @@ def step_backward(spec: CellSpec, d_state: State, cache):
     if spec.kind == "lstm":
         dx, dh_prev, dc_prev, grads = cells.lstm_step_backward(*d_state, cache)
         return dx, (dh_prev, dc_prev), grads
-    backward = cells.rnn_step_backward if spec.kind == "rnn" else cells.gru_step_backward
-    dx, dh_prev, grads = backward(*d_state, cache)
+    dx, dh_prev, grads = getattr(cells, f"{STEP_FUNCTIONS[spec.kind]}_step_backward")(*d_state, cache)
     return dx, (dh_prev,), grads
 
 
