@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from rnnkit.atomic import read_json, write_text_atomically
 from rnnkit.errors import UsageError
-from rnnkit.spec import CellSpec
+from rnnkit.spec import KINDS, CellSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,7 +86,7 @@ class CellSettings(Section):
     that does not apply to the chosen cell is an error, never silently ignored."""
 
     name: ClassVar[str] = "model"
-    cell: str = "lstm"  # rnn, lstm or gru
+    cell: str = "lstm"  # rnn, lstm, gru, or the scan cells mingru and minlstm (no variants)
     nonlinearity: str = "tanh"  # rnn
     peephole: bool = False  # lstm
     gates: str = "ifo"  # lstm
@@ -97,7 +97,7 @@ class CellSettings(Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        choice(f"{self.name}.cell", self.cell, ("rnn", "lstm", "gru"))
+        choice(f"{self.name}.cell", self.cell, KINDS)
         require(
             -100 <= self.forget_bias <= 100,
             f"{self.name}.forget_bias",

@@ -29,6 +29,7 @@ from rnnkit.atomic import write_bytes_atomically
 from rnnkit.errors import UsageError
 from rnnkit.nn.interop import to_torch
 from rnnkit.nn.layers import LSTM, RecurrentLayer, reverse_padded
+from rnnkit.nn.minimal import MinimalLayer
 from rnnkit.nn.steps import cell_parameters, cell_step
 from rnnkit.spec import CellSpec, layer_suffix
 
@@ -113,7 +114,12 @@ def traceable(model: nn.Module, wrap: Callable, wrap_as_is: Callable):
     match, or None when that is the traced one, the rewrite of the file, or None). `wrap` puts a model
     whose layers torch.nn can hold into the task's wrapper; `wrap_as_is` wraps the model with rnnkit's
     own layers. A variant is written with ONNX's LSTM operator where that computes it exactly, else
-    as a Loop (`LoopedLayer`)."""
+    as a Loop (`LoopedLayer`). minGRU and minLSTM are refused."""
+    if any(isinstance(module, MinimalLayer) for module in model.modules()):
+        raise UsageError(
+            "minGRU and minLSTM have no ONNX export (their scan has no ONNX operator); "
+            "export a model of the rnn, lstm or gru cells"
+        )
     try:
         return wrap(model), None, None
     except ValueError:  # a variant, which torch.nn has no class for

@@ -100,14 +100,25 @@ def scan_parallel(kind: str, pre: Tensor, h0: Tensor) -> Tensor:
     return states.reshape(chunks * size, *states.shape[2:])[:steps]
 
 
-def scan_sequential(kind: str, pre: Tensor, h0: Tensor) -> Tensor:
-    """Every h_t (T, B, H) of one direction, one step at a time."""
+def scan_sequential(kind: str, pre: Tensor, h0: Tensor, steps: list | None = None) -> Tensor:
+    """Every h_t (T, B, H) of one direction, one step at a time; `steps`, if given, receives each step's
+    h_t itself (what a trace with keep_graph differentiates with respect to)."""
     a, b = coefficients(kind, pre)
-    h, outputs = h0, []
+    h, outputs = h0, [] if steps is None else steps
     for t in range(pre.shape[0]):
         h = a[t] * h + b[t]
         outputs.append(h)
     return torch.stack(outputs)
+
+
+def traced_values(kind: str, pre: Tensor) -> dict[str, Tensor]:
+    """What rnnkit.nn.trace records of a minimal cell besides h: its gates (minLSTM's normalised f' and i')
+    and its candidate g(h̃), each (T, B, H)."""
+    blocks = pre.chunk(3 if kind == "minlstm" else 2, dim=-1)
+    if kind == "mingru":
+        return {"z": torch.sigmoid(blocks[0]), "g": g(blocks[1])}
+    difference = F.softplus(-blocks[0]) - F.softplus(-blocks[1])
+    return {"f": torch.sigmoid(-difference), "i": torch.sigmoid(difference), "g": g(blocks[2])}
 
 
 def check_mode(mode: object) -> str | None:
@@ -120,6 +131,7 @@ class MinimalLayer(nn.Module):
     """The layer machinery of minGRU and minLSTM; a subclass only names its kind."""
 
     kind: str
+    _trace = None  # the rnnkit.nn.trace.Trace recording this layer's steps, while one does
 
     def __init__(
         self,
@@ -190,6 +202,8 @@ class MinimalLayer(nn.Module):
             if sorted_indices is not None:
                 hx = hx.index_select(1, sorted_indices)
         output, h_n = self.run_layers(x, lengths, hx)
+        if self._trace is not None:
+            self._trace.commit(unsorted_indices)
         if packed:
             output = pack_padded_sequence(output, lengths)
             output = PackedSequence(output.data, output.batch_sizes, sorted_indices, unsorted_indices)
@@ -206,7 +220,7 @@ class MinimalLayer(nn.Module):
         if lengths is not None:
             mask = (torch.arange(x.shape[0])[:, None] < lengths[None, :]).to(x.device)  # (T, B)
         mode = self.mode or ("parallel" if x.shape[0] > 1 else "sequential")
-        scan = scan_parallel if mode == "parallel" else scan_sequential
+        step_tensors = self._trace is not None and self._trace.keep_graph  # gradients with respect to each h_t
         finals = []
         for layer in range(self.num_layers):
             outputs = []
@@ -215,7 +229,18 @@ class MinimalLayer(nn.Module):
                 inputs = reverse_padded(x, lengths) if reverse else x
                 pre = F.linear(inputs, getattr(self, "weight_ih" + suffix), getattr(self, "bias_ih" + suffix, None))
                 # a sequence's padded steps come after its last real one, where nothing reads them
-                h = scan(self.kind, pre, hx[layer * self.num_directions + int(reverse)])  # (T, B, H)
+                h0, steps = hx[layer * self.num_directions + int(reverse)], [] if step_tensors else None
+                if mode == "parallel" and not step_tensors:
+                    h = scan_parallel(self.kind, pre, h0)  # (T, B, H)
+                else:
+                    h = scan_sequential(self.kind, pre, h0, steps)
+                if self._trace is not None:
+                    values = traced_values(self.kind, pre)
+                    records = [
+                        {**{k: v[t] for k, v in values.items()}, "h": steps[t] if steps else h[t]}
+                        for t in range(h.shape[0])
+                    ]
+                    self._trace.add(self, suffix[1:], records, mask, lengths, reverse)
                 finals.append(
                     h[-1]
                     if lengths is None

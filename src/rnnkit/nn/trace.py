@@ -7,7 +7,8 @@
 
 While the context is open every rnnkit.nn layer inside the model runs its step-by-step equations (the
 fused kernels compute no gates one can see) and records, per layer and direction, each step's gates
-(i, f, g, o for an LSTM variant that has them; r, z, n for a GRU) and states (c, h), as tensors of
+(i, f, g, o for an LSTM variant that has them; r, z, n for a GRU; z and g for minGRU, the normalised f and
+i and g for minLSTM) and states (c, h), as tensors of
 shape (T, B, H) in the input's time order (a reverse direction's values are put back in that order).
 Padded steps of a packed batch hold zeros. A second call appends along time. The values are detached
 unless `keep_graph=True` (rnnkit.analysis.gradient_flow needs the graph). Outside the context the
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.nn.layers import RecurrentLayer, reverse_padded
+from rnnkit.nn.minimal import MinimalLayer
 
 
 class Trace:
@@ -72,9 +74,13 @@ class Trace:
 @contextmanager
 def trace(model: nn.Module, keep_graph: bool = False) -> Iterator[Trace]:
     """Trace every rnnkit.nn recurrent layer inside `model` (the model itself may be one)."""
-    layers = [(name, module) for name, module in model.named_modules() if isinstance(module, RecurrentLayer)]
+    layers = [
+        (name, module) for name, module in model.named_modules() if isinstance(module, (RecurrentLayer, MinimalLayer))
+    ]
     if not layers:
-        raise ValueError(f"trace: {type(model).__name__} holds no rnnkit.nn recurrent layer (RNN, LSTM or GRU)")
+        raise ValueError(
+            f"trace: {type(model).__name__} holds no rnnkit.nn recurrent layer (RNN, LSTM, GRU, MinGRU or MinLSTM)"
+        )
     recorder = Trace({id(module): name for name, module in layers}, keep_graph)
     for _, module in layers:
         module._trace = recorder

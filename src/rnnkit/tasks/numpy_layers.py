@@ -14,7 +14,13 @@ from rnnkit import reference
 from rnnkit.config import CellSettings
 from rnnkit.rundir import read_model_weights
 
-LAYERS = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}
+LAYERS = {
+    "rnn": reference.RNN,
+    "lstm": reference.LSTM,
+    "gru": reference.GRU,
+    "mingru": reference.MinGRU,
+    "minlstm": reference.MinLSTM,
+}
 
 
 def recurrent_layer(

@@ -18,7 +18,13 @@ from rnnkit.errors import UsageError
 from rnnkit.nn.regularisers import WeightDropGRU, WeightDropLSTM, WeightDropRNN
 from rnnkit.rundir import read_model_weights
 
-LAYERS = {"rnn": rnn_layers.RNN, "lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU}
+LAYERS = {
+    "rnn": rnn_layers.RNN,
+    "lstm": rnn_layers.LSTM,
+    "gru": rnn_layers.GRU,
+    "mingru": rnn_layers.MinGRU,
+    "minlstm": rnn_layers.MinLSTM,
+}
 WEIGHT_DROP_LAYERS = {"rnn": WeightDropRNN, "lstm": WeightDropLSTM, "gru": WeightDropGRU}
 
 
@@ -31,12 +37,18 @@ def build_recurrent_layer(
     between_layers: float | None = None,
     weight_drop: float = 0.0,
 ) -> nn.Module:
-    """The rnnkit.nn layer (any cell, any variant, stacked) the [model] settings describe, time-major.
+    """The rnnkit.nn layer (any cell, any variant, stacked; minGRU and minLSTM by their scan) the [model]
+    settings describe, time-major.
     By default its size and depth are the settings' and model.dropout applies between its layers;
     with weight_drop, DropConnect masks its recurrent weights in training."""
     num_layers = architecture.num_layers if num_layers is None else num_layers
     between_layers = architecture.dropout if between_layers is None else between_layers
     keywords = {"weight_drop": weight_drop} if weight_drop else {}
+    if weight_drop and architecture.cell not in WEIGHT_DROP_LAYERS:
+        raise UsageError(
+            f"model.weight_drop masks the recurrent weights, which model.cell = {architecture.cell!r} does not "
+            "have; leave it at 0"
+        )
     layer = WEIGHT_DROP_LAYERS[architecture.cell] if weight_drop else LAYERS[architecture.cell]
     return layer(
         input_size,
