@@ -18,6 +18,10 @@ Sections:
 - memory: what one forward over a window of 512 holds for its backward, kernel against equations.
 - sampling: `rnnkit sample --length 5000` tokens/s of small char LMs, the kernel against the equations.
 - experiment: `rnnkit experiment gate-ablation --seeds 1` end to end, the kernel against the equations.
+- parallel: rnnkit.nn.MinGRU by its parallel scan against its own sequential loop, torch.nn.GRU and
+  rnnkit's fused GRU, at H in {128, 512}, batch 16, T in {64, 512, 4096}, on 1 and 2 threads, and the
+  peak memory of one forward+backward (targets: parallel >= 10x sequential at T = 4096, >= 1.0x
+  torch.nn.GRU at T >= 512).
 
 Speed is tokens/s of forward+backward. Within a section every layer of one size is timed in turn,
 round after round, and each keeps its best round, so a busy machine slows all alike. "Equations" is the
@@ -45,7 +49,7 @@ from rnnkit.spec import EVERY_VARIANT, CellSpec
 TORCH = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 OURS = {"rnn": rnn.RNN, "lstm": rnn.LSTM, "gru": rnn.GRU}
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SECTIONS = ("standard", "variants", "floor", "memory", "sampling", "experiment")
+SECTIONS = ("standard", "variants", "floor", "memory", "sampling", "parallel", "experiment")
 
 
 def seconds_per_call(layer: torch.nn.Module, x: torch.Tensor) -> float:
@@ -320,13 +324,86 @@ def experiment(args) -> None:
     print(f"speed-up: {seconds[1] / seconds[0]:.2f}x")
 
 
+PARALLEL_LAYERS = {
+    "MinGRU parallel": "rnn.MinGRU(H, H, mode='parallel')",
+    "MinGRU sequential": "rnn.MinGRU(H, H, mode='sequential')",
+    "torch.nn.GRU": "torch.nn.GRU(H, H)",
+    "rnnkit GRU (fused)": "rnn.GRU(H, H)",
+}
+PEAK_PROBE = """
+import resource, sys, torch
+from rnnkit import nn as rnn
+from rnnkit.nn import kernels
+kernels.load()
+H, T = int(sys.argv[2]), int(sys.argv[3])
+layer = eval(sys.argv[1])
+x = torch.randn(T, 16, H)
+output, _ = layer(x[:2])
+output.sum().backward()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+output, _ = layer(x)
+output.sum().backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def parallel(args) -> None:
+    repeats = min(args.repeats, 3)
+    print(
+        f"\n## minGRU's parallel scan: forward+backward tokens/s, batch 16, best of {repeats} "
+        "(the sequential loop: one call); peak MiB of one call"
+    )
+    print(f"{'layer':<20} {'threads':>7} " + "".join(f"{f'H{h} T{n}':>12}" for h in (128, 512) for n in PARALLEL_T))
+    rows: dict[tuple[str, int], list[float]] = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for hidden in (128, 512):
+            for steps in PARALLEL_T:
+                torch.manual_seed(0)
+                layers = {
+                    name: eval(code, {"rnn": rnn, "torch": torch, "H": hidden})
+                    for name, code in PARALLEL_LAYERS.items()
+                }
+                x = torch.randn(steps, 16, hidden)
+                loop = layers.pop("MinGRU sequential")  # one Python step per token: timed once, after a short warm-up
+                speed = best_tokens_per_second(layers, x, repeats)
+                seconds_per_call(loop, x[:8])
+                speed["MinGRU sequential"] = steps * 16 / seconds_per_call(loop, x)
+                for name, value in speed.items():
+                    rows.setdefault((name, threads), []).append(value)
+    torch.set_num_threads(os.cpu_count() or 1)
+    for (name, threads), speeds in rows.items():
+        print(f"{name:<20} {threads:>7} " + "".join(f"{value:>12,.0f}" for value in speeds), flush=True)
+    for threads in (1, 2):
+        ours = rows[("MinGRU parallel", threads)]
+        for other in ("MinGRU sequential", "torch.nn.GRU", "rnnkit GRU (fused)"):
+            ratios = [a / b for a, b in zip(ours, rows[(other, threads)])]
+            print(f"ratio parallel / {other:<19} {threads} thread(s) " + "".join(f"{r:>12.2f}" for r in ratios))
+    print(f"{'peak MiB':<20} {'':>7} " + "".join(f"{f'H{h} T{n}':>12}" for h in (128, 512) for n in PARALLEL_T))
+    for name, code in PARALLEL_LAYERS.items():
+        peaks = []
+        for hidden in (128, 512):
+            for steps in PARALLEL_T:
+                result = subprocess.run(
+                    [sys.executable, "-c", PEAK_PROBE, code, str(hidden), str(steps)],
+                    check=True,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                peaks.append(float(result.stdout.split()[-1]))
+        print(f"{name:<20} {'':>7} " + "".join(f"{peak:>12.0f}" for peak in peaks), flush=True)
+
+
+PARALLEL_T = (64, 512, 4096)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="2 repeats instead of 7, H 50 and 256 only, the experiment's --quick"
     )
     parser.add_argument("--batch", type=int, default=32, help="batch of the standard section (default 32)")
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS[:-1])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=[s for s in SECTIONS if s != "experiment"])
     parser.add_argument("--hidden", type=int, nargs="+", default=[50, 128, 256, 512])
     args = parser.parse_args()
     args.repeats = 2 if args.quick else 7

@@ -311,8 +311,8 @@ def train_run(args: argparse.Namespace) -> int:
     else:
         config = new_config(args.preset, args.set, limit_values(args))
         keys = get_task(config.task).data_keys
-        flags = {keys["train"]: args.data, keys["validation"]: args.val, "train.seed": args.seed}
-        config = with_values(config, {key: value for key, value in flags.items() if value is not None})
+        flags = ((keys["train"], args.data), (keys["validation"], args.val), ("train.seed", args.seed))
+        config = with_values(config, {key: value for key, value in flags if value is not None})  # (keys may coincide)
         world = join_world(config.train.device)
         trainer = start_run(config, args.out) if not world.distributed else start_parallel_run(config, args.out, world)
         trainer.preset = preset_used(args.preset, args.set)

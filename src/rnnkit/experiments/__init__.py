@@ -31,6 +31,7 @@ EXPERIMENT_MODULES = {
     "interpretable-cells": "rnnkit.experiments.interpretable_cells",
     "lstm-vs-gru": "rnnkit.experiments.lstm_vs_gru",
     "attention": "rnnkit.experiments.attention",
+    "long-memory": "rnnkit.experiments.long_memory",
 }
 
 

@@ -54,10 +54,12 @@ def log_coefficients(kind: str, pre: Tensor) -> tuple[Tensor, Tensor]:
     blocks = pre.chunk(3 if kind == "minlstm" else 2, dim=-1)
     if kind == "mingru":
         k, candidate = blocks
-        return -F.softplus(k), -F.softplus(-k) + log_g(candidate)  # log(1 − σ(k)), log σ(k) + log g
+        log_a = -F.softplus(k)  # log(1 − σ(k))
+        return log_a, log_a + k + log_g(candidate)  # log σ(k) = k − softplus(k)
     k_f, k_i, candidate = blocks
-    difference = F.softplus(-k_f) - F.softplus(-k_i)  # log(i / f)
-    return -F.softplus(difference), -F.softplus(-difference) + log_g(candidate)  # log f', log i' + log g
+    difference = F.softplus(-k_f) - F.softplus(-k_i)  # d = log(i / f)
+    log_a = -F.softplus(difference)  # log f'
+    return log_a, log_a + difference + log_g(candidate)  # log i' = log f' + d
 
 
 def coefficients(kind: str, pre: Tensor) -> tuple[Tensor, Tensor]:
@@ -93,9 +95,9 @@ def scan_parallel(kind: str, pre: Tensor, h0: Tensor) -> Tensor:
     zero_start = torch.exp(cumulative + torch.logcumsumexp(log_b - cumulative, dim=1))  # (N, C, B, H)
     decay = torch.exp(cumulative)  # (N, C, B, H)
     starts, h = [], h0
-    for k in range(chunks):  # the state entering each chunk
+    for last, kept in zip(zero_start[:, -1].unbind(0), decay[:, -1].unbind(0)):  # the state entering each chunk
         starts.append(h)
-        h = zero_start[k, -1] + decay[k, -1] * h
+        h = last + kept * h
     states = zero_start + decay * torch.stack(starts)[:, None]  # (N, C, B, H)
     return states.reshape(chunks * size, *states.shape[2:])[:steps]
 

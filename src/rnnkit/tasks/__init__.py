@@ -32,6 +32,7 @@ TASK_PACKAGES = {
     "classifier": "rnnkit.tasks.classifier",
     "tagger": "rnnkit.tasks.tagger",
     "translation": "rnnkit.tasks.translation",
+    "memory": "rnnkit.tasks.memory",
 }
 
 
