@@ -67,8 +67,7 @@ def coefficients(kind: str, pre: Tensor) -> tuple[Tensor, Tensor]:
     σ(∓d) with d = log(i / f), which stays finite where f + i underflows."""
     blocks = pre.chunk(3 if kind == "minlstm" else 2, dim=-1)
     if kind == "mingru":
-        z = torch.sigmoid(blocks[0])
-        return 1 - z, z * g(blocks[1])
+        return torch.sigmoid(-blocks[0]), torch.sigmoid(blocks[0]) * g(blocks[1])  # 1 − z as σ(−k): exact near z = 1
     difference = F.softplus(-blocks[0]) - F.softplus(-blocks[1])
     return torch.sigmoid(-difference), torch.sigmoid(difference) * g(blocks[2])
 
@@ -107,8 +106,8 @@ def scan_sequential(kind: str, pre: Tensor, h0: Tensor, steps: list | None = Non
     h_t itself (what a trace with keep_graph differentiates with respect to)."""
     a, b = coefficients(kind, pre)
     h, outputs = h0, [] if steps is None else steps
-    for t in range(pre.shape[0]):
-        h = a[t] * h + b[t]
+    for a_t, b_t in zip(a.unbind(0), b.unbind(0)):  # unbind: one backward for all steps, not a select per step
+        h = a_t * h + b_t
         outputs.append(h)
     return torch.stack(outputs)
 
