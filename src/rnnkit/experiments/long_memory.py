@@ -203,7 +203,7 @@ def report(rows: list[dict], summary: dict, lengths: list[int], limit: dict, qui
         lines += [
             f"## {'The adding problem' if problem == 'adding' else 'Selective copying'}: {metric}",
             "",
-            f"Solved: {rule}.",
+            f"Solved: {rule}. In brackets: the training steps the run took in its time.",
             "",
             "| cell | hidden | parameters | "
             + " | ".join(f"T={length}" for length in lengths)
@@ -215,6 +215,7 @@ def report(rows: list[dict], summary: dict, lengths: list[int], limit: dict, qui
             by_length = {row["length"]: row for row in cells}
             values = [
                 (f"**{by_length[n][metric]:.3f}**" if by_length[n]["solved"] else f"{by_length[n][metric]:.3f}")
+                + f" ({by_length[n]['steps']:,})"
                 if n in by_length and by_length[n][metric] is not None
                 else "—"
                 for n in lengths
