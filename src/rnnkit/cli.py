@@ -14,12 +14,14 @@ import os
 import signal
 import sys
 import textwrap
+import time
 
 from rnnkit.errors import UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+LEADER_GRACE_SECONDS = 5.0  # a failing follower rank's wait, so that the leader's one line is not cut off
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -261,6 +263,8 @@ def train(args: argparse.Namespace) -> int:
     except UsageError as error:
         if world.leader:  # the other ranks meet the same problem; the leader reports it
             print(f"rnnkit train: error: {error}", file=sys.stderr)
+        else:  # before ending (which makes torchrun stop the leader) leave the leader time to say it
+            time.sleep(LEADER_GRACE_SECONDS)
         code = EXIT_USAGE
     except LostRank:
         report_lost_rank()
