@@ -6,7 +6,8 @@
     t["rnn.l1_reverse"]["c"]  # cell states of layer 1's reverse direction
 
 While the context is open every rnnkit.nn layer inside the model runs its step-by-step equations (the
-fused kernels compute no gates one can see) and records, per layer and direction, each step's gates
+fused kernels compute no gates one can see; minGRU and minLSTM keep their scan unless keep_graph, their
+gates being functions of x_t alone) and records, per layer and direction, each step's gates
 (i, f, g, o for an LSTM variant that has them; r, z, n for a GRU; z and g for minGRU, the normalised f and
 i and g for minLSTM) and states (c, h), as tensors of
 shape (T, B, H) in the input's time order (a reverse direction's values are put back in that order).
